@@ -1,0 +1,217 @@
+// Package pgtest gives tests a real PostgreSQL: one throwaway cluster per test
+// binary (started lazily by the first test that asks, stopped by Main), and a
+// fresh database per test cloned from a template, so tests can run in
+// parallel without seeing each other's rows.
+//
+// Use it from TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//
+// and in a test:
+//
+//	db := pgtest.NewDatabase(t) // MeshHook schema, no rows
+//
+// If PostgreSQL is not installed the test fails with a message that says how
+// to install it; it never skips.
+package pgtest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshtop/meshtop/data/fixture"
+	"github.com/meshtop/meshtop/data/pgserver"
+)
+
+// CronDatabase is the database pg_cron runs its jobs from in the test
+// cluster (cron.database_name). Use NewCronDatabase to get it.
+const CronDatabase = "meshtop_cron"
+
+var (
+	startOnce sync.Once
+	server    *pgserver.Server
+	startErr  error
+
+	mu        sync.Mutex // serialises template builds and CREATE DATABASE
+	templates = map[string]error{}
+	cronMu    sync.Mutex
+	dbSeq     int
+)
+
+// Main runs the tests and then stops the cluster (if one was started). The
+// cluster's watchdog removes it even if a test panics.
+func Main(m *testing.M) {
+	code := m.Run()
+	if server != nil {
+		if err := server.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// Server returns the shared cluster, starting it if needed.
+func Server(tb testing.TB) *pgserver.Server {
+	tb.Helper()
+	startOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		server, startErr = pgserver.Start(ctx, pgserver.Options{CronDatabase: CronDatabase})
+	})
+	if startErr != nil {
+		tb.Fatalf("pgtest: cannot start PostgreSQL: %v", startErr)
+	}
+	return server
+}
+
+// DB is one test's database.
+type DB struct {
+	Name string
+	DSN  string            // superuser DSN
+	Pool *pgxpool.Pool     // superuser pool, closed at cleanup
+	Srv  *pgserver.Server  // the cluster
+}
+
+// Template builds a template database's contents; it runs once per test
+// binary and name.
+type Template struct {
+	Name  string
+	Build func(ctx context.Context, conn *pgx.Conn) error
+}
+
+// MeshHook is the default template: the MeshHook schema with no rows.
+var MeshHook = Template{Name: "meshhook", Build: fixture.ApplySchema}
+
+// Empty is a database without MeshHook tables.
+var Empty = Template{Name: "empty", Build: func(context.Context, *pgx.Conn) error { return nil }}
+
+// NewDatabase creates a database from the MeshHook template (or the given
+// one) and drops it when the test ends.
+func NewDatabase(tb testing.TB, tmpl ...Template) *DB {
+	tb.Helper()
+	t := MeshHook
+	if len(tmpl) > 0 {
+		t = tmpl[0]
+	}
+	srv := Server(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tmplName := templateName(t.Name)
+
+	mu.Lock()
+	err := ensureTemplate(ctx, srv, tmplName, t)
+	dbSeq++
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq)
+	if err == nil {
+		err = adminExec(ctx, srv, fmt.Sprintf("create database %s template %s",
+			pgx.Identifier{name}.Sanitize(), pgx.Identifier{tmplName}.Sanitize()))
+	}
+	mu.Unlock()
+	if err != nil {
+		tb.Fatalf("pgtest: creating database from template %q: %v", t.Name, err)
+	}
+	return attach(tb, srv, name)
+}
+
+// NewCronDatabase returns the database pg_cron is configured for, freshly
+// created from the MeshHook template. Only one test at a time holds it; the
+// cluster must have pg_cron installed (postgresql-15-cron), else the test
+// fails saying so.
+func NewCronDatabase(tb testing.TB) *DB {
+	tb.Helper()
+	srv := Server(tb)
+	if !srv.HasCron {
+		tb.Fatalf("pgtest: pg_cron is not installed; install it with `sudo apt-get install postgresql-15-cron` (make deps does)")
+	}
+	cronMu.Lock()
+	tb.Cleanup(cronMu.Unlock)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tmplName := templateName(MeshHook.Name)
+	mu.Lock()
+	err := ensureTemplate(ctx, srv, tmplName, MeshHook)
+	if err == nil {
+		err = adminExec(ctx, srv, "drop database if exists "+CronDatabase+" with (force)")
+	}
+	if err == nil {
+		err = adminExec(ctx, srv, fmt.Sprintf("create database %s template %s", CronDatabase, pgx.Identifier{tmplName}.Sanitize()))
+	}
+	mu.Unlock()
+	if err != nil {
+		tb.Fatalf("pgtest: creating the pg_cron database: %v", err)
+	}
+	return attach(tb, srv, CronDatabase)
+}
+
+func attach(tb testing.TB, srv *pgserver.Server, name string) *DB {
+	tb.Helper()
+	db := &DB{Name: name, DSN: srv.DSN(name), Srv: srv}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, db.DSN)
+	if err != nil {
+		tb.Fatalf("pgtest: connecting to %s: %v", name, err)
+	}
+	db.Pool = pool
+	tb.Cleanup(func() {
+		pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := adminExec(ctx, srv, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
+			tb.Logf("pgtest: dropping %s: %v", name, err)
+		}
+	})
+	return db
+}
+
+// templateName is derived from the template's name and the fixture schema,
+// so a changed schema never reuses a stale template (clusters are per test
+// binary, but -count and reused data dirs exist).
+func templateName(name string) string {
+	h := sha256.Sum256([]byte(name + "\x00" + fixture.SchemaSQL()))
+	return "tmpl_" + name + "_" + hex.EncodeToString(h[:4])
+}
+
+// ensureTemplate builds a template once; mu must be held.
+func ensureTemplate(ctx context.Context, srv *pgserver.Server, tmplName string, t Template) error {
+	if err, ok := templates[tmplName]; ok {
+		return err
+	}
+	err := func() error {
+		if err := adminExec(ctx, srv, "create database "+pgx.Identifier{tmplName}.Sanitize()); err != nil {
+			return err
+		}
+		conn, err := pgx.Connect(ctx, srv.DSN(tmplName))
+		if err != nil {
+			return err
+		}
+		buildErr := t.Build(ctx, conn)
+		conn.Close(ctx)
+		if buildErr != nil {
+			return buildErr
+		}
+		// Mark it a template only after it was built completely.
+		return adminExec(ctx, srv, "alter database "+pgx.Identifier{tmplName}.Sanitize()+" is_template true")
+	}()
+	templates[tmplName] = err
+	return err
+}
+
+func adminExec(ctx context.Context, srv *pgserver.Server, sql string) error {
+	conn, err := pgx.Connect(ctx, srv.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
