@@ -1,0 +1,58 @@
+# meshtop — see README.md. `make demo` and `make test` do all set-up.
+GO        ?= go
+BIN       := bin/meshtop
+PKGS      := ./...
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FREEZE      := github.com/charmbracelet/freeze@v0.2.2
+
+.PHONY: all deps build demo test test-short fuzz lint bench screenshots golden clean
+
+all: build
+
+## deps: install PostgreSQL 15, pg_cron and contrib from Debian packages if missing
+deps:
+	@.ci/install-deps
+
+## build: compile bin/meshtop
+build:
+	$(GO) build -o $(BIN) ./cmd/meshtop
+
+## demo: run meshtop against a throwaway local PostgreSQL with MeshHook-shaped data and live traffic
+demo: deps build
+	./$(BIN) demo
+
+## test: every test against real PostgreSQL, plus a short fuzz run of each input parser
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz
+
+## fuzz: a short run (FUZZTIME, default 10s) of every fuzz target
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+## golden: rewrite the golden files of the screen tests
+golden: deps
+	$(GO) test ./tui/... -update
+
+## bench: measure retrieval, refresh scaling, write impact and footprint; rewrites docs/BENCHMARKS.md
+bench: deps build
+	$(GO) run ./cmd/meshtop-bench -out docs/BENCHMARKS.md
+
+## screenshots: regenerate screenshots/*.png from the deterministic demo
+screenshots: deps build
+	$(GO) run ./cmd/meshtop-shots -out screenshots
+
+clean:
+	rm -rf bin
+	$(GO) clean -testcache

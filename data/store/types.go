@@ -1,0 +1,228 @@
+// Package store reads meshtop's metrics views, refresh log and schedule and
+// drives refreshes. It returns plain Go types; nothing here knows about the
+// terminal UI. Every method takes a context and applies the Store's query
+// timeout.
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// Window is a trailing time window of the metrics, counted by a run's
+// started_at.
+type Window string
+
+// The windows mv_workflow_metrics is computed for.
+const (
+	Window1h  Window = "1h"
+	Window24h Window = "24h"
+	Window7d  Window = "7d"
+	Window30d Window = "30d"
+)
+
+// Windows lists every window, shortest first.
+var Windows = []Window{Window1h, Window24h, Window7d, Window30d}
+
+// ParseWindow accepts exactly one of the window names.
+func ParseWindow(s string) (Window, error) {
+	for _, w := range Windows {
+		if string(w) == s {
+			return w, nil
+		}
+	}
+	return "", fmt.Errorf("unknown window %q: use one of 1h, 24h, 7d, 30d", s)
+}
+
+// Duration is the window's length.
+func (w Window) Duration() time.Duration {
+	switch w {
+	case Window1h:
+		return time.Hour
+	case Window24h:
+		return 24 * time.Hour
+	case Window7d:
+		return 7 * 24 * time.Hour
+	case Window30d:
+		return 30 * 24 * time.Hour
+	}
+	return 0
+}
+
+// WorkflowMetrics is one row of mv_workflow_metrics: one workflow definition
+// (version) in one window. Pointers are nil where a metric is undefined
+// (no completed runs, no finished runs).
+type WorkflowMetrics struct {
+	WorkflowID  string
+	ProjectID   string
+	ProjectName string
+	Name        string
+	Slug        string
+	Version     int
+	Status      string // definition status: draft, published, archived
+	Window      Window
+
+	Runs      int64 // execution_count: every run started in the window
+	Succeeded int64
+	Failed    int64
+	Canceled  int64
+	Running   int64 // started in the window and still running/paused at refresh time
+
+	SuccessRate *float64 // succeeded / (succeeded+failed+canceled), 0..1
+	FailureRate *float64 // failed / (succeeded+failed+canceled), 0..1
+
+	AvgMs, P50Ms, P95Ms, P99Ms, MinMs, MaxMs *float64 // finished runs' durations
+
+	ResourceSeconds float64 // resource_consumption: total run-seconds
+	LastFailureAt   *time.Time
+	LastUpdated     time.Time // when the view row was computed (its refresh)
+}
+
+// HourlyPoint is one row of mv_workflow_metrics_hourly.
+type HourlyPoint struct {
+	WorkflowID string
+	Hour       time.Time
+	Runs       int64
+	Succeeded  int64
+	Failed     int64
+	Canceled   int64
+	P50Ms      *float64
+	P95Ms      *float64
+}
+
+// StepMetrics is one row of mv_step_metrics: a node of a workflow.
+type StepMetrics struct {
+	WorkflowID    string
+	NodeID        string
+	NodeType      string
+	Window        Window
+	Executions    int64
+	Failures      int64
+	FailureRate   *float64
+	P50Ms, P95Ms  *float64
+	LastFailureAt *time.Time
+}
+
+// Blocker is a backend holding a lock a refresh waits for.
+type Blocker struct {
+	PID   int32
+	Query string
+	Age   time.Duration
+}
+
+// RefreshLogEntry is one row of the refresh log (an attempt).
+type RefreshLogEntry struct {
+	ID              int64
+	View            string
+	StartedAt       time.Time
+	FinishedAt      *time.Time
+	DurationMs      *float64
+	Rows            *int64
+	Status          string // running, ok, failed, skipped, interrupted
+	Error           string
+	PID             int32
+	TriggeredBy     string // role
+	ApplicationName string
+	Concurrently    bool
+}
+
+// RunningRefresh describes a refresh in progress.
+type RunningRefresh struct {
+	LogID     int64
+	View      string
+	PID       int32
+	StartedAt time.Time
+	// WaitingForLock is true while the refreshing backend waits on a lock;
+	// BlockedBy names who holds it.
+	WaitingForLock bool
+	BlockedBy      []Blocker
+}
+
+// ViewStatus is one row of the status view plus live facts about the view.
+type ViewStatus struct {
+	Name             string
+	Populated        bool
+	Rows             int64
+	SizeBytes        int64
+	LastRefreshAt    *time.Time     // data as of: start of the last successful refresh
+	Lag              *time.Duration // now − LastRefreshAt (plus replication lag when read from a replica)
+	LastDurationMs   *float64       // last successful refresh
+	MedianDurationMs *float64       // median of recent successful refreshes
+	LastStatus       string
+	LastError        string
+	RecentDurationsMs []float64 // oldest first, for a sparkline
+	Running          *RunningRefresh
+}
+
+// CronRun is one row of cron.job_run_details for meshtop's job.
+type CronRun struct {
+	Start   time.Time
+	End     *time.Time
+	Status  string
+	Message string
+}
+
+// Schedule is the pg_cron schedule of the refresh.
+type Schedule struct {
+	CronAvailable bool   // the pg_cron extension is installed in this database
+	Scheduled     bool   // meshtop's job exists
+	JobID         int64
+	Schedule      string // the pg_cron schedule text, e.g. "* * * * *"
+	Every         time.Duration
+	Active        bool
+	NextRun       *time.Time // computed from the schedule, nil when unknown
+	LastRuns      []CronRun  // newest first
+}
+
+// ServerInfo describes the database meshtop is connected to.
+type ServerInfo struct {
+	Host       string // never includes a password
+	Port       uint16
+	Database   string
+	User       string
+	Version    string // e.g. "15.18"
+	VersionNum int    // server_version_num
+	InRecovery bool   // a hot standby
+	// ReplicationLag is now − pg_last_xact_replay_timestamp() on a standby.
+	ReplicationLag *time.Duration
+}
+
+// RefreshResult is what one refresh call did for one view.
+type RefreshResult struct {
+	View       string
+	LogID      int64
+	Status     string // ok, failed, skipped
+	Rows       int64
+	DurationMs float64
+	Error      string
+	// For skipped: who holds the guard.
+	HolderPID   int32
+	HolderSince *time.Time
+}
+
+// RefreshEvent is a NOTIFY payload from the refresh channel: a refresh
+// started or finished somewhere (pg_cron, another operator, us).
+type RefreshEvent struct {
+	LogID  int64
+	View   string
+	Status string // running when it starts; ok/failed/skipped when it ends
+	PID    int32
+}
+
+// Overview is everything the overview screen and `status` show.
+type Overview struct {
+	Window     Window
+	Server     ServerInfo
+	Workflows  []WorkflowMetrics
+	Hourly     map[string][]HourlyPoint // by workflow id, oldest first, covering the window (at least 24 hours)
+	RunningNow map[string]int64         // live count of running runs by workflow id (cheap query on the base table)
+	Views      []ViewStatus
+	DataAsOf   *time.Time // oldest LastRefreshAt of the views shown
+}
+
+// WorkflowDetail is everything the detail screen shows.
+type WorkflowDetail struct {
+	Metrics WorkflowMetrics
+	Hourly  []HourlyPoint
+	Steps   []StepMetrics
+}
