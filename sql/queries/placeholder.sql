@@ -1,0 +1,2 @@
+-- placeholder.sql keeps the //go:embed queries/*.sql pattern non-empty.
+SELECT 1;
