@@ -9,9 +9,9 @@ import (
 
 func TestQuoteSchema(t *testing.T) {
 	good := map[string]string{
-		"metrics":          `"metrics"`,
-		"Metrics":          `"Metrics"`,
-		`x"; DROP TABLE t`: `"x""; DROP TABLE t"`,
+		"metrics":               `"metrics"`,
+		"Metrics":               `"Metrics"`,
+		`x"; DROP TABLE t`:      `"x""; DROP TABLE t"`,
 		strings.Repeat("a", 63): `"` + strings.Repeat("a", 63) + `"`,
 	}
 	for in, want := range good {
