@@ -49,14 +49,18 @@ var (
 
 // Main runs the tests and then stops the cluster (if one was started). The
 // cluster's watchdog removes it even if a test panics.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it runs the tests, stops the cluster and
+// returns the exit code, for a TestMain that has its own clean-up to do.
+func Run(m *testing.M) int {
 	code := m.Run()
 	if server != nil {
 		if err := server.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // Server returns the shared cluster, starting it if needed.
