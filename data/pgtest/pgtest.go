@@ -80,9 +80,9 @@ func Server(tb testing.TB) *pgserver.Server {
 // DB is one test's database.
 type DB struct {
 	Name string
-	DSN  string            // superuser DSN
-	Pool *pgxpool.Pool     // superuser pool, closed at cleanup
-	Srv  *pgserver.Server  // the cluster
+	DSN  string           // superuser DSN
+	Pool *pgxpool.Pool    // superuser pool, closed at cleanup
+	Srv  *pgserver.Server // the cluster
 }
 
 // Template builds a template database's contents; it runs once per test
