@@ -1,0 +1,282 @@
+package reliability
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	meshsql "github.com/meshtop/meshtop/sql"
+)
+
+// guardClassID is the first half of meshtop's two-int advisory lock key
+// (0x6d657368, "mesh"): pg_locks shows it as classid.
+const guardClassID = 0x6d657368
+
+// views are meshtop's materialized views in refresh (dependency) order.
+var views = []string{"mv_workflow_metrics_hourly", "mv_workflow_metrics", "mv_step_metrics"}
+
+// querier is what both a pool and a connection offer.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func qident(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// ctxT returns a context bounded by d and cancelled at the end of the test.
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// checksums returns, for every view, the md5 of its rows' text forms in
+// sorted order, or "unpopulated" for a view that has never been refreshed.
+func checksums(ctx context.Context, q querier, schema string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range views {
+		var populated bool
+		err := q.QueryRow(ctx, `select c.relispopulated from pg_catalog.pg_class c
+			join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+			where n.nspname = $1 and c.relname = $2`, schema, v).Scan(&populated)
+		if err != nil {
+			return nil, fmt.Errorf("reading relispopulated of %s: %w", v, err)
+		}
+		if !populated {
+			out[v] = "unpopulated"
+			continue
+		}
+		var sum string
+		err = q.QueryRow(ctx, fmt.Sprintf(`select pg_catalog.md5(coalesce(string_agg(t::text, E'\n' order by t::text), ''))
+			from %s.%s t`, qident(schema), qident(v))).Scan(&sum)
+		if err != nil {
+			return nil, fmt.Errorf("checksumming %s: %w", v, err)
+		}
+		out[v] = sum
+	}
+	return out, nil
+}
+
+// guardLocks counts meshtop's advisory (guard) locks held or awaited in the
+// current database.
+func guardLocks(ctx context.Context, q querier) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `select count(*) from pg_catalog.pg_locks
+		where locktype = 'advisory' and classid = $1::oid
+		  and database = (select oid from pg_catalog.pg_database where datname = current_database())`,
+		int64(guardClassID)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting guard locks: %w", err)
+	}
+	return n, nil
+}
+
+// refreshingBackends lists backends of the current database (other than
+// ours) busy in a refresh: running refresh_begin/refresh_run or a REFRESH.
+func refreshingBackends(ctx context.Context, q querier) ([]string, error) {
+	rows, err := q.Query(ctx, `select pid::text || ' ' || coalesce(state, '') || ': ' || left(query, 120)
+		from pg_catalog.pg_stat_activity
+		where datname = current_database() and pid <> pg_backend_pid()
+		  and coalesce(state, '') not in ('idle', '')
+		  and (query ilike '%refresh_run%' or query ilike '%refresh_begin%'
+		       or query ilike '%refresh materialized%' or query ilike '%call %refresh%')`)
+	if err != nil {
+		return nil, fmt.Errorf("listing refreshing backends: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// waitNoRefresh waits (bounded) until no guard lock and no refreshing
+// backend remain: a terminated backend takes a moment to exit.
+func waitNoRefresh(ctx context.Context, q querier) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := guardLocks(ctx, q)
+		if err != nil {
+			return err
+		}
+		b, err := refreshingBackends(ctx, q)
+		if err != nil {
+			return err
+		}
+		if n == 0 && len(b) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("left behind after 10 s: %d guard lock(s), refreshing backends %v", n, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// liveQuery returns the ground-truth query of a view (sql/queries/live_*.sql)
+// rendered for schema, without a trailing semicolon.
+func liveQuery(view, quotedSchema string) (string, error) {
+	name := "queries/live_" + strings.TrimPrefix(view, "mv_") + ".sql"
+	b, err := meshsql.Queries.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", name, err)
+	}
+	text := strings.TrimSpace(meshsql.Render(string(b), quotedSchema))
+	return strings.TrimSuffix(text, ";"), nil
+}
+
+// normalizedColumns returns the view's columns as a select list in which
+// floating-point values are rounded to 6 decimals, so the view and its
+// ground truth compare equal despite summation order.
+func normalizedColumns(ctx context.Context, q querier, schema, view string) (string, error) {
+	rows, err := q.Query(ctx, `select a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)
+		from pg_catalog.pg_attribute a
+		join pg_catalog.pg_class c on c.oid = a.attrelid
+		join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+		where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped
+		order by a.attnum`, schema, view)
+	if err != nil {
+		return "", fmt.Errorf("reading columns of %s: %w", view, err)
+	}
+	var cols []string
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return "", err
+		}
+		c := qident(name)
+		switch typ {
+		case "double precision", "real", "numeric":
+			c = fmt.Sprintf("round(%s::numeric, 6) as %s", c, c)
+		}
+		cols = append(cols, c)
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	if len(cols) == 0 {
+		return "", fmt.Errorf("view %s.%s has no columns (not installed?)", schema, view)
+	}
+	return strings.Join(cols, ", "), nil
+}
+
+// compareTruth checks every view against its ground-truth query with
+// EXCEPT ALL both ways; the metrics clock must be pinned.
+func compareTruth(ctx context.Context, q querier, schema string) error {
+	quoted, err := meshsql.QuoteSchema(schema)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, v := range views {
+		live, err := liveQuery(v, quoted)
+		if err != nil {
+			return err
+		}
+		cols, err := normalizedColumns(ctx, q, schema, v)
+		if err != nil {
+			return err
+		}
+		stmt := fmt.Sprintf(`with v as (select %[1]s from %[2]s.%[3]s),
+			l as (select %[1]s from (%[4]s) live)
+			select which, t::text from (
+			  (select 'view only' as which, d as t from (select * from v except all select * from l) d)
+			  union all
+			  (select 'truth only', d from (select * from l except all select * from v) d)
+			) x order by 2 limit 6`, cols, quoted, qident(v), live)
+		rows, err := q.Query(ctx, stmt)
+		if err != nil {
+			return fmt.Errorf("comparing %s with its ground truth: %w", v, err)
+		}
+		diffs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var which, row string
+			err := r.Scan(&which, &row)
+			return which + ": " + row, err
+		})
+		if err != nil {
+			return fmt.Errorf("comparing %s with its ground truth: %w", v, err)
+		}
+		if len(diffs) > 0 {
+			errs = append(errs, fmt.Errorf("%s differs from its ground truth:\n  %s", v, strings.Join(diffs, "\n  ")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// logRow is one row of S.refresh_log_v.
+type logRow struct {
+	ID     int64
+	View   string
+	Status string
+	State  string
+	Error  string
+	PID    int32
+}
+
+func readLogRow(ctx context.Context, q querier, schema string, id int64) (logRow, error) {
+	var r logRow
+	err := q.QueryRow(ctx, fmt.Sprintf(`select id, view_name, status, state, coalesce(error, ''), coalesce(pid, 0)
+		from %s.refresh_log_v where id = $1`, qident(schema)), id).
+		Scan(&r.ID, &r.View, &r.Status, &r.State, &r.Error, &r.PID)
+	if err != nil {
+		return r, fmt.Errorf("reading refresh log row %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// latestLogRows returns log rows with id > after, oldest first.
+func latestLogRows(ctx context.Context, q querier, schema string, after int64) ([]logRow, error) {
+	rows, err := q.Query(ctx, fmt.Sprintf(`select id, view_name, status, state, coalesce(error, ''), coalesce(pid, 0)
+		from %s.refresh_log_v where id > $1 order by id`, qident(schema)), after)
+	if err != nil {
+		return nil, fmt.Errorf("reading refresh log: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (logRow, error) {
+		var l logRow
+		err := r.Scan(&l.ID, &l.View, &l.Status, &l.State, &l.Error, &l.PID)
+		return l, err
+	})
+}
+
+func maxLogID(ctx context.Context, q querier, schema string) (int64, error) {
+	var id int64
+	err := q.QueryRow(ctx, fmt.Sprintf(`select coalesce(max(id), 0) from %s.refresh_log`, qident(schema))).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("reading max refresh log id: %w", err)
+	}
+	return id, nil
+}
+
+// waitFor polls cond every 20 ms until it returns true or the deadline.
+func waitFor(ctx context.Context, d time.Duration, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(d)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not within %s", what, d)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// sqlState returns the SQLSTATE of err, or "".
+func sqlState(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code
+	}
+	return ""
+}
