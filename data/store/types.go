@@ -124,6 +124,7 @@ type RefreshLogEntry struct {
 	TriggeredBy     string // role
 	ApplicationName string
 	Concurrently    bool
+	DataAsOf        *time.Time // the metrics clock when the refresh ran
 }
 
 // RunningRefresh describes a refresh in progress.
@@ -140,18 +141,18 @@ type RunningRefresh struct {
 
 // ViewStatus is one row of the status view plus live facts about the view.
 type ViewStatus struct {
-	Name             string
-	Populated        bool
-	Rows             int64
-	SizeBytes        int64
-	LastRefreshAt    *time.Time     // data as of: start of the last successful refresh
-	Lag              *time.Duration // now − LastRefreshAt (plus replication lag when read from a replica)
-	LastDurationMs   *float64       // last successful refresh
-	MedianDurationMs *float64       // median of recent successful refreshes
-	LastStatus       string
-	LastError        string
+	Name              string
+	Populated         bool
+	Rows              int64
+	SizeBytes         int64
+	LastRefreshAt     *time.Time     // data as of: start of the last successful refresh
+	Lag               *time.Duration // now − LastRefreshAt (plus replication lag when read from a replica)
+	LastDurationMs    *float64       // last successful refresh
+	MedianDurationMs  *float64       // median of recent successful refreshes
+	LastStatus        string
+	LastError         string
 	RecentDurationsMs []float64 // oldest first, for a sparkline
-	Running          *RunningRefresh
+	Running           *RunningRefresh
 }
 
 // CronRun is one row of cron.job_run_details for meshtop's job.
@@ -164,8 +165,8 @@ type CronRun struct {
 
 // Schedule is the pg_cron schedule of the refresh.
 type Schedule struct {
-	CronAvailable bool   // the pg_cron extension is installed in this database
-	Scheduled     bool   // meshtop's job exists
+	CronAvailable bool // the pg_cron extension is installed in this database
+	Scheduled     bool // meshtop's job exists
 	JobID         int64
 	Schedule      string // the pg_cron schedule text, e.g. "* * * * *"
 	Every         time.Duration
@@ -211,11 +212,17 @@ type RefreshEvent struct {
 
 // Overview is everything the overview screen and `status` show.
 type Overview struct {
-	Window     Window
-	Server     ServerInfo
-	Workflows  []WorkflowMetrics
-	Hourly     map[string][]HourlyPoint // by workflow id, oldest first, covering the window (at least 24 hours)
-	RunningNow map[string]int64         // live count of running runs by workflow id (cheap query on the base table)
+	Window    Window
+	Server    ServerInfo
+	Workflows []WorkflowMetrics
+	// Hourly holds sparkline points by workflow id, oldest first, covering
+	// the window (at least 24 hours), only buckets with runs. Points are
+	// HourlyStep wide (1h for 1h/24h, 6h for 7d, 24h for 30d): counts
+	// summed, P50Ms/P95Ms the worst hour of the bucket. Hour is the bucket
+	// start.
+	Hourly     map[string][]HourlyPoint
+	HourlyStep time.Duration
+	RunningNow map[string]int64 // live count of running runs by workflow id (cheap query on the base table)
 	Views      []ViewStatus
 	DataAsOf   *time.Time // oldest LastRefreshAt of the views shown
 }

@@ -1,0 +1,431 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Server describes the primary (the server refreshes, installs and
+// schedules go to). Overview.Server describes the server the metrics were
+// read from, which is the replica when one is configured.
+func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
+	if s.err != nil {
+		return ServerInfo{}, s.err
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	info := poolInfo(s.primary)
+	var lag *float64
+	err := s.primary.QueryRow(ctx, s.query("server")).Scan(&info.Version, &info.VersionNum, &info.InRecovery, &lag)
+	if err != nil {
+		return ServerInfo{}, wrap(err, "reading server information", RoleReader)
+	}
+	finishServerInfo(&info, lag)
+	return info, nil
+}
+
+// poolInfo takes host, port, database and user from the pool's configuration
+// (never the password).
+func poolInfo(p *pgxpool.Pool) ServerInfo {
+	cc := p.Config().ConnConfig
+	return ServerInfo{Host: cc.Host, Port: cc.Port, Database: cc.Database, User: cc.User}
+}
+
+func finishServerInfo(info *ServerInfo, lagSeconds *float64) {
+	// "15.18 (Debian 15.18-1.pgdg120+1)" → "15.18"
+	if i := strings.IndexByte(info.Version, ' '); i > 0 {
+		info.Version = info.Version[:i]
+	}
+	if lagSeconds != nil {
+		d := seconds(*lagSeconds)
+		info.ReplicationLag = &d
+	}
+}
+
+func seconds(f float64) time.Duration {
+	return time.Duration(math.Round(f * float64(time.Second)))
+}
+
+// Installed reports whether the views, log and status view exist in the
+// schema (a catalog lookup; privileges are not checked).
+func (s *Store) Installed(ctx context.Context) (bool, error) {
+	if s.err != nil {
+		return false, s.err
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var ok bool
+	if err := s.reader().QueryRow(ctx, s.query("installed"), s.schema).Scan(&ok); err != nil {
+		return false, wrap(err, "checking whether the metrics views are installed", RoleReader)
+	}
+	return ok, nil
+}
+
+// bucketFor is the width of the overview's sparkline buckets for a window.
+func bucketFor(w Window) time.Duration {
+	switch w {
+	case Window7d:
+		return 6 * time.Hour
+	case Window30d:
+		return 24 * time.Hour
+	}
+	return time.Hour
+}
+
+// sparkSpan is how much history the overview's sparklines cover: the window,
+// but at least 24 hours so 1h sparklines have shape.
+func sparkSpan(w Window) time.Duration {
+	if d := w.Duration(); d > 24*time.Hour {
+		return d
+	}
+	return 24 * time.Hour
+}
+
+// Overview reads everything the overview screen shows in one round trip (a
+// pipelined batch in one implicit transaction, so all parts come from one
+// snapshot): server facts, every workflow's metrics for the window, the
+// sparkline buckets (see store_hourly.sql), live running counts and the views'
+// status. DataAsOf is the older last successful refresh of the two views read.
+//
+// Before the first refresh (views not populated) it returns the server, the
+// views' status and the running counts, no workflows, and no error: check
+// Views[i].Populated.
+func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
+	if s.err != nil {
+		return Overview{}, s.err
+	}
+	if _, err := ParseWindow(string(w)); err != nil {
+		return Overview{}, err
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	pool := s.reader()
+	ov := Overview{Window: w, Server: poolInfo(pool), HourlyStep: bucketFor(w)}
+
+	b := &pgx.Batch{}
+	s.queueLockTimeout(b)
+	var lag *float64
+	b.Queue(s.query("server")).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&ov.Server.Version, &ov.Server.VersionNum, &ov.Server.InRecovery, &lag)
+	})
+	b.Queue(s.query("workflows"), string(w)).Query(func(rows pgx.Rows) error {
+		var err error
+		ov.Workflows, err = scanWorkflows(rows)
+		return err
+	})
+	b.Queue(s.query("hourly"), sparkSpan(w).Seconds(), bucketFor(w).Seconds()).Query(func(rows pgx.Rows) error {
+		pts, err := scanHourly(rows)
+		ov.Hourly = groupHourly(pts)
+		return err
+	})
+	s.queueRunningNow(b, &ov)
+	s.queueViews(b, &ov.Views)
+	err := pool.SendBatch(ctx, b).Close()
+	if errors.Is(wrap(err, "", ""), ErrNotPopulated) {
+		return s.overviewUnpopulated(ctx, pool, w)
+	}
+	if err != nil {
+		return Overview{}, wrap(err, "reading the overview", RoleReader)
+	}
+	finishServerInfo(&ov.Server, lag)
+	ov.DataAsOf = dataAsOf(ov.Views, ViewMetrics, ViewHourly)
+	return ov, nil
+}
+
+// overviewUnpopulated is Overview's fallback before the first refresh.
+func (s *Store) overviewUnpopulated(ctx context.Context, pool *pgxpool.Pool, w Window) (Overview, error) {
+	ov := Overview{Window: w, Server: poolInfo(pool), HourlyStep: bucketFor(w), Hourly: map[string][]HourlyPoint{}}
+	b := &pgx.Batch{}
+	var lag *float64
+	b.Queue(s.query("server")).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&ov.Server.Version, &ov.Server.VersionNum, &ov.Server.InRecovery, &lag)
+	})
+	s.queueRunningNow(b, &ov)
+	s.queueViews(b, &ov.Views)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		return Overview{}, wrap(err, "reading the overview", RoleReader)
+	}
+	finishServerInfo(&ov.Server, lag)
+	return ov, nil
+}
+
+func (s *Store) queueLockTimeout(b *pgx.Batch) {
+	if s.opts.LockTimeout > 0 {
+		b.Queue("select set_config('lock_timeout', $1, true)", s.lockTimeoutArg())
+	}
+}
+
+func (s *Store) queueRunningNow(b *pgx.Batch, ov *Overview) {
+	b.Queue(s.query("running_now")).Query(func(rows pgx.Rows) error {
+		ov.RunningNow = map[string]int64{}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var n int64
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			ov.RunningNow[id] = n
+		}
+		return rows.Err()
+	})
+}
+
+func (s *Store) queueViews(b *pgx.Batch, out *[]ViewStatus) {
+	b.Queue(s.query("views")).Query(func(rows pgx.Rows) error {
+		var err error
+		*out, err = scanViews(rows)
+		return err
+	})
+}
+
+// dataAsOf is the oldest LastRefreshAt of the named views, nil when one of
+// them was never refreshed.
+func dataAsOf(views []ViewStatus, names ...string) *time.Time {
+	var min *time.Time
+	for _, n := range names {
+		found := false
+		for _, v := range views {
+			if v.Name != n {
+				continue
+			}
+			found = true
+			if v.LastRefreshAt == nil {
+				return nil
+			}
+			if min == nil || v.LastRefreshAt.Before(*min) {
+				t := *v.LastRefreshAt
+				min = &t
+			}
+		}
+		if !found {
+			return nil
+		}
+	}
+	return min
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
+
+// Workflow reads one workflow's metrics row for the window, its hourly series
+// over the window (oldest first, hours with runs only) and its steps ordered
+// by failures, then p95 latency, in one round trip. An unknown id gives
+// ErrNotFound.
+func (s *Store) Workflow(ctx context.Context, workflowID string, w Window) (WorkflowDetail, error) {
+	if s.err != nil {
+		return WorkflowDetail{}, s.err
+	}
+	if _, err := ParseWindow(string(w)); err != nil {
+		return WorkflowDetail{}, err
+	}
+	if !uuidRE.MatchString(workflowID) {
+		return WorkflowDetail{}, fmt.Errorf("reading workflow %q: not a workflow id (a uuid)", workflowID)
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var d WorkflowDetail
+	found := false
+	b := &pgx.Batch{}
+	s.queueLockTimeout(b)
+	b.Queue(s.query("workflow"), string(w), workflowID).Query(func(rows pgx.Rows) error {
+		ws, err := scanWorkflows(rows)
+		if len(ws) > 0 {
+			d.Metrics, found = ws[0], true
+		}
+		return err
+	})
+	b.Queue(s.query("workflow_hourly"), w.Duration().Seconds(), workflowID).Query(func(rows pgx.Rows) error {
+		var err error
+		d.Hourly, err = scanHourly(rows)
+		return err
+	})
+	b.Queue(s.query("steps"), string(w), workflowID).Query(func(rows pgx.Rows) error {
+		var err error
+		d.Steps, err = scanSteps(rows)
+		return err
+	})
+	if err := s.reader().SendBatch(ctx, b).Close(); err != nil {
+		return WorkflowDetail{}, wrap(err, "reading workflow "+workflowID, RoleReader)
+	}
+	if !found {
+		return WorkflowDetail{}, fmt.Errorf("reading workflow %s: %w", workflowID, ErrNotFound)
+	}
+	return d, nil
+}
+
+// Views reads the status of every view (from the primary: the derived
+// running/interrupted state needs the primary's locks).
+func (s *Store) Views(ctx context.Context) ([]ViewStatus, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	rows, err := s.primary.Query(ctx, s.query("views"))
+	if err != nil {
+		return nil, wrap(err, "reading the views' status", RoleReader)
+	}
+	vs, err := scanViews(rows)
+	if err != nil {
+		return nil, wrap(err, "reading the views' status", RoleReader)
+	}
+	return vs, nil
+}
+
+// RefreshLog reads the newest limit refresh attempts (default 50), newest
+// first; Status is the derived state (interrupted for a dead 'running' row).
+func (s *Store) RefreshLog(ctx context.Context, limit int) ([]RefreshLogEntry, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	rows, err := s.primary.Query(ctx, s.query("refresh_log"), limit)
+	if err != nil {
+		return nil, wrap(err, "reading the refresh log", RoleReader)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RefreshLogEntry, error) {
+		var e RefreshLogEntry
+		err := r.Scan(&e.ID, &e.View, &e.StartedAt, &e.FinishedAt, &e.DurationMs, &e.Rows, &e.Status,
+			&e.Error, &e.PID, &e.TriggeredBy, &e.ApplicationName, &e.Concurrently, &e.DataAsOf)
+		return e, err
+	})
+	if err != nil {
+		return nil, wrap(err, "reading the refresh log", RoleReader)
+	}
+	return out, nil
+}
+
+// Running lists refreshes in progress (on the primary) with what they wait
+// for. Without pg_read_all_stats, other roles' queries read
+// "<insufficient privilege>" and their age is 0.
+func (s *Store) Running(ctx context.Context) ([]RunningRefresh, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	rows, err := s.primary.Query(ctx, s.query("running"))
+	if err != nil {
+		return nil, wrap(err, "reading running refreshes", RoleReader)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunningRefresh, error) {
+		var rr RunningRefresh
+		var blockers string
+		if err := r.Scan(&rr.LogID, &rr.View, &rr.PID, &rr.StartedAt, &rr.WaitingForLock, &blockers); err != nil {
+			return rr, err
+		}
+		var bs []struct {
+			PID   int32    `json:"pid"`
+			Query string   `json:"query"`
+			AgeS  *float64 `json:"age_s"`
+		}
+		if err := json.Unmarshal([]byte(blockers), &bs); err != nil {
+			return rr, fmt.Errorf("decoding blockers: %w", err)
+		}
+		for _, b := range bs {
+			bl := Blocker{PID: b.PID, Query: b.Query}
+			if b.AgeS != nil {
+				bl.Age = seconds(*b.AgeS)
+			}
+			rr.BlockedBy = append(rr.BlockedBy, bl)
+		}
+		return rr, nil
+	})
+	if err != nil {
+		return nil, wrap(err, "reading running refreshes", RoleReader)
+	}
+	return out, nil
+}
+
+func scanWorkflows(rows pgx.Rows) ([]WorkflowMetrics, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (WorkflowMetrics, error) {
+		var m WorkflowMetrics
+		var win string
+		err := r.Scan(&m.WorkflowID, &m.ProjectID, &m.ProjectName, &m.Name, &m.Slug,
+			&m.Version, &m.Status, &win,
+			&m.Runs, &m.Succeeded, &m.Failed, &m.Canceled, &m.Running,
+			&m.SuccessRate, &m.FailureRate,
+			&m.AvgMs, &m.P50Ms, &m.P95Ms, &m.P99Ms, &m.MinMs, &m.MaxMs,
+			&m.ResourceSeconds, &m.LastFailureAt, &m.LastUpdated)
+		m.Window = Window(win)
+		return m, err
+	})
+}
+
+func scanHourly(rows pgx.Rows) ([]HourlyPoint, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (HourlyPoint, error) {
+		var p HourlyPoint
+		err := r.Scan(&p.WorkflowID, &p.Hour, &p.Runs, &p.Succeeded, &p.Failed, &p.Canceled, &p.P50Ms, &p.P95Ms)
+		return p, err
+	})
+}
+
+func groupHourly(pts []HourlyPoint) map[string][]HourlyPoint {
+	m := map[string][]HourlyPoint{}
+	for _, p := range pts {
+		m[p.WorkflowID] = append(m[p.WorkflowID], p)
+	}
+	return m
+}
+
+func scanSteps(rows pgx.Rows) ([]StepMetrics, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StepMetrics, error) {
+		var st StepMetrics
+		var win string
+		err := r.Scan(&st.WorkflowID, &st.NodeID, &st.NodeType, &win, &st.Executions, &st.Failures,
+			&st.FailureRate, &st.P50Ms, &st.P95Ms, &st.LastFailureAt)
+		st.Window = Window(win)
+		return st, err
+	})
+}
+
+func scanViews(rows pgx.Rows) ([]ViewStatus, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ViewStatus, error) {
+		var v ViewStatus
+		var rowsN, size *int64
+		var lag *float64
+		var runID *int64
+		var runPID *int32
+		var runSince *time.Time
+		err := r.Scan(&v.Name, &v.Populated, &rowsN, &size, &v.LastRefreshAt, &lag,
+			&v.LastDurationMs, &v.MedianDurationMs, &v.LastStatus, &v.LastError,
+			&runID, &runPID, &runSince, &v.RecentDurationsMs)
+		if err != nil {
+			return v, err
+		}
+		if rowsN != nil {
+			v.Rows = *rowsN
+		}
+		if size != nil {
+			v.SizeBytes = *size
+		}
+		if lag != nil {
+			d := seconds(*lag)
+			v.Lag = &d
+		}
+		if runID != nil {
+			rr := &RunningRefresh{LogID: *runID, View: v.Name}
+			if runPID != nil {
+				rr.PID = *runPID
+			}
+			if runSince != nil {
+				rr.StartedAt = *runSince
+			}
+			v.Running = rr
+		}
+		return v, nil
+	})
+}
