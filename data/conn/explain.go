@@ -1,0 +1,204 @@
+package conn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Explainer is implemented by errors that already carry the one line a
+// human needs (install's precondition errors, store's typed errors);
+// Explain uses that line as is, after redaction.
+type Explainer interface {
+	Explain() string
+}
+
+// Explain returns the one line a human needs for err: what went wrong and
+// what to do about it. It never contains a password and never spans lines.
+func Explain(err error) string {
+	if err == nil {
+		return ""
+	}
+	return oneLine(Redact(explain(err)))
+}
+
+// MeshHookTables are the tables whose absence means "not a MeshHook
+// database".
+var MeshHookTables = []string{"workflow_runs", "workflow_definitions", "workflow_events", "projects"}
+
+func explain(err error) string {
+	var ex Explainer
+	if errors.As(err, &ex) {
+		return ex.Explain()
+	}
+	var dsnErr *DSNError
+	if errors.As(err, &dsnErr) {
+		return fmt.Sprintf("the connection string from %s is invalid (%s): use postgres://user@host:5432/dbname or \"host=… port=… dbname=… user=…\"",
+			dsnErr.Source, parseReason(dsnErr.Err))
+	}
+	var pcErr *pgconn.ParseConfigError
+	if errors.As(err, &pcErr) {
+		return fmt.Sprintf("the connection string is invalid (%s): use postgres://user@host:5432/dbname or \"host=… port=… dbname=… user=…\"", parseReason(pcErr))
+	}
+
+	cfg := errorConfig(err)
+	where := "the server"
+	user, db := "", ""
+	if cfg != nil {
+		where = TargetOf(*cfg)
+		user, db = cfg.User, cfg.Database
+	}
+
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return explainPg(pgErr, where, user, db)
+	}
+
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return fmt.Sprintf("cannot resolve host %q (%s): check the host name in the connection string", dnsErr.Name, dnsErr.Err)
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("connection refused by %s: is PostgreSQL running there and listening on that port?", where)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return fmt.Sprintf("cannot reach %s (no route to host): check the host and your network", where)
+	case errors.Is(err, syscall.ENOENT) && cfg != nil && strings.HasPrefix(cfg.Host, "/"):
+		return fmt.Sprintf("no PostgreSQL socket at %s: is the server running, or set PGHOST / --dsn to its host", where)
+	}
+	if isTimeout(err) {
+		if cfg != nil {
+			return fmt.Sprintf("timed out connecting to %s: is the host reachable and the port open? (connect_timeout in the DSN sets the limit)", where)
+		}
+		return "timed out waiting for the database: a query took longer than its timeout (raise --statement-timeout, or --timeout for refresh)"
+	}
+	if errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "server refused TLS connection") {
+		return fmt.Sprintf("%s does not accept TLS connections: use sslmode=disable or prefer in the connection string, or enable SSL on the server", where)
+	}
+	if strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") {
+		return fmt.Sprintf("TLS failed connecting to %s (%s): check sslmode, sslrootcert and the server's certificate", where, lastPart(msg))
+	}
+	return msg
+}
+
+func explainPg(e *pgconn.PgError, where, user, db string) string {
+	switch e.Code {
+	case "28P01": // invalid_password
+		if user == "" {
+			user = "?"
+		}
+		return fmt.Sprintf("password authentication failed for user %q at %s: check the password (prefer DATABASE_URL or ~/.pgpass to a password in --dsn)", user, where)
+	case "3D000": // invalid_catalog_name
+		return fmt.Sprintf("%s at %s: check the database name in the connection string", e.Message, where)
+	case "28000": // invalid_authorization_specification: unknown role, pg_hba
+		if strings.Contains(e.Message, "pg_hba.conf") {
+			return fmt.Sprintf("the server at %s does not allow this connection (%s): ask its administrator to add a pg_hba.conf entry, or try sslmode=require", where, e.Message)
+		}
+		return fmt.Sprintf("%s at %s: check the user name in the connection string", e.Message, where)
+	case "42501": // insufficient_privilege
+		return fmt.Sprintf("%s: as the database owner, GRANT meshtop_reader TO %s (to read metrics) or meshtop_refresher (to refresh)", e.Message, roleOr(user))
+	case "25006": // read_only_sql_transaction
+		return fmt.Sprintf("%s is a read-only standby; use the primary (or --replica-dsn for reads)", where)
+	case "3F000", "42P01", "42883": // schema, relation, function missing
+		for _, t := range MeshHookTables {
+			if strings.Contains(e.Message, `"`+t+`"`) || strings.Contains(e.Message, "public."+t) {
+				return fmt.Sprintf("this database has no MeshHook tables (%s): point --dsn at MeshHook's database", e.Message)
+			}
+		}
+		return fmt.Sprintf("the metrics views are not installed (%s): run `meshtop install`", e.Message)
+	case "57014": // query_canceled
+		if strings.Contains(e.Message, "statement timeout") {
+			return "a query hit the statement timeout: raise --statement-timeout (reads) or --refresh-timeout (refreshes)"
+		}
+		return "the query was canceled (" + e.Message + ")"
+	case "55P03": // lock_not_available
+		return fmt.Sprintf("could not get a lock in time (%s): another session holds a conflicting lock; retry, or raise --lock-timeout", e.Message)
+	case "53300": // too_many_connections
+		return fmt.Sprintf("%s at %s: close idle sessions or raise max_connections", e.Message, where)
+	case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+		return fmt.Sprintf("%s (%s): the server is restarting or shutting down; retry shortly", where, e.Message)
+	}
+	return fmt.Sprintf("%s (SQLSTATE %s)", e.Message, e.Code)
+}
+
+func roleOr(user string) string {
+	if user == "" {
+		return "<your role>"
+	}
+	return user
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// parseReason says why pgx could not parse a connection string without
+// quoting the string: pgx's message (from a fixed set) plus its cause with
+// every quoted fragment longer than one character elided.
+func parseReason(err error) string {
+	var pc *pgconn.ParseConfigError
+	if !errors.As(err, &pc) {
+		return "syntax error"
+	}
+	reason := "syntax error"
+	msg := err.Error()
+	for _, known := range []string{
+		"failed to parse as URL", "failed to parse as keyword/value", "invalid port",
+		"invalid connect_timeout", "failed to read service", "failed to configure TLS",
+		"invalid sslcertmode", "invalid require_auth", "min_protocol_version cannot be greater than max_protocol_version",
+	} {
+		if strings.Contains(msg, "`: "+known) {
+			reason = known
+			break
+		}
+	}
+	if inner := pc.Unwrap(); inner != nil {
+		reason += ": " + quotedFragment.ReplaceAllStringFunc(inner.Error(), func(q string) string {
+			if len(q) <= 3 {
+				return q
+			}
+			return `"…"`
+		})
+	}
+	return reason
+}
+
+var quotedFragment = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`")
+
+// lastPart returns the text after the last ": " of an error chain.
+func lastPart(msg string) string {
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+// oneLine folds white space runs that contain line breaks into "; ".
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	lines := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+	parts := lines[:0]
+	for _, l := range lines {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
