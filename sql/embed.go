@@ -31,9 +31,10 @@ var ErrBadSchema = errors.New("invalid schema name")
 
 // QuoteSchema validates a schema name and returns it as a quoted SQL
 // identifier. It refuses empty names, "public", names starting with "pg_"
-// (reserved by PostgreSQL) and names longer than 63 bytes (PostgreSQL would
-// silently truncate them). Everything else is quoted, so a hostile name
-// cannot inject SQL.
+// (reserved by PostgreSQL), names longer than 63 bytes (PostgreSQL would
+// silently truncate them) and names containing "$" or NUL (a "$" could end a
+// dollar-quoted function body in the migrations). Everything else is quoted,
+// so a hostile name cannot inject SQL.
 func QuoteSchema(name string) (string, error) {
 	switch {
 	case name == "":
@@ -46,6 +47,10 @@ func QuoteSchema(name string) (string, error) {
 		return "", fmt.Errorf("%w: the schema name is %d bytes long; PostgreSQL allows at most 63", ErrBadSchema, len(name))
 	case strings.ContainsRune(name, 0):
 		return "", fmt.Errorf("%w: the schema name contains a NUL byte", ErrBadSchema)
+	case strings.ContainsRune(name, '$'):
+		// The migrations hold dollar-quoted function bodies that mention the
+		// schema; a "$" in the name could end such a quote early.
+		return "", fmt.Errorf("%w: schema names containing $ are not supported", ErrBadSchema)
 	}
 	return pgx.Identifier{name}.Sanitize(), nil
 }

@@ -20,7 +20,7 @@ func TestQuoteSchema(t *testing.T) {
 			t.Errorf("QuoteSchema(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "public", "pg_catalog", "pg_x", strings.Repeat("a", 64), "a\x00b"} {
+	for _, bad := range []string{"", "public", "pg_catalog", "pg_x", strings.Repeat("a", 64), "a\x00b", "a$$b"} {
 		if _, err := QuoteSchema(bad); !errors.Is(err, ErrBadSchema) {
 			t.Errorf("QuoteSchema(%q) err = %v; want ErrBadSchema", bad, err)
 		}

@@ -1,0 +1,200 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// MeshHookTables are the tables the views read.
+var MeshHookTables = []string{"public.projects", "public.workflow_definitions", "public.workflow_runs", "public.workflow_events"}
+
+// PreconditionError says why meshtop cannot be installed, in one sentence.
+type PreconditionError struct {
+	// Kind is "version", "standby", "tables" or "privileges".
+	Kind string
+	// Missing lists the missing tables or privileges, when Kind says so.
+	Missing []string
+	Msg     string
+}
+
+func (e *PreconditionError) Error() string { return e.Msg }
+
+// Check verifies the preconditions of Apply and returns a
+// *PreconditionError naming what is wrong, or nil.
+func (in *Installer) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return in.check(ctx, in.pool)
+}
+
+// versionProblem returns the refusal for server_version_num v, or "".
+func versionProblem(v int, version string) string {
+	if v < 150000 {
+		return fmt.Sprintf("PostgreSQL %s is too old: meshtop needs PostgreSQL 15 or newer.", version)
+	}
+	return ""
+}
+
+// versionWarning returns the warning for server_version_num v, or "".
+func versionWarning(v int, version string) string {
+	if v >= 150000 && v < 150006 {
+		return fmt.Sprintf("PostgreSQL %s is affected by CVE-2024-0985 (a REFRESH MATERIALIZED VIEW CONCURRENTLY started by a non-owner can run SQL as the view's owner); upgrade to 15.6 or newer.", version)
+	}
+	return ""
+}
+
+// Warnings returns advice that does not block installing (an unpatched
+// server version).
+func (in *Installer) Warnings(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var num int
+	var version string
+	if err := in.pool.QueryRow(ctx, bookkeeping+"SELECT current_setting('server_version_num')::int, current_setting('server_version')").Scan(&num, &version); err != nil {
+		return nil, fmt.Errorf("reading the server version: %w", err)
+	}
+	var out []string
+	if w := versionWarning(num, version); w != "" {
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func (in *Installer) check(ctx context.Context, q querier) error {
+	quoted, err := in.quoted()
+	if err != nil {
+		return err
+	}
+	var (
+		num               int
+		version, user, db string
+		standby           bool
+		super, createrole bool
+		bypassrls         bool
+		schemaExists      bool
+		createOnDB        bool
+		missingRoles      []string
+		indexValid        bool
+	)
+	err = q.QueryRow(ctx, bookkeeping+`SELECT current_setting('server_version_num')::int, current_setting('server_version'),
+  pg_catalog.pg_is_in_recovery(), current_user, current_database(),
+  r.rolsuper, r.rolcreaterole, r.rolbypassrls,
+  pg_catalog.to_regnamespace($1) IS NOT NULL,
+  pg_catalog.has_database_privilege(current_database(), 'CREATE'),
+  ARRAY(SELECT u FROM unnest($2::text[]) u WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname = u)),
+  EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+          WHERE c.relname = $3 AND c.relnamespace = 'public'::regnamespace AND i.indisvalid)
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`, quoted, Roles, IndexName).Scan(
+		&num, &version, &standby, &user, &db, &super, &createrole, &bypassrls,
+		&schemaExists, &createOnDB, &missingRoles, &indexValid)
+	if err != nil {
+		return fmt.Errorf("checking install preconditions: %w", err)
+	}
+	if msg := versionProblem(num, version); msg != "" {
+		return &PreconditionError{Kind: "version", Msg: msg}
+	}
+	if standby {
+		return &PreconditionError{Kind: "standby", Msg: fmt.Sprintf("The server of database %s is a read-only standby; install on the primary.", db)}
+	}
+
+	type tableInfo struct {
+		name               string
+		exists, owner, sel bool
+		rls, forced        bool
+	}
+	var tables []tableInfo
+	rows, err := q.Query(ctx, bookkeeping+`SELECT t.name, c.oid IS NOT NULL,
+  coalesce(pg_catalog.pg_has_role(c.relowner, 'USAGE'), false),
+  coalesce(pg_catalog.has_table_privilege(c.oid, 'SELECT'), false),
+  coalesce(c.relrowsecurity, false), coalesce(c.relforcerowsecurity, false)
+FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord)
+LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.name)
+ORDER BY t.ord`, MeshHookTables)
+	if err != nil {
+		return fmt.Errorf("checking the MeshHook tables: %w", err)
+	}
+	for rows.Next() {
+		var t tableInfo
+		if err := rows.Scan(&t.name, &t.exists, &t.owner, &t.sel, &t.rls, &t.forced); err != nil {
+			rows.Close()
+			return fmt.Errorf("checking the MeshHook tables: %w", err)
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("checking the MeshHook tables: %w", err)
+	}
+	var missingTables []string
+	for _, t := range tables {
+		if !t.exists {
+			missingTables = append(missingTables, t.name)
+		}
+	}
+	if len(missingTables) > 0 {
+		return &PreconditionError{Kind: "tables", Missing: missingTables, Msg: fmt.Sprintf(
+			"Database %s has no MeshHook tables (%s %s missing); connect to the MeshHook database.",
+			db, joinAnd(missingTables), isAre(len(missingTables)))}
+	}
+
+	var missing []string
+	if !schemaExists && !createOnDB && !super {
+		missing = append(missing, fmt.Sprintf("CREATE on database %s (to create schema %s)", db, quoted))
+	}
+	if len(missingRoles) > 0 && !createrole && !super {
+		missing = append(missing, fmt.Sprintf("CREATEROLE (to create role%s %s)", plural(len(missingRoles)), joinAnd(missingRoles)))
+	}
+	for _, t := range tables {
+		if t.name == "public.workflow_runs" && !indexValid && !t.owner && !super {
+			missing = append(missing, "ownership of public.workflow_runs (CREATE INDEX on it needs it)")
+		}
+	}
+	var noSelect, hidden []string
+	for _, t := range tables {
+		if !t.sel && !super {
+			noSelect = append(noSelect, t.name)
+		}
+		// The views run as their owner (this role): row-level security
+		// would hide other tenants' rows from them.
+		if t.rls && !super && !bypassrls && (!t.owner || t.forced) {
+			hidden = append(hidden, t.name)
+		}
+	}
+	if len(noSelect) > 0 {
+		missing = append(missing, "SELECT on "+joinAnd(noSelect))
+	}
+	if len(hidden) > 0 {
+		missing = append(missing, fmt.Sprintf("BYPASSRLS (row-level security on %s would hide other projects' rows from the views)", joinAnd(hidden)))
+	}
+	if len(missing) > 0 {
+		return &PreconditionError{Kind: "privileges", Missing: missing, Msg: fmt.Sprintf(
+			"Role %s lacks %s.", user, joinAnd(missing))}
+	}
+	return nil
+}
+
+func joinAnd(s []string) string {
+	switch len(s) {
+	case 0:
+		return ""
+	case 1:
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,456 @@
+// Package install creates, checks and removes meshtop's objects in a MeshHook
+// database: the schema with its materialized views and refresh engine
+// (sql/migrations), one index on public.workflow_runs, and three NOLOGIN
+// roles. Every migration is applied under a session advisory lock, recorded
+// with a checksum, and applied at most once.
+package install
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	meshsql "github.com/meshtop/meshtop/sql"
+)
+
+// DefaultSchema is the schema meshtop installs into unless told otherwise.
+const DefaultSchema = "metrics"
+
+// IndexName is the index meshtop adds to public.workflow_runs.
+const IndexName = "meshtop_workflow_runs_started_at_idx"
+
+// noTxMarker on a migration's first line makes it run outside a transaction.
+const noTxMarker = "-- meshtop:no-transaction"
+
+// bookkeeping prefixes the installer's own queries (lock, state look-ups), so
+// they can be told apart from the migration SQL that DryRun reports.
+const bookkeeping = "-- meshtop:bookkeeping\n"
+
+// Roles are the NOLOGIN roles install creates when they are missing.
+var Roles = []string{"meshtop_reader", "meshtop_refresher", "meshtop_tenant"}
+
+// Migration is one file of sql/migrations, rendered for a schema.
+type Migration struct {
+	Version       int
+	Name          string // file name without .sql, e.g. "003_views"
+	NoTransaction bool
+	Checksum      string // sha256 of the file as embedded (before rendering)
+	SQL           string // rendered for the installer's schema
+}
+
+// StepEvent reports progress of Apply: once when a migration starts (Done
+// false) and once when it ends (Done true, with Err and Duration).
+type StepEvent struct {
+	Version  int
+	Name     string
+	Done     bool
+	Err      error
+	Duration time.Duration
+}
+
+// Object is something install creates, for the install prompt.
+type Object struct {
+	Kind string // "schema", "table", "materialized view", "view", "function", "procedure", "index", "role"
+	Name string
+}
+
+// Installer installs meshtop into one schema of the database pool points at.
+type Installer struct {
+	pool   *pgxpool.Pool
+	schema string
+}
+
+// New returns an Installer for schema (validated when used).
+func New(pool *pgxpool.Pool, schema string) *Installer {
+	return &Installer{pool: pool, schema: schema}
+}
+
+// Schema is the schema name the installer works on.
+func (in *Installer) Schema() string { return in.schema }
+
+func (in *Installer) quoted() (string, error) {
+	return meshsql.QuoteSchema(in.schema)
+}
+
+// Migrations returns every embedded migration rendered for the schema, in
+// version order.
+func (in *Installer) Migrations() ([]Migration, error) {
+	q, err := in.quoted()
+	if err != nil {
+		return nil, err
+	}
+	return loadMigrations(meshsql.Migrations, q)
+}
+
+func loadMigrations(fsys fs.FS, quoted string) ([]Migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("listing migrations: %w", err)
+	}
+	seen := map[int]string{}
+	var out []Migration
+	for _, p := range names {
+		base := strings.TrimSuffix(path.Base(p), ".sql")
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration file %s: name must be NNN_name.sql", p)
+		}
+		if prev, dup := seen[v]; dup {
+			return nil, fmt.Errorf("migration version %d defined twice (%s and %s)", v, prev, base)
+		}
+		seen[v] = base
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return nil, fmt.Errorf("reading migration %s: %w", p, err)
+		}
+		text := string(b)
+		sum := sha256.Sum256(b)
+		firstLine, _, _ := strings.Cut(text, "\n")
+		out = append(out, Migration{
+			Version:       v,
+			Name:          base,
+			NoTransaction: strings.TrimSpace(firstLine) == noTxMarker,
+			Checksum:      hex.EncodeToString(sum[:]),
+			SQL:           strings.TrimSpace(meshsql.Render(text, quoted)),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// querier is what both a pool and a single connection offer.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// applied returns version → checksum of the migrations recorded in the
+// schema (empty when the schema or its table does not exist).
+func (in *Installer) applied(ctx context.Context, q querier) (map[int]string, error) {
+	quoted, err := in.quoted()
+	if err != nil {
+		return nil, err
+	}
+	var exists bool
+	if err := q.QueryRow(ctx, bookkeeping+"SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+		quoted+".meshtop_migrations").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("looking for the migrations table: %w", err)
+	}
+	out := map[int]string{}
+	if !exists {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, bookkeeping+"SELECT version, checksum FROM "+quoted+".meshtop_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("reading applied migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		var sum string
+		if err := rows.Scan(&v, &sum); err != nil {
+			return nil, fmt.Errorf("reading applied migrations: %w", err)
+		}
+		out[v] = sum
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading applied migrations: %w", err)
+	}
+	return out, nil
+}
+
+func (in *Installer) pending(ctx context.Context, q querier) ([]Migration, error) {
+	all, err := in.Migrations()
+	if err != nil {
+		return nil, err
+	}
+	done, err := in.applied(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var out []Migration
+	for _, m := range all {
+		sum, ok := done[m.Version]
+		switch {
+		case !ok:
+			out = append(out, m)
+		case sum != m.Checksum:
+			return nil, fmt.Errorf("migration %s was applied with checksum %.12s but this meshtop has %.12s; the installed schema %s is from a different meshtop build",
+				m.Name, sum, m.Checksum, in.schema)
+		}
+	}
+	return out, nil
+}
+
+// Pending returns the migrations not yet applied.
+func (in *Installer) Pending(ctx context.Context) ([]Migration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return in.pending(ctx, in.pool)
+}
+
+// Installed reports whether every migration has been applied.
+func (in *Installer) Installed(ctx context.Context) (bool, error) {
+	p, err := in.Pending(ctx)
+	if err != nil {
+		return false, err
+	}
+	return len(p) == 0, nil
+}
+
+// step is one migration as the exact statements Apply sends.
+type step struct {
+	m     Migration
+	stmts []string
+}
+
+// plan turns pending migrations into statements. For a no-transaction
+// migration it first drops an INVALID index left by an interrupted build.
+func (in *Installer) plan(ctx context.Context, q querier, pending []Migration) ([]step, error) {
+	quoted, err := in.quoted()
+	if err != nil {
+		return nil, err
+	}
+	var out []step
+	for _, m := range pending {
+		record := fmt.Sprintf("INSERT INTO %s.meshtop_migrations (version, name, checksum) VALUES (%d, %s, %s)",
+			quoted, m.Version, literal(m.Name), literal(m.Checksum))
+		if !m.NoTransaction {
+			out = append(out, step{m: m, stmts: []string{"BEGIN", m.SQL, record, "COMMIT"}})
+			continue
+		}
+		var stmts []string
+		invalid, err := invalidIndex(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if invalid {
+			stmts = append(stmts, "DROP INDEX CONCURRENTLY IF EXISTS public."+IndexName)
+		}
+		stmts = append(stmts, m.SQL, record)
+		out = append(out, step{m: m, stmts: stmts})
+	}
+	return out, nil
+}
+
+// invalidIndex reports whether meshtop's index exists but is INVALID (an
+// interrupted CREATE INDEX CONCURRENTLY).
+func invalidIndex(ctx context.Context, q querier) (bool, error) {
+	var invalid bool
+	err := q.QueryRow(ctx, bookkeeping+`SELECT EXISTS (
+  SELECT FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+  WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace AND NOT i.indisvalid)`, IndexName).Scan(&invalid)
+	if err != nil {
+		return false, fmt.Errorf("checking for an invalid %s: %w", IndexName, err)
+	}
+	return invalid, nil
+}
+
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// script renders steps the way DryRun shows them: a header comment per
+// migration, then each statement followed by a line holding ";".
+func script(steps []step) string {
+	var b strings.Builder
+	for _, s := range steps {
+		fmt.Fprintf(&b, "-- meshtop migration %s\n", s.m.Name)
+		for _, st := range s.stmts {
+			b.WriteString(st)
+			b.WriteString("\n;\n")
+		}
+	}
+	return b.String()
+}
+
+// DryRun returns exactly the SQL Apply would run now, statement by statement
+// (each followed by a line holding ";"), with a comment line before each
+// migration. It is empty when nothing is pending.
+func (in *Installer) DryRun(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	q := in.pool
+	pending, err := in.pending(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	steps, err := in.plan(ctx, q, pending)
+	if err != nil {
+		return "", err
+	}
+	return script(steps), nil
+}
+
+// lockKey is the advisory lock serialising installs of one schema.
+func (in *Installer) lockKey() int64 {
+	return int64(crc32.ChecksumIEEE([]byte("meshtop:install:" + in.schema)))
+}
+
+// withLock runs f on one dedicated connection holding the install lock.
+func (in *Installer) withLock(ctx context.Context, f func(conn *pgxpool.Conn) error) (err error) {
+	if _, err := in.quoted(); err != nil {
+		return err
+	}
+	conn, err := in.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to install: %w", err)
+	}
+	// Poll with pg_try_advisory_lock rather than wait in pg_advisory_lock:
+	// a session blocked in a statement would make the other installer's
+	// CREATE INDEX CONCURRENTLY wait for it, a deadlock.
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		var got bool
+		if err := conn.QueryRow(ctx, bookkeeping+"SELECT pg_catalog.pg_try_advisory_lock($1)", in.lockKey()).Scan(&got); err != nil {
+			conn.Release()
+			return fmt.Errorf("taking the install lock of schema %s: %w", in.schema, err)
+		}
+		if got {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			conn.Release()
+			return fmt.Errorf("waiting for the install lock of schema %s: %w", in.schema, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	defer func() {
+		// Cleanup outlives cancellation: never leave the lock held.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(cctx, bookkeeping+"SELECT pg_catalog.pg_advisory_unlock($1)", in.lockKey()); uerr != nil {
+			// Closing the session releases the lock too.
+			_ = conn.Conn().Close(cctx)
+			err = errors.Join(err, fmt.Errorf("releasing the install lock: %w", uerr))
+		}
+		conn.Release()
+	}()
+	return f(conn)
+}
+
+// Apply checks the preconditions and applies the pending migrations under
+// the install lock; a concurrent installer waits, then finds nothing to do.
+// It returns how many migrations it applied. onStep may be nil.
+func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied int, err error) {
+	if onStep == nil {
+		onStep = func(StepEvent) {}
+	}
+	err = in.withLock(ctx, func(conn *pgxpool.Conn) error {
+		q := conn
+		pending, err := in.pending(ctx, q)
+		if err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := in.check(ctx, q); err != nil {
+			return err
+		}
+		steps, err := in.plan(ctx, q, pending)
+		if err != nil {
+			return err
+		}
+		for _, s := range steps {
+			onStep(StepEvent{Version: s.m.Version, Name: s.m.Name})
+			t0 := time.Now()
+			err := runStep(ctx, conn, s)
+			onStep(StepEvent{Version: s.m.Version, Name: s.m.Name, Done: true, Err: err, Duration: time.Since(t0)})
+			if err != nil {
+				return err
+			}
+			applied++
+		}
+		return nil
+	})
+	return applied, err
+}
+
+func runStep(ctx context.Context, conn *pgxpool.Conn, s step) error {
+	inTx := false
+	for _, st := range s.stmts {
+		if _, err := conn.Exec(ctx, st); err != nil {
+			if inTx {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				if _, rerr := conn.Exec(cctx, "ROLLBACK"); rerr != nil {
+					_ = conn.Conn().Close(cctx)
+				}
+				cancel()
+			}
+			return fmt.Errorf("applying migration %s: %w", s.m.Name, err)
+		}
+		switch st {
+		case "BEGIN":
+			inTx = true
+		case "COMMIT":
+			inTx = false
+		}
+	}
+	return nil
+}
+
+// SetClock pins the metrics clock (S.clock()) to t, or unpins it (nil) so
+// the views follow now() again. Takes effect at the next refresh.
+func (in *Installer) SetClock(ctx context.Context, t *time.Time) error {
+	quoted, err := in.quoted()
+	if err != nil {
+		return err
+	}
+	v := ""
+	if t != nil {
+		v = t.UTC().Format(time.RFC3339Nano)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tag, err := in.pool.Exec(ctx, "UPDATE "+quoted+".config SET value = $1 WHERE key = 'clock'", v)
+	if err != nil {
+		return fmt.Errorf("setting the metrics clock: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("setting the metrics clock: %s.config has no clock row; is meshtop installed?", in.schema)
+	}
+	return nil
+}
+
+// Objects lists what install creates.
+func (in *Installer) Objects() []Object {
+	s := in.schema
+	out := []Object{
+		{"schema", s},
+		{"table", s + ".meshtop_migrations"},
+		{"table", s + ".config"},
+		{"table", s + ".refresh_log"},
+		{"materialized view", s + ".mv_workflow_metrics"},
+		{"materialized view", s + ".mv_workflow_metrics_hourly"},
+		{"materialized view", s + ".mv_step_metrics"},
+		{"view", s + ".refresh_log_v"},
+		{"view", s + ".refresh_status"},
+		{"function", s + ".clock()"},
+		{"function", s + ".refresh_begin(text, boolean)"},
+		{"function", s + ".refresh_run(bigint)"},
+		{"function", s + ".refresh_cancel(text)"},
+		{"function", s + ".running_now()"},
+		{"function", s + ".tenant_workflow_metrics(text)"},
+		{"procedure", s + ".refresh(text, boolean)"},
+		{"index", "public." + IndexName + " on public.workflow_runs (started_at), built concurrently"},
+	}
+	for _, r := range Roles {
+		out = append(out, Object{"role", r + " (NOLOGIN, if missing)"})
+	}
+	return out
+}

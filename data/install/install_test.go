@@ -1,0 +1,217 @@
+package install_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meshtop/meshtop/data/install"
+	"github.com/meshtop/meshtop/data/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func ctxT(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustApply(t *testing.T, ctx context.Context, in *install.Installer) {
+	t.Helper()
+	if _, err := in.Apply(ctx, nil); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
+func TestApplyIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	in := install.New(db.Pool, "metrics")
+	if ok, err := in.Installed(ctx); err != nil || ok {
+		t.Fatalf("Installed before Apply = %v, %v; want false", ok, err)
+	}
+	all, err := in.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []install.StepEvent
+	n, err := in.Apply(ctx, func(e install.StepEvent) { events = append(events, e) })
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if n != len(all) || len(events) != 2*len(all) {
+		t.Fatalf("applied %d (events %d), want %d", n, len(events), len(all))
+	}
+	for i, e := range events {
+		if e.Done != (i%2 == 1) || e.Err != nil || e.Version != all[i/2].Version {
+			t.Fatalf("event %d = %+v", i, e)
+		}
+	}
+	if ok, err := in.Installed(ctx); err != nil || !ok {
+		t.Fatalf("Installed after Apply = %v, %v; want true", ok, err)
+	}
+	n, err = in.Apply(ctx, nil)
+	if err != nil || n != 0 {
+		t.Fatalf("second Apply = %d, %v; want 0, nil", n, err)
+	}
+	if s, err := in.DryRun(ctx); err != nil || s != "" {
+		t.Fatalf("DryRun after install = %q, %v; want empty", s, err)
+	}
+	var versions int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM metrics.meshtop_migrations`).Scan(&versions); err != nil || versions != len(all) {
+		t.Fatalf("recorded versions = %d, %v", versions, err)
+	}
+	var valid bool
+	if err := db.Pool.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = 'public.meshtop_workflow_runs_started_at_idx'::regclass`).Scan(&valid); err != nil || !valid {
+		t.Fatalf("started_at index valid = %v, %v", valid, err)
+	}
+	// Views are created WITH NO DATA.
+	var populated int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relnamespace = 'metrics'::regnamespace AND relkind = 'm' AND relispopulated`).Scan(&populated); err != nil || populated != 0 {
+		t.Fatalf("populated views after install = %d, %v; want 0", populated, err)
+	}
+}
+
+func TestConcurrentInstallers(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	all, err := install.New(db.Pool, "metrics").Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	applied := make([]int, n)
+	var g errgroup.Group
+	for i := range n {
+		g.Go(func() error {
+			var err error
+			applied[i], err = install.New(db.Pool, "metrics").Apply(ctx, nil)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("concurrent Apply: %v", err)
+	}
+	winners := 0
+	for _, a := range applied {
+		switch a {
+		case len(all):
+			winners++
+		case 0:
+		default:
+			t.Fatalf("an installer applied %d of %d migrations", a, len(all))
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("applied counts %v: want exactly one installer to apply everything", applied)
+	}
+}
+
+// sqlRecorder is a pgx tracer that records every statement sent.
+type sqlRecorder struct {
+	mu   sync.Mutex
+	stmts []string
+}
+
+func (r *sqlRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.mu.Lock()
+	r.stmts = append(r.stmts, d.SQL)
+	r.mu.Unlock()
+	return ctx
+}
+func (r *sqlRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func TestDryRunIsWhatApplyRuns(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	// Leave an INVALID index behind, as an interrupted concurrent build would,
+	// so the plan must include dropping it.
+	if _, err := db.Pool.Exec(ctx, `CREATE INDEX meshtop_workflow_runs_started_at_idx ON public.workflow_runs (started_at)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.meshtop_workflow_runs_started_at_idx'::regclass`); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &sqlRecorder{}
+	cfg.ConnConfig.Tracer = rec
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	in := install.New(pool, "metrics")
+	dry, err := in.DryRun(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dry, "DROP INDEX CONCURRENTLY IF EXISTS public.meshtop_workflow_runs_started_at_idx") {
+		t.Fatalf("dry run does not drop the invalid index:\n%.2000s", dry)
+	}
+	rec.mu.Lock()
+	rec.stmts = nil
+	rec.mu.Unlock()
+	if _, err := in.Apply(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	var executed []string
+	for _, s := range rec.stmts {
+		if !strings.HasPrefix(s, "-- meshtop:bookkeeping\n") {
+			executed = append(executed, s+"\n;\n")
+		}
+	}
+	var dryStmts []string
+	for _, line := range strings.SplitAfter(dry, "\n") {
+		if strings.HasPrefix(line, "-- meshtop migration ") {
+			continue
+		}
+		dryStmts = append(dryStmts, line)
+	}
+	if got, want := strings.Join(executed, ""), strings.Join(dryStmts, ""); got != want {
+		t.Fatalf("Apply executed something other than the dry run.\nexecuted:\n%.3000s\ndry run:\n%.3000s", got, want)
+	}
+	var valid bool
+	if err := db.Pool.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = 'public.meshtop_workflow_runs_started_at_idx'::regclass`).Scan(&valid); err != nil || !valid {
+		t.Fatalf("rebuilt index valid = %v, %v", valid, err)
+	}
+}
+
+func TestHostileSchemaName(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	name := `m'x"; DROP TABLE public.secrets; --`
+	in := install.New(db.Pool, name)
+	mustApply(t, ctx, in)
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, name).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema %q count = %d, %v", name, n, err)
+	}
+	if _, err := db.Pool.Exec(ctx, `SELECT FROM public.secrets`); err != nil {
+		t.Fatalf("public.secrets gone: %v", err)
+	}
+	for _, bad := range []string{"", "public", "pg_meshtop", strings.Repeat("x", 64)} {
+		if _, err := install.New(db.Pool, bad).Apply(ctx, nil); err == nil {
+			t.Errorf("Apply into %q succeeded; want refusal", bad)
+		}
+	}
+	var pe *install.PreconditionError
+	if err := install.New(db.Pool, "public").Check(ctx); err == nil || errors.As(err, &pe) {
+		t.Errorf("Check(public) = %v; want a schema-name error", err)
+	}
+}

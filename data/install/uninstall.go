@@ -1,0 +1,78 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// CronJobName is the pg_cron job name data/store uses for this schema.
+func CronJobName(schema string) string { return "meshtop-refresh-" + schema }
+
+// Uninstall removes what Apply created: the schema (CASCADE), the pg_cron job
+// meshtop scheduled for it, the started_at index (concurrently; kept while
+// another meshtop schema in this database still uses it), and the roles
+// meshtop created (those whose comment says "created by meshtop"), once no
+// object in any database depends on them. It touches nothing else.
+func (in *Installer) Uninstall(ctx context.Context) error {
+	quoted, err := in.quoted()
+	if err != nil {
+		return err
+	}
+	return in.withLock(ctx, func(conn *pgxpool.Conn) error {
+		var cron bool
+		if err := conn.QueryRow(ctx, bookkeeping+`SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')`).Scan(&cron); err != nil {
+			return fmt.Errorf("looking for pg_cron: %w", err)
+		}
+		if cron {
+			if _, err := conn.Exec(ctx, `SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1 AND database = current_database()`, CronJobName(in.schema)); err != nil {
+				return fmt.Errorf("removing the refresh schedule: %w", err)
+			}
+		}
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+quoted+" CASCADE"); err != nil {
+			return fmt.Errorf("dropping schema %s: %w", in.schema, err)
+		}
+		var others bool
+		if err := conn.QueryRow(ctx, bookkeeping+`SELECT EXISTS (
+  SELECT FROM pg_catalog.pg_class c WHERE c.relname = 'meshtop_migrations' AND c.relkind = 'r')`).Scan(&others); err != nil {
+			return fmt.Errorf("looking for other meshtop schemas: %w", err)
+		}
+		if !others {
+			if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS public."+IndexName); err != nil {
+				return fmt.Errorf("dropping index %s: %w", IndexName, err)
+			}
+		}
+		rows, err := conn.Query(ctx, bookkeeping+`SELECT r.rolname FROM pg_catalog.pg_roles r
+WHERE r.rolname = ANY ($1)
+  AND pg_catalog.shobj_description(r.oid, 'pg_authid') = 'created by meshtop'
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_shdepend d
+                  WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid)
+ORDER BY r.rolname DESC`, Roles)
+		if err != nil {
+			return fmt.Errorf("finding roles meshtop created: %w", err)
+		}
+		var drop []string
+		for rows.Next() {
+			var r string
+			if err := rows.Scan(&r); err != nil {
+				rows.Close()
+				return fmt.Errorf("finding roles meshtop created: %w", err)
+			}
+			drop = append(drop, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("finding roles meshtop created: %w", err)
+		}
+		var errs []error
+		for _, r := range drop {
+			if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize()); err != nil {
+				errs = append(errs, fmt.Errorf("dropping role %s: %w", r, err))
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
