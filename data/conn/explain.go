@@ -10,6 +10,9 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/meshtop/meshtop/data/install"
+	"github.com/meshtop/meshtop/data/store"
 )
 
 // Explainer is implemented by errors that already carry the one line a
@@ -28,6 +31,23 @@ func Explain(err error) string {
 	return oneLine(Redact(explain(err)))
 }
 
+// AsUser records which role err happened to, so Explain can name it in a
+// GRANT suggestion.
+func AsUser(err error, user string) error {
+	if err == nil {
+		return nil
+	}
+	return &userError{user: user, err: err}
+}
+
+type userError struct {
+	user string
+	err  error
+}
+
+func (e *userError) Error() string { return e.err.Error() }
+func (e *userError) Unwrap() error { return e.err }
+
 // MeshHookTables are the tables whose absence means "not a MeshHook
 // database".
 var MeshHookTables = []string{"workflow_runs", "workflow_definitions", "workflow_events", "projects"}
@@ -36,6 +56,27 @@ func explain(err error) string {
 	var ex Explainer
 	if errors.As(err, &ex) {
 		return ex.Explain()
+	}
+	user := ""
+	var ue *userError
+	if errors.As(err, &ue) {
+		user = ue.user
+	}
+	var pre *install.PreconditionError
+	if errors.As(err, &pre) {
+		if pre.Kind == "standby" {
+			return strings.TrimSuffix(strings.Replace(pre.Msg, "; install on the primary", "; use the primary (or --replica-dsn for reads)", 1), ".")
+		}
+		return strings.TrimSuffix(pre.Msg, ".")
+	}
+	var perm *store.PermissionError
+	if errors.As(err, &perm) {
+		return fmt.Sprintf("permission denied %s: as the database owner, GRANT %s TO %s", perm.Action, perm.Role, roleOr(user))
+	}
+	for _, sentinel := range []error{store.ErrNotInstalled, store.ErrNotPopulated, store.ErrCronUnavailable} {
+		if errors.Is(err, sentinel) {
+			return sentinel.Error()
+		}
 	}
 	var dsnErr *DSNError
 	if errors.As(err, &dsnErr) {
@@ -49,7 +90,7 @@ func explain(err error) string {
 
 	cfg := errorConfig(err)
 	where := "the server"
-	user, db := "", ""
+	db := ""
 	if cfg != nil {
 		where = TargetOf(*cfg)
 		user, db = cfg.User, cfg.Database
