@@ -1,0 +1,947 @@
+// Package tui is meshtop's Bubble Tea dashboard: a live workflow table with
+// sparklines, a workflow detail page, a refresh console, a first-run
+// installer and a help screen. It reads and drives the metrics views only
+// through data/store and data/install; it never speaks SQL.
+package tui
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/muesli/termenv"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// Options configure the dashboard.
+type Options struct {
+	// Store is where the data comes from; *store.Store satisfies Source.
+	Store Source
+	// Installer offers the first-run install; nil never offers it.
+	Installer Installer
+	// ReadOnly hides and refuses install, refresh and cancel.
+	ReadOnly bool
+	// NoInstall never offers to install.
+	NoInstall bool
+	// Interval between polls (default 2s).
+	Interval time.Duration
+	// Window shown first (default 24h).
+	Window store.Window
+	// LagWarn and LagCrit colour the refresh-lag badge yellow and red
+	// (defaults 5m and 15m).
+	LagWarn, LagCrit time.Duration
+	// Target is the redacted host/database shown in the header.
+	Target string
+	// Clock is the model clock for every relative time and chart range
+	// (nil = time.Now).
+	Clock func() time.Time
+
+	// Output receives the OSC 52 clipboard sequence (default os.Stdout).
+	Output io.Writer
+}
+
+// Minimum terminal size; below it a message asks for a bigger window.
+const (
+	MinWidth  = 80
+	MinHeight = 20
+)
+
+const (
+	minInterval = 250 * time.Millisecond
+	maxInterval = time.Minute
+)
+
+type screen int
+
+const (
+	screenOverview screen = iota
+	screenDetail
+	screenConsole
+	screenInstall
+)
+
+var screenNames = map[screen]string{screenOverview: "Overview", screenDetail: "Detail", screenConsole: "Refresh console", screenInstall: "Install"}
+
+// common is shared by the screens: styles, keys and the clock.
+type common struct {
+	styles Styles
+	keys   keyMap
+	clock  func() time.Time
+	opts   Options
+}
+
+func (c *common) now() time.Time { return c.clock() }
+
+// connState tracks a lost connection.
+type connState struct {
+	lost    bool
+	attempt int
+	next    time.Duration
+	err     string
+}
+
+// Model is the root model.
+type Model struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	c      *common
+	src    Source
+	help   help.Model
+
+	width, height int
+	screen        screen
+	showHelp      bool
+	started       bool // the installed check passed and polling runs
+
+	window   store.Window
+	interval time.Duration
+	paused   bool
+	tickSeq  int
+
+	overviewBusy, consoleBusy, detailBusy bool
+
+	server    *store.ServerInfo
+	status    string
+	statusErr bool
+	conn      connState
+
+	listen        *listener
+	listenGen     int
+	listenAttempt int
+
+	watchSeq    int
+	watchActive bool
+
+	ov   overviewModel
+	dt   detailModel
+	cs   consoleModel
+	inst installModel
+}
+
+// Run starts the dashboard on the terminal and returns when the user quits
+// or ctx is cancelled.
+func Run(ctx context.Context, opts Options) error {
+	if os.Getenv("NO_COLOR") != "" {
+		lipgloss.SetColorProfile(termenv.Ascii)
+	}
+	m := newModel(ctx, opts)
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx))
+	final, err := p.Run()
+	if fm, ok := final.(Model); ok {
+		fm.cancel()
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil // cancelled from outside: a clean exit
+	}
+	return err
+}
+
+// New returns the dashboard model (for tests: drive it with teatest).
+func New(opts Options) tea.Model { return newModel(context.Background(), opts) }
+
+func newModel(ctx context.Context, opts Options) Model {
+	if opts.Interval <= 0 {
+		opts.Interval = 2 * time.Second
+	}
+	if opts.Window == "" {
+		opts.Window = store.Window24h
+	}
+	if opts.LagWarn <= 0 {
+		opts.LagWarn = 5 * time.Minute
+	}
+	if opts.LagCrit <= 0 {
+		opts.LagCrit = 15 * time.Minute
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Output == nil {
+		opts.Output = os.Stdout
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &common{styles: NewStyles(DefaultTheme()), keys: newKeyMap(opts.ReadOnly), clock: opts.Clock, opts: opts}
+	h := help.New()
+	h.Styles.ShortKey = c.styles.Accent
+	h.Styles.FullKey = c.styles.Accent
+	return Model{
+		ctx: ctx, cancel: cancel, c: c, src: opts.Store, help: h,
+		screen: screenOverview, window: opts.Window, interval: opts.Interval,
+		ov: newOverview(), cs: newConsole(),
+	}
+}
+
+func (m Model) Init() tea.Cmd { return checkInstalled(m.ctx, m.src) }
+
+// start begins normal operation: data, polling and LISTEN.
+func (m *Model) start() tea.Cmd {
+	m.started = true
+	if m.screen == screenInstall {
+		m.screen = screenOverview
+	}
+	return tea.Batch(m.fetchAll(), m.rearmPoll(), m.restartListen())
+}
+
+// fetchAll reads what the screens show, skipping reads already under way.
+func (m *Model) fetchAll() tea.Cmd {
+	var cmds []tea.Cmd
+	if !m.overviewBusy {
+		m.overviewBusy = true
+		cmds = append(cmds, fetchOverview(m.ctx, m.src, m.window))
+	}
+	if m.screen == screenConsole || m.cs.busy() || !m.cs.loaded {
+		cmds = append(cmds, m.fetchConsole())
+	}
+	if m.screen == screenDetail && m.dt.id != "" && !m.detailBusy {
+		m.detailBusy = true
+		cmds = append(cmds, fetchWorkflow(m.ctx, m.src, m.dt.id, m.window))
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) fetchConsole() tea.Cmd {
+	if m.consoleBusy {
+		return nil
+	}
+	m.consoleBusy = true
+	return fetchConsole(m.ctx, m.src)
+}
+
+// rearmPoll starts a new poll loop and so invalidates any pending tick.
+func (m *Model) rearmPoll() tea.Cmd {
+	m.tickSeq++
+	if m.paused {
+		return nil
+	}
+	return pollTick(m.tickSeq, m.interval)
+}
+
+func (m *Model) restartListen() tea.Cmd {
+	if m.listen != nil {
+		m.listen.cancel()
+	}
+	m.listenGen++
+	l, cmd := startListen(m.ctx, m.src, m.listenGen)
+	m.listen = l
+	return cmd
+}
+
+func (m *Model) startWatch() tea.Cmd {
+	if m.watchActive {
+		return nil
+	}
+	m.watchActive = true
+	m.watchSeq++
+	return watchTick(m.watchSeq)
+}
+
+func (m *Model) setStatus(s string, isErr bool) { m.status, m.statusErr = s, isErr }
+
+// handleErr routes an error: a lost connection starts reconnecting, any
+// other error goes to the status bar. It returns the command to run.
+func (m *Model) handleErr(what string, err error) tea.Cmd {
+	if isConnErr(err) {
+		return m.connLost(err)
+	}
+	m.setStatus(fmt.Sprintf("%s: %s", what, oneLine(err.Error())), true)
+	return nil
+}
+
+func (m *Model) connLost(err error) tea.Cmd {
+	m.conn.err = oneLine(err.Error())
+	if m.conn.lost {
+		return nil // a reconnect loop is already running
+	}
+	m.conn.lost = true
+	m.conn.attempt = 1
+	m.conn.next = backoff(1)
+	return tea.Tick(m.conn.next, func(time.Time) tea.Msg { return ReconnectTickMsg{Attempt: 1} })
+}
+
+func (m Model) quit() (tea.Model, tea.Cmd) {
+	m.cancel()
+	if m.listen != nil {
+		m.listen.cancel()
+	}
+	return m, tea.Quit
+}
+
+// Update handles a message, then keeps the overview's selection on screen
+// (View works on a copy and cannot remember the scroll position).
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	nm, cmd := m.update(msg)
+	if mm, ok := nm.(Model); ok {
+		mm.ov.scrollTo(mm.overviewRows())
+		return mm, cmd
+	}
+	return nm, cmd
+}
+
+// overviewRows is how many table rows fit on the overview.
+func (m Model) overviewRows() int {
+	h := m.bodyHeight() - 3 // header, totals, data-as-of
+	if m.ov.filtering || m.ov.filter.Value() != "" {
+		h--
+	}
+	return max(1, h)
+}
+
+func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.help.Width = msg.Width
+		if m.dt.loaded {
+			m.dt.drawCharts(m.c, m.width)
+		}
+		return m, nil
+	case tea.KeyMsg:
+		return m.handleKey(msg)
+
+	case InstalledCheckedMsg:
+		if msg.Err != nil {
+			if isConnErr(msg.Err) {
+				return m, m.connLost(msg.Err)
+			}
+			m.setStatus("checking the installation: "+oneLine(msg.Err.Error()), true)
+			return m, m.start()
+		}
+		if msg.Installed {
+			return m, m.start()
+		}
+		m.screen = screenInstall
+		m.inst = installModel{state: installPrompt}
+		switch {
+		case m.c.opts.ReadOnly:
+			m.inst.state, m.inst.reason = installUnavailable, "meshtop runs read-only, so it will not install anything. Run `meshtop install` with a role that owns the database objects, or ask your DBA to."
+		case m.c.opts.NoInstall || m.c.opts.Installer == nil:
+			m.inst.state, m.inst.reason = installUnavailable, "Run `meshtop install` (or `meshtop install --dry-run` to see the SQL) to create the metrics schema and views."
+		default:
+			m.inst.objects = m.c.opts.Installer.Objects()
+		}
+		return m, nil
+
+	case InstallCheckedMsg:
+		if msg.Err != nil {
+			m.inst.state, m.inst.err = installFailed, msg.Err
+			return m, nil
+		}
+		m.inst.state = installRunning
+		r, cmd := startInstall(m.ctx, m.c.opts.Installer)
+		m.inst.run = r
+		return m, cmd
+	case InstallStepMsg:
+		m.inst.stepDone(msg.Step)
+		return m, m.inst.run.wait()
+	case InstallFinishedMsg:
+		if msg.Err != nil {
+			m.inst.state, m.inst.err = installFailed, msg.Err
+			return m, nil
+		}
+		m.setStatus(fmt.Sprintf("installed: %d migrations applied", msg.Applied), false)
+		return m, m.start()
+
+	case PollTickMsg:
+		if msg.Seq != m.tickSeq || m.paused || m.conn.lost {
+			return m, nil // stale loop, paused, or the reconnect loop owns polling
+		}
+		return m, tea.Batch(m.fetchAll(), pollTick(m.tickSeq, m.interval))
+
+	case OverviewLoadedMsg:
+		m.overviewBusy = false
+		if msg.Err != nil {
+			return m, m.handleErr("reading the overview", msg.Err)
+		}
+		if msg.Window != m.window {
+			return m, nil
+		}
+		if m.statusErr {
+			m.setStatus("", false)
+		}
+		m.server = &msg.Overview.Server
+		m.ov.setData(msg.Overview)
+		return m, nil
+
+	case WorkflowLoadedMsg:
+		m.detailBusy = false
+		if msg.Err != nil {
+			return m, m.handleErr("reading workflow "+msg.ID, msg.Err)
+		}
+		if msg.ID != m.dt.id || msg.Window != m.window {
+			return m, nil
+		}
+		m.dt.window = msg.Window
+		m.dt.setData(m.c, msg.Detail, m.width)
+		return m, nil
+
+	case ConsoleLoadedMsg:
+		m.consoleBusy = false
+		if msg.Err != nil {
+			return m, m.handleErr("reading the refresh status", msg.Err)
+		}
+		m.cs.setData(msg)
+		if m.cs.busy() {
+			return m, m.startWatch()
+		}
+		return m, nil
+
+	case RunningLoadedMsg:
+		if msg.Err != nil {
+			return m, m.handleErr("reading running refreshes", msg.Err)
+		}
+		m.cs.running = msg.Running
+		return m, nil
+
+	case WatchTickMsg:
+		if msg.Seq != m.watchSeq {
+			return m, nil
+		}
+		if !m.cs.busy() || m.conn.lost {
+			m.watchActive = false
+			return m, nil
+		}
+		return m, tea.Batch(fetchRunning(m.ctx, m.src), watchTick(m.watchSeq))
+
+	case RefreshFinishedMsg:
+		delete(m.cs.ours, msg.View)
+		m.cs.last = &refreshOutcome{view: msg.View, results: msg.Results, err: msg.Err}
+		if msg.Err != nil && isConnErr(msg.Err) {
+			return m, m.connLost(msg.Err)
+		}
+		m.overviewBusy = false // a poll under way may predate the refresh: read again
+		return m, m.fetchAllConsole()
+
+	case CancelFinishedMsg:
+		if msg.Err != nil {
+			return m, m.handleErr("cancelling the refresh", msg.Err)
+		}
+		m.setStatus(fmt.Sprintf("cancel sent to %d refreshing backend(s)", msg.Canceled), false)
+		return m, m.fetchConsole()
+
+	case RefreshEventMsg:
+		if m.listen == nil || msg.Gen != m.listen.gen {
+			return m, nil
+		}
+		m.listenAttempt = 0
+		cmds := []tea.Cmd{m.listen.wait()}
+		m.consoleBusy = false
+		cmds = append(cmds, m.fetchConsole())
+		if msg.Event.Status != "running" {
+			m.overviewBusy = false
+			cmds = append(cmds, m.fetchAll())
+		} else {
+			cmds = append(cmds, m.startWatch())
+		}
+		return m, tea.Batch(cmds...)
+
+	case ListenEndedMsg:
+		if m.listen == nil || msg.Gen != m.listen.gen || m.ctx.Err() != nil {
+			return m, nil
+		}
+		m.listenAttempt++
+		gen := msg.Gen
+		var cmds []tea.Cmd
+		if msg.Err != nil && isConnErr(msg.Err) {
+			cmds = append(cmds, m.connLost(msg.Err))
+		}
+		cmds = append(cmds, tea.Tick(backoff(m.listenAttempt), func(time.Time) tea.Msg { return ListenRetryMsg{Gen: gen} }))
+		return m, tea.Batch(cmds...)
+
+	case ListenRetryMsg:
+		if m.listen == nil || msg.Gen != m.listen.gen {
+			return m, nil
+		}
+		return m, m.restartListen()
+
+	case ReconnectTickMsg:
+		if !m.conn.lost || msg.Attempt != m.conn.attempt {
+			return m, nil
+		}
+		return m, reconnect(m.ctx, m.src, msg.Attempt)
+
+	case ReconnectedMsg:
+		if !m.conn.lost || msg.Attempt != m.conn.attempt {
+			return m, nil
+		}
+		if msg.Err != nil {
+			m.conn.err = oneLine(msg.Err.Error())
+			m.conn.attempt++
+			m.conn.next = backoff(m.conn.attempt)
+			a := m.conn.attempt
+			return m, tea.Tick(m.conn.next, func(time.Time) tea.Msg { return ReconnectTickMsg{Attempt: a} })
+		}
+		m.conn = connState{}
+		m.server = &msg.Server
+		m.setStatus("reconnected", false)
+		m.overviewBusy, m.consoleBusy, m.detailBusy = false, false, false
+		if !m.started {
+			return m, checkInstalled(m.ctx, m.src)
+		}
+		return m, tea.Batch(m.fetchAll(), m.rearmPoll(), m.restartListen())
+
+	case CopiedMsg:
+		if msg.Err != nil {
+			m.setStatus("copy: "+msg.Err.Error(), true)
+		} else {
+			m.setStatus("copied "+msg.Text+" to the clipboard (OSC 52)", false)
+		}
+		return m, nil
+	}
+	// Messages for the filter input (cursor blink).
+	if m.ov.filtering {
+		var cmd tea.Cmd
+		m.ov.filter, cmd = m.ov.filter.Update(msg)
+		return m, cmd
+	}
+	return m, nil
+}
+
+// fetchAllConsole reads everything after a refresh finished.
+func (m *Model) fetchAllConsole() tea.Cmd {
+	m.consoleBusy = false
+	return tea.Batch(m.fetchAll(), m.fetchConsole())
+}
+
+func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	k := m.c.keys
+	if msg.String() == "ctrl+c" {
+		return m.quit()
+	}
+	// The filter input gets keys first.
+	if m.ov.filtering {
+		switch msg.String() {
+		case "esc":
+			m.ov.filtering = false
+			m.ov.filter.Blur()
+			m.ov.filter.SetValue("")
+			m.ov.apply()
+			return m, nil
+		case "enter":
+			m.ov.filtering = false
+			m.ov.filter.Blur()
+			return m, nil
+		case "up", "down":
+			// fall through to navigation
+		default:
+			var cmd tea.Cmd
+			m.ov.filter, cmd = m.ov.filter.Update(msg)
+			m.ov.apply()
+			return m, cmd
+		}
+	}
+	if m.showHelp {
+		if key.Matches(msg, k.Quit) {
+			return m.quit()
+		}
+		m.showHelp = false // any key closes the help
+		return m, nil
+	}
+	if m.screen == screenInstall {
+		return m.installKey(msg)
+	}
+	if m.cs.confirmCancel {
+		m.cs.confirmCancel = false
+		if key.Matches(msg, k.Yes) {
+			view := ""
+			if len(m.cs.running) == 1 {
+				view = m.cs.running[0].View
+			} else if r := m.cs.runningFor(m.cs.selectedView()); r != nil {
+				view = r.View
+			}
+			m.setStatus("cancelling the refresh of "+m.cs.cancelTarget()+"…", false)
+			return m, cancelRefresh(m.ctx, m.src, view)
+		}
+		m.setStatus("the refresh keeps running", false)
+		return m, nil
+	}
+
+	switch {
+	case key.Matches(msg, k.Quit):
+		return m.quit()
+	case key.Matches(msg, k.Help):
+		m.showHelp = true
+		return m, nil
+	case key.Matches(msg, k.NextScreen):
+		return m.switchScreen(+1)
+	case key.Matches(msg, k.PrevScreen):
+		return m.switchScreen(-1)
+	case key.Matches(msg, k.Window1), key.Matches(msg, k.Window2), key.Matches(msg, k.Window3), key.Matches(msg, k.Window4):
+		w := store.Windows[int(msg.String()[0]-'1')]
+		if w == m.window {
+			return m, nil
+		}
+		m.window = w
+		m.overviewBusy, m.detailBusy = false, false
+		if m.dt.id != "" {
+			m.dt.window = w
+			m.dt.loaded = false
+		}
+		return m, m.fetchAll()
+	case key.Matches(msg, k.Pause):
+		m.paused = !m.paused
+		if m.paused {
+			m.tickSeq++
+			m.setStatus("polling paused (p resumes)", false)
+			return m, nil
+		}
+		m.setStatus("polling resumed", false)
+		return m, tea.Batch(m.fetchAll(), m.rearmPoll())
+	case key.Matches(msg, k.Faster), key.Matches(msg, k.Slower):
+		if key.Matches(msg, k.Faster) {
+			m.interval = max(minInterval, m.interval/2)
+		} else {
+			m.interval = min(maxInterval, m.interval*2)
+		}
+		m.setStatus("polling every "+fmtDur(m.interval), false)
+		return m, m.rearmPoll()
+	}
+
+	switch m.screen {
+	case screenOverview:
+		return m.overviewKey(msg)
+	case screenDetail:
+		return m.detailKey(msg)
+	case screenConsole:
+		return m.consoleKey(msg)
+	}
+	return m, nil
+}
+
+func (m Model) switchScreen(dir int) (tea.Model, tea.Cmd) {
+	order := []screen{screenOverview}
+	if m.dt.id != "" {
+		order = append(order, screenDetail)
+	}
+	order = append(order, screenConsole)
+	i := 0
+	for j, s := range order {
+		if s == m.screen {
+			i = j
+		}
+	}
+	m.screen = order[(i+dir+len(order))%len(order)]
+	if m.screen == screenConsole {
+		return m, m.fetchConsole()
+	}
+	return m, nil
+}
+
+func (m Model) overviewKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	k := m.c.keys
+	page := max(1, m.bodyHeight()-4)
+	switch {
+	case key.Matches(msg, k.Up):
+		m.ov.move(-1)
+	case key.Matches(msg, k.Down):
+		m.ov.move(1)
+	case key.Matches(msg, k.PageUp):
+		m.ov.move(-page)
+	case key.Matches(msg, k.PageDown):
+		m.ov.move(page)
+	case key.Matches(msg, k.Top):
+		m.ov.sel = 0
+		m.ov.clampSel()
+	case key.Matches(msg, k.Bottom):
+		m.ov.sel = len(m.ov.rows) - 1
+		m.ov.clampSel()
+	case key.Matches(msg, k.Filter):
+		m.ov.filtering = true
+		return m, m.ov.filter.Focus()
+	case key.Matches(msg, k.Back):
+		if m.ov.filter.Value() != "" {
+			m.ov.filter.SetValue("")
+			m.ov.apply()
+		}
+	case key.Matches(msg, k.Sort):
+		m.ov.sortCol = (m.ov.sortCol + 1) % numSortable
+		m.ov.apply()
+	case key.Matches(msg, k.SortDir):
+		m.ov.sortDesc = !m.ov.sortDesc
+		m.ov.apply()
+	case key.Matches(msg, k.Copy):
+		if w := m.ov.selected(); w != nil {
+			return m, copyToClipboard(m.c.opts.Output, w.WorkflowID)
+		}
+	case key.Matches(msg, k.Enter):
+		w := m.ov.selected()
+		if w == nil {
+			return m, nil
+		}
+		m.dt.open(w.WorkflowID, m.window)
+		m.screen = screenDetail
+		m.detailBusy = true
+		return m, fetchWorkflow(m.ctx, m.src, w.WorkflowID, m.window)
+	}
+	return m, nil
+}
+
+func (m Model) detailKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	k := m.c.keys
+	switch {
+	case key.Matches(msg, k.Back):
+		m.screen = screenOverview
+	case key.Matches(msg, k.Up):
+		m.dt.stepOff = max(0, m.dt.stepOff-1)
+	case key.Matches(msg, k.Down):
+		m.dt.stepOff++
+	case key.Matches(msg, k.Top):
+		m.dt.stepOff = 0
+	case key.Matches(msg, k.Copy):
+		if m.dt.id != "" {
+			return m, copyToClipboard(m.c.opts.Output, m.dt.id)
+		}
+	}
+	return m, nil
+}
+
+func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	k := m.c.keys
+	switch {
+	case key.Matches(msg, k.Back):
+		m.screen = screenOverview
+	case key.Matches(msg, k.Up):
+		m.cs.sel = max(0, m.cs.sel-1)
+	case key.Matches(msg, k.Down):
+		m.cs.sel = min(max(0, len(m.cs.views)-1), m.cs.sel+1)
+	case key.Matches(msg, k.LogUp):
+		m.cs.logOff = max(0, m.cs.logOff-5)
+	case key.Matches(msg, k.LogDown):
+		m.cs.logOff += 5
+	case key.Matches(msg, k.Refresh), key.Matches(msg, k.RefreshAll):
+		if m.c.opts.ReadOnly {
+			m.setStatus("read-only: refreshing is disabled", true)
+			return m, nil
+		}
+		view := ""
+		if key.Matches(msg, k.Refresh) {
+			view = m.cs.selectedView()
+			if view == "" {
+				return m, nil
+			}
+		}
+		if _, ok := m.cs.ours[view]; ok {
+			m.setStatus("that refresh is already under way", false)
+			return m, nil
+		}
+		m.cs.ours[view] = m.c.now()
+		name := view
+		if name == "" {
+			name = "all views"
+		}
+		m.setStatus("refreshing "+name+"…", false)
+		return m, tea.Batch(runRefresh(m.ctx, m.src, view), m.startWatch(), fetchRunning(m.ctx, m.src))
+	case key.Matches(msg, k.Cancel):
+		if m.c.opts.ReadOnly {
+			m.setStatus("read-only: cancelling is disabled", true)
+			return m, nil
+		}
+		if len(m.cs.running) == 0 {
+			m.setStatus("no refresh is running", false)
+			return m, nil
+		}
+		m.cs.confirmCancel = true
+	}
+	return m, nil
+}
+
+func (m Model) installKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	k := m.c.keys
+	switch m.inst.state {
+	case installPrompt, installFailed:
+		switch {
+		case key.Matches(msg, k.Yes):
+			m.inst.state = installChecking
+			m.inst.steps, m.inst.err = nil, nil
+			return m, checkInstaller(m.ctx, m.c.opts.Installer)
+		case key.Matches(msg, k.No), key.Matches(msg, k.Quit):
+			return m.quit()
+		}
+	case installUnavailable:
+		if key.Matches(msg, k.Quit) || key.Matches(msg, k.No) {
+			return m.quit()
+		}
+	}
+	return m, nil
+}
+
+// Layout.
+
+func (m Model) bodyHeight() int {
+	h := m.height - 4 // header, tabs, status, help line
+	if m.conn.lost {
+		h--
+	}
+	return max(1, h)
+}
+
+func (m Model) View() string {
+	if m.width == 0 || m.height == 0 {
+		return "starting meshtop…"
+	}
+	st := m.c.styles
+	if m.width < MinWidth || m.height < MinHeight {
+		msg := fmt.Sprintf("meshtop needs a terminal of at least %d×%d\nthis one is %d×%d: make it larger", MinWidth, MinHeight, m.width, m.height)
+		return lipgloss.Place(m.width, m.height, lipgloss.Center, lipgloss.Center, st.Warn.Render(msg))
+	}
+	lines := make([]string, 0, m.height)
+	lines = append(lines, m.headerView())
+	if m.conn.lost {
+		lines = append(lines, st.Banner.Render(fit(fmt.Sprintf(" reconnecting (attempt %d, next in %s) — showing the last data · %s",
+			m.conn.attempt, fmtDur(m.conn.next), m.conn.err), m.width)))
+	}
+	lines = append(lines, m.tabsView())
+	body := m.bodyView(m.bodyHeight())
+	lines = append(lines, exactLines(body, m.bodyHeight(), m.width)...)
+	lines = append(lines, m.statusView())
+	lines = append(lines, fit(m.help.ShortHelpView(m.c.keys.shortHelp(m.screen)), m.width))
+	return strings.Join(lines, "\n")
+}
+
+func (m *Model) bodyView(h int) string {
+	st := m.c.styles
+	if m.showHelp {
+		hm := m.help
+		hm.ShowAll = true
+		return st.Title.Render("Keys") + "\n\n" + hm.FullHelpView(m.c.keys.fullHelp()) +
+			"\n\n" + st.Muted.Render("any key closes this help")
+	}
+	switch m.screen {
+	case screenInstall:
+		return m.inst.view(m.c, m.width, h)
+	case screenDetail:
+		return m.dt.view(m.c, m.width, h)
+	case screenConsole:
+		return m.cs.view(m.c, m.width, h)
+	}
+	if !m.started && !m.ov.loaded {
+		return st.Muted.Render("connecting…")
+	}
+	return m.ov.view(m.c, m.width, h, m.conn.lost)
+}
+
+// exactLines cuts or pads s to exactly h lines of at most w cells.
+func exactLines(s string, h, w int) []string {
+	ls := strings.Split(s, "\n")
+	if len(ls) > h {
+		ls = ls[:h]
+	}
+	for i, l := range ls {
+		if ansi.StringWidth(l) > w {
+			ls[i] = ansi.Truncate(l, w, "")
+		}
+	}
+	for len(ls) < h {
+		ls = append(ls, "")
+	}
+	return ls
+}
+
+func (m Model) headerView() string {
+	st := m.c.styles
+	parts := []string{st.Title.Render("meshtop")}
+	target := m.c.opts.Target
+	if target == "" && m.server != nil {
+		target = fmt.Sprintf("%s:%d/%s", m.server.Host, m.server.Port, m.server.Database)
+	}
+	if target != "" {
+		parts = append(parts, target)
+	}
+	if m.server != nil {
+		role := "primary"
+		if m.server.InRecovery {
+			role = "replica"
+			if m.server.ReplicationLag != nil {
+				role += " (replay lag " + fmtDur(*m.server.ReplicationLag) + ")"
+			}
+		}
+		parts = append(parts, "PostgreSQL "+m.server.Version+" "+role)
+	}
+	var wins []string
+	for _, w := range store.Windows {
+		if w == m.window {
+			wins = append(wins, st.WinActive.Render("["+string(w)+"]"))
+		} else {
+			wins = append(wins, st.WinPassive.Render(" "+string(w)+" "))
+		}
+	}
+	parts = append(parts, strings.Join(wins, ""))
+	parts = append(parts, m.lagBadge())
+	poll := "every " + fmtDur(m.interval)
+	if m.paused {
+		poll = "paused"
+	}
+	parts = append(parts, st.Muted.Render(poll))
+	return fit(strings.Join(parts, st.Muted.Render(" │ ")), m.width)
+}
+
+// lagBadge is the worst refresh lag of the views, coloured by LagWarn and
+// LagCrit, with a word for terminals without colour.
+func (m Model) lagBadge() string {
+	st := m.c.styles
+	views := m.ov.data.Views
+	if m.cs.loaded && len(m.cs.views) > 0 {
+		views = m.cs.views
+	}
+	if len(views) == 0 {
+		return st.Muted.Render("lag ?")
+	}
+	var worst time.Duration
+	for _, v := range views {
+		if !v.Populated || v.Lag == nil {
+			return st.BadgeBad.Render("lag: never refreshed")
+		}
+		worst = max(worst, *v.Lag)
+	}
+	switch {
+	case worst >= m.c.opts.LagCrit:
+		return st.BadgeBad.Render("lag " + fmtDur(worst) + " crit")
+	case worst >= m.c.opts.LagWarn:
+		return st.BadgeWarn.Render("lag " + fmtDur(worst) + " warn")
+	}
+	return st.BadgeGood.Render("lag " + fmtDur(worst) + " ok")
+}
+
+func (m Model) tabsView() string {
+	st := m.c.styles
+	var tabs []string
+	for _, s := range []screen{screenOverview, screenDetail, screenConsole} {
+		name := screenNames[s]
+		if s == screenDetail && m.dt.id == "" {
+			continue
+		}
+		if s == m.screen && !m.showHelp {
+			tabs = append(tabs, st.TabActive.Render("‹"+name+"›"))
+		} else {
+			tabs = append(tabs, st.TabPassive.Render(" "+name+" "))
+		}
+	}
+	if m.screen == screenInstall {
+		tabs = []string{st.TabActive.Render("‹Install›")}
+	}
+	if m.showHelp {
+		tabs = append(tabs, st.TabActive.Render("‹Help›"))
+	}
+	if m.c.opts.ReadOnly {
+		tabs = append(tabs, st.Warn.Render("READ-ONLY"))
+	}
+	return fit(strings.Join(tabs, " "), m.width)
+}
+
+func (m Model) statusView() string {
+	st := m.c.styles
+	if m.status == "" {
+		return ""
+	}
+	if m.statusErr {
+		return st.Error.Render(fit("error: "+m.status, m.width))
+	}
+	return st.Status.Render(fit(m.status, m.width))
+}

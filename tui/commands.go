@@ -1,0 +1,217 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/muesli/termenv"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// Every command that talks to the database runs under a timeout derived from
+// the model's root context, which is cancelled when the program quits. The
+// store applies its own, shorter, per-query timeouts inside.
+const (
+	readTimeout    = 15 * time.Second
+	refreshTimeout = 30 * time.Minute // the store bounds the REFRESH itself by statement_timeout
+	logLimit       = 50
+)
+
+func fetchOverview(ctx context.Context, src Source, w store.Window) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		ov, err := src.Overview(ctx, w)
+		return OverviewLoadedMsg{Window: w, Overview: ov, Err: err}
+	}
+}
+
+func fetchWorkflow(ctx context.Context, src Source, id string, w store.Window) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		d, err := src.Workflow(ctx, id, w)
+		return WorkflowLoadedMsg{ID: id, Window: w, Detail: d, Err: err}
+	}
+}
+
+func fetchConsole(ctx context.Context, src Source) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		var msg ConsoleLoadedMsg
+		var err error
+		if msg.Views, err = src.Views(ctx); err != nil {
+			msg.Err = err
+			return msg
+		}
+		if msg.Log, err = src.RefreshLog(ctx, logLimit); err != nil {
+			msg.Err = err
+			return msg
+		}
+		if msg.Running, err = src.Running(ctx); err != nil {
+			msg.Err = err
+			return msg
+		}
+		msg.Schedule, msg.Err = src.Schedule(ctx)
+		return msg
+	}
+}
+
+func fetchRunning(ctx context.Context, src Source) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		r, err := src.Running(ctx)
+		return RunningLoadedMsg{Running: r, Err: err}
+	}
+}
+
+func checkInstalled(ctx context.Context, src Source) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		ok, err := src.Installed(ctx)
+		return InstalledCheckedMsg{Installed: ok, Err: err}
+	}
+}
+
+func reconnect(ctx context.Context, src Source, attempt int) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		info, err := src.Server(ctx)
+		return ReconnectedMsg{Attempt: attempt, Server: info, Err: err}
+	}
+}
+
+func runRefresh(ctx context.Context, src Source, view string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		defer cancel()
+		res, err := src.Refresh(ctx, view, false)
+		return RefreshFinishedMsg{View: view, Results: res, Err: err}
+	}
+}
+
+func cancelRefresh(ctx context.Context, src Source, view string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		n, err := src.CancelRefresh(ctx, view)
+		return CancelFinishedMsg{View: view, Canceled: n, Err: err}
+	}
+}
+
+func pollTick(seq int, d time.Duration) tea.Cmd {
+	return tea.Tick(d, func(time.Time) tea.Msg { return PollTickMsg{Seq: seq} })
+}
+
+func watchTick(seq int) tea.Cmd {
+	return tea.Tick(watchInterval, func(time.Time) tea.Msg { return WatchTickMsg{Seq: seq} })
+}
+
+// listener is one LISTEN session: Listen runs in a goroutine started by the
+// first command and forwards events to a channel; each RefreshEventMsg
+// re-issues waitListen (the pattern of bubbletea's examples/realtime).
+type listener struct {
+	gen    int
+	cancel context.CancelFunc
+	events chan store.RefreshEvent
+	done   chan error
+}
+
+func startListen(ctx context.Context, src Source, gen int) (*listener, tea.Cmd) {
+	lctx, cancel := context.WithCancel(ctx)
+	l := &listener{gen: gen, cancel: cancel, events: make(chan store.RefreshEvent, 64), done: make(chan error, 1)}
+	return l, func() tea.Msg {
+		go func() { l.done <- src.Listen(lctx, l.events) }()
+		return l.wait()()
+	}
+}
+
+func (l *listener) wait() tea.Cmd {
+	return func() tea.Msg {
+		select {
+		case ev := <-l.events:
+			return RefreshEventMsg{Gen: l.gen, Event: ev}
+		case err := <-l.done:
+			// Deliver events that raced the end first.
+			select {
+			case ev := <-l.events:
+				l.done <- err
+				return RefreshEventMsg{Gen: l.gen, Event: ev}
+			default:
+			}
+			return ListenEndedMsg{Gen: l.gen, Err: err}
+		}
+	}
+}
+
+// copyToClipboard writes an OSC 52 sequence, which terminals (also over SSH
+// and in tmux with set-clipboard on) turn into a clipboard write.
+func copyToClipboard(w io.Writer, text string) tea.Cmd {
+	return func() tea.Msg {
+		if w == nil {
+			return CopiedMsg{Text: text, Err: errors.New("no terminal to copy through")}
+		}
+		termenv.NewOutput(w).Copy(text)
+		return CopiedMsg{Text: text}
+	}
+}
+
+// backoff is 1s, 2s, 4s … capped at 30s.
+func backoff(attempt int) time.Duration {
+	d := time.Second
+	for i := 1; i < attempt && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	if d > 30*time.Second {
+		d = 30 * time.Second
+	}
+	return d
+}
+
+// isConnErr tells a lost connection (reconnect with back-off, keep the last
+// data) from a query error (show it in the status bar). It looks at SQLSTATE
+// classes through the SQLState() method pgconn's errors carry, and at network
+// errors, without importing the driver.
+func isConnErr(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) {
+		c := st.SQLState()
+		if strings.HasPrefix(c, "08") || c == "57P01" || c == "57P02" || c == "57P03" {
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && !ne.Timeout() {
+		return true
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	s := strings.ToLower(err.Error())
+	for _, frag := range []string{
+		"failed to connect", "connection refused", "conn closed", "closed pool",
+		"unexpected eof", "connection reset", "broken pipe", "server closed the connection",
+		"the database system is", "no such host", "terminating connection",
+	} {
+		if strings.Contains(s, frag) {
+			return true
+		}
+	}
+	return false
+}

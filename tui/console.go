@@ -1,0 +1,311 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/NimbleMarkets/ntcharts/sparkline"
+	"github.com/charmbracelet/bubbles/progress"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+const watchInterval = 500 * time.Millisecond
+
+// consoleModel is the refresh console: the views' status, the schedule, the
+// refresh being watched and the refresh log.
+type consoleModel struct {
+	views   []store.ViewStatus
+	log     []store.RefreshLogEntry
+	running []store.RunningRefresh
+	sched   store.Schedule
+	loaded  bool
+
+	sel    int
+	logOff int
+
+	confirmCancel bool
+	// ours are refreshes this meshtop started and is waiting for, by view
+	// ("" = all views), with when they were asked for.
+	ours map[string]time.Time
+	// last is the outcome of the last refresh this meshtop started.
+	last *refreshOutcome
+}
+
+type refreshOutcome struct {
+	view    string
+	results []store.RefreshResult
+	err     error
+}
+
+func newConsole() consoleModel { return consoleModel{ours: map[string]time.Time{}} }
+
+func (cs *consoleModel) setData(msg ConsoleLoadedMsg) {
+	cs.views, cs.log, cs.running, cs.sched = msg.Views, msg.Log, msg.Running, msg.Schedule
+	cs.loaded = true
+	if cs.sel >= len(cs.views) {
+		cs.sel = max(0, len(cs.views)-1)
+	}
+}
+
+// selectedView is the name of the selected view, or "" before data arrives.
+func (cs *consoleModel) selectedView() string {
+	if cs.sel < len(cs.views) {
+		return cs.views[cs.sel].Name
+	}
+	return ""
+}
+
+// busy reports whether anything is refreshing: ours or anyone's.
+func (cs *consoleModel) busy() bool { return len(cs.ours) > 0 || len(cs.running) > 0 }
+
+func (cs *consoleModel) runningFor(view string) *store.RunningRefresh {
+	for i := range cs.running {
+		if cs.running[i].View == view {
+			return &cs.running[i]
+		}
+	}
+	return nil
+}
+
+func (cs *consoleModel) viewStatus(name string) *store.ViewStatus {
+	for i := range cs.views {
+		if cs.views[i].Name == name {
+			return &cs.views[i]
+		}
+	}
+	return nil
+}
+
+func (cs *consoleModel) view(c *common, width, height int) string {
+	st := c.styles
+	if !cs.loaded {
+		return st.Muted.Render("loading refresh status…")
+	}
+	now := c.now()
+	var out []string
+
+	// Views table.
+	out = append(out, st.Header.Render(fmt.Sprintf("  %-27s %-5s %9s %9s %-22s %8s %8s %-12s %s",
+		"View", "Pop.", "Rows", "Size", "Last refresh (lag)", "Last", "Median", "Status", "Recent durations")))
+	for i, v := range cs.views {
+		mark := "  "
+		if i == cs.sel {
+			mark = "▸ "
+		}
+		pop := "no"
+		if v.Populated {
+			pop = "yes"
+		}
+		last := "never"
+		if v.LastRefreshAt != nil {
+			last = v.LastRefreshAt.UTC().Format("15:04:05")
+			if v.Lag != nil {
+				last += " (" + fmtDur(*v.Lag) + ")"
+			}
+		}
+		status := v.LastStatus
+		if v.Running != nil || cs.runningFor(v.Name) != nil {
+			status = "running"
+		}
+		if status == "" {
+			status = dash
+		}
+		text := fmt.Sprintf("%s%-27s %-5s %9s %9s %-22s %8s %8s %-12s",
+			mark, fit(v.Name, 27), pop, fmtCount(v.Rows), fmtBytes(v.SizeBytes), last,
+			fmtMs(v.LastDurationMs), fmtMs(v.MedianDurationMs), fit(status, 12))
+		style := statusStyle(st, status)
+		if i == cs.sel {
+			style = st.Selected.Inherit(style)
+		}
+		sw := max(8, min(24, width-lipgloss.Width(text)-1))
+		sp := sparkline.New(sw, 1, sparkline.WithStyle(st.Accent))
+		sp.PushAll(v.RecentDurationsMs)
+		sp.Draw()
+		out = append(out, style.Render(text)+" "+sp.View())
+	}
+	out = append(out, "")
+	out = append(out, cs.scheduleLine(c, now))
+	out = append(out, "")
+
+	// Watching.
+	out = append(out, st.Header.Render("Refresh"))
+	out = append(out, cs.watchLines(c, width, now)...)
+	if cs.confirmCancel {
+		out = append(out, st.Warn.Render(fmt.Sprintf("cancel the running refresh of %s? y/enter cancels it, n/esc keeps it running", cs.cancelTarget())))
+	}
+	out = append(out, "")
+
+	// Log.
+	out = append(out, st.Header.Render(fmt.Sprintf("%-8s %-27s %-19s %10s %9s %-11s %-8s %s",
+		"Log id", "View", "Started", "Duration", "Rows", "State", "PID", "By / error")))
+	rows := height - len(out)
+	if cs.logOff > max(0, len(cs.log)-rows) {
+		cs.logOff = max(0, len(cs.log)-rows)
+	}
+	if len(cs.log) == 0 {
+		out = append(out, st.Muted.Render("no refresh has been logged yet"))
+	}
+	for i := cs.logOff; i < len(cs.log) && i < cs.logOff+rows; i++ {
+		e := cs.log[i]
+		rowsTxt := dash
+		if e.Rows != nil {
+			rowsTxt = fmtCount(*e.Rows)
+		}
+		by := e.TriggeredBy
+		if e.ApplicationName != "" {
+			by += " (" + e.ApplicationName + ")"
+		}
+		if e.Error != "" {
+			by = e.Error
+		}
+		text := fmt.Sprintf("%-8d %-27s %-19s %10s %9s %-11s %-8d %s",
+			e.ID, fit(e.View, 27), e.StartedAt.UTC().Format("01-02 15:04:05"), fmtMs(e.DurationMs), rowsTxt, e.Status, e.PID, by)
+		out = append(out, statusStyle(st, e.Status).Render(fit(text, width)))
+	}
+	return strings.Join(out, "\n")
+}
+
+func statusStyle(st Styles, status string) lipgloss.Style {
+	switch status {
+	case "ok":
+		return st.Good
+	case "failed", "interrupted":
+		return st.Bad
+	case "running", "skipped":
+		return st.Warn
+	}
+	return lipgloss.NewStyle()
+}
+
+func (cs *consoleModel) cancelTarget() string {
+	if len(cs.running) == 1 {
+		return cs.running[0].View
+	}
+	if r := cs.runningFor(cs.selectedView()); r != nil {
+		return r.View
+	}
+	return "every view"
+}
+
+func (cs *consoleModel) scheduleLine(c *common, now time.Time) string {
+	st := c.styles
+	s := cs.sched
+	switch {
+	case !s.CronAvailable:
+		return st.Muted.Render("schedule: pg_cron is not installed in this database — use `meshtop refresh --every 1m` to keep the views fresh")
+	case !s.Scheduled:
+		return st.Warn.Render("schedule: not scheduled — `meshtop schedule --every 1m` registers it with pg_cron")
+	}
+	every := s.Schedule
+	if s.Every > 0 {
+		every = "every " + fmtDur(s.Every)
+	}
+	line := fmt.Sprintf("schedule: pg_cron job %d, %s (%s)", s.JobID, every, s.Schedule)
+	if !s.Active {
+		line += ", inactive"
+	}
+	if s.NextRun != nil {
+		line += fmt.Sprintf(" · next run %s (%s)", s.NextRun.UTC().Format("15:04:05"), fmtAgo(s.NextRun, now))
+	}
+	if len(s.LastRuns) > 0 {
+		r := s.LastRuns[0]
+		line += fmt.Sprintf(" · last cron run %s at %s", r.Status, r.Start.UTC().Format("15:04:05"))
+		if r.Status != "succeeded" && r.Message != "" {
+			line += ": " + r.Message
+		}
+	}
+	return line
+}
+
+// watchLines shows every refresh in progress (elapsed, progress against the
+// median of past durations, waiting for a lock or running), or the outcome
+// of the last one this meshtop started.
+func (cs *consoleModel) watchLines(c *common, width int, now time.Time) []string {
+	st := c.styles
+	var out []string
+	seen := map[string]bool{}
+	barW := max(10, min(30, width/4))
+	bar := progress.New(progress.WithSolidFill(string(st.Theme.Accent.Dark)), progress.WithoutPercentage(),
+		progress.WithWidth(barW), progress.WithColorProfile(lipgloss.ColorProfile()))
+	if lipgloss.HasDarkBackground() {
+		bar.FullColor = st.Theme.Accent.Dark
+	} else {
+		bar.FullColor = st.Theme.Accent.Light
+	}
+	for _, r := range cs.running {
+		seen[r.View] = true
+		elapsed := now.Sub(r.StartedAt)
+		pct, of := 0.0, "no past duration to compare"
+		if vs := cs.viewStatus(r.View); vs != nil && vs.MedianDurationMs != nil && *vs.MedianDurationMs > 0 {
+			med := *vs.MedianDurationMs
+			pct = min(1, float64(elapsed.Milliseconds())/med)
+			of = fmt.Sprintf("%3.0f%% of median %s", pct*100, fmtMsVal(med))
+		}
+		state := st.Warn.Render("running")
+		if r.WaitingForLock {
+			state = st.Bad.Render("waiting for a lock")
+		}
+		out = append(out, fmt.Sprintf("⟳ %-27s %s  %s  %s %s  pid %d, log %d",
+			r.View, state, fmtDur(elapsed), bar.ViewAs(pct), of, r.PID, r.LogID))
+		for _, b := range r.BlockedBy {
+			out = append(out, st.Bad.Render(fit(fmt.Sprintf("    blocked by pid %d (for %s): %s", b.PID, fmtDur(b.Age), oneLine(b.Query)), width)))
+		}
+	}
+	for view, at := range sortedOurs(cs.ours) {
+		if view != "" && seen[view] {
+			continue
+		}
+		name := view
+		if name == "" {
+			name = "all views"
+		}
+		if len(cs.running) == 0 {
+			out = append(out, fmt.Sprintf("⟳ %-27s %s  %s", name, st.Warn.Render("starting"), fmtDur(now.Sub(at))))
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if cs.last == nil {
+		return []string{st.Muted.Render("no refresh running · r refreshes the selected view, R all views")}
+	}
+	if cs.last.err != nil && len(cs.last.results) == 0 {
+		return []string{st.Bad.Render(fit("✗ refresh failed: "+oneLine(cs.last.err.Error()), width))}
+	}
+	for _, r := range cs.last.results {
+		switch r.Status {
+		case "ok":
+			out = append(out, st.Good.Render(fmt.Sprintf("✓ %-27s done in %s with %d rows (log %d)", r.View, fmtMsVal(r.DurationMs), r.Rows, r.LogID)))
+		case "skipped":
+			msg := fmt.Sprintf("– %-27s skipped: %s", r.View, r.Error)
+			out = append(out, st.Warn.Render(fit(msg, width)))
+		default:
+			out = append(out, st.Bad.Render(fit(fmt.Sprintf("✗ %-27s failed after %s: %s", r.View, fmtMsVal(r.DurationMs), oneLine(r.Error)), width)))
+		}
+	}
+	if cs.last.err != nil {
+		out = append(out, st.Bad.Render(fit("✗ "+oneLine(cs.last.err.Error()), width)))
+	}
+	return out
+}
+
+// sortedOurs iterates refreshes we started in a stable order.
+func sortedOurs(m map[string]time.Time) func(func(string, time.Time) bool) {
+	return func(yield func(string, time.Time) bool) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slicesSort(keys)
+		for _, k := range keys {
+			if !yield(k, m[k]) {
+				return
+			}
+		}
+	}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

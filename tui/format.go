@@ -1,0 +1,135 @@
+package tui
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+const dash = "—"
+
+// fmtMs formats a duration in milliseconds compactly: 850ms, 1.2s, 3m05s.
+func fmtMs(ms *float64) string {
+	if ms == nil {
+		return dash
+	}
+	return fmtMsVal(*ms)
+}
+
+func fmtMsVal(v float64) string {
+	switch {
+	case v < 1:
+		return fmt.Sprintf("%.2fms", v)
+	case v < 1000:
+		return fmt.Sprintf("%.0fms", v)
+	case v < 10_000:
+		return fmt.Sprintf("%.2fs", v/1000)
+	case v < 60_000:
+		return fmt.Sprintf("%.1fs", v/1000)
+	case v < 3_600_000:
+		m := int(v / 60_000)
+		s := int(math.Mod(v, 60_000) / 1000)
+		return fmt.Sprintf("%dm%02ds", m, s)
+	default:
+		h := int(v / 3_600_000)
+		m := int(math.Mod(v, 3_600_000) / 60_000)
+		return fmt.Sprintf("%dh%02dm", h, m)
+	}
+}
+
+// fmtDur formats a time.Duration like an age: 12s, 4m10s, 3h05m, 2d04h.
+func fmtDur(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	default:
+		return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+	}
+}
+
+// fmtAgo is a relative time ("3m10s ago") against the model clock.
+func fmtAgo(t *time.Time, now time.Time) string {
+	if t == nil {
+		return dash
+	}
+	d := now.Sub(*t)
+	if d < 0 {
+		return "in " + fmtDur(-d)
+	}
+	return fmtDur(d) + " ago"
+}
+
+func fmtPct(p *float64) string {
+	if p == nil {
+		return dash
+	}
+	return fmt.Sprintf("%.1f%%", *p*100)
+}
+
+// fmtCount abbreviates large counts: 950, 12.3k, 4.1M.
+func fmtCount(n int64) string {
+	switch {
+	case n < 10_000:
+		return fmt.Sprintf("%d", n)
+	case n < 1_000_000:
+		return fmt.Sprintf("%.1fk", float64(n)/1000)
+	default:
+		return fmt.Sprintf("%.1fM", float64(n)/1_000_000)
+	}
+}
+
+func fmtBytes(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+// fit pads or truncates s (which may hold ANSI styling) to exactly w cells.
+func fit(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	sw := ansi.StringWidth(s)
+	if sw > w {
+		return ansi.Truncate(s, w, "…")
+	}
+	return s + strings.Repeat(" ", w-sw)
+}
+
+// fitRight right-aligns s in w cells.
+func fitRight(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	sw := ansi.StringWidth(s)
+	if sw > w {
+		return ansi.Truncate(s, w, "…")
+	}
+	return strings.Repeat(" ", w-sw) + s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func slicesSort(s []string) { slices.Sort(s) }

@@ -1,0 +1,151 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+)
+
+// InstallObject and InstallStep mirror data/install's Object and StepEvent.
+type InstallObject struct{ Kind, Name string }
+
+// InstallStep is one migration step of a running install.
+type InstallStep struct {
+	Version  int
+	Name     string
+	Done     bool
+	Err      error
+	Duration time.Duration
+}
+
+// Installer is what the first-run screen uses of *install.Installer.
+type Installer interface {
+	Check(ctx context.Context) error
+	Objects() []InstallObject
+	Apply(ctx context.Context, onStep func(InstallStep)) (int, error)
+}
+
+type installState int
+
+const (
+	installPrompt      installState = iota // showing what will be created, asking
+	installUnavailable                     // not installed and we may not install
+	installChecking
+	installRunning
+	installFailed
+)
+
+// installModel is the first-run screen.
+type installModel struct {
+	state   installState
+	reason  string // why we cannot install (read-only, --no-install, no installer)
+	objects []InstallObject
+	steps   []InstallStep
+	err     error
+	run     *installRun
+}
+
+type installRun struct {
+	steps chan InstallStep
+	done  chan InstallFinishedMsg
+}
+
+func (im *installModel) stepDone(s InstallStep) {
+	for i := range im.steps {
+		if im.steps[i].Version == s.Version {
+			im.steps[i] = s
+			return
+		}
+	}
+	im.steps = append(im.steps, s)
+}
+
+func checkInstaller(ctx context.Context, inst Installer) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		return InstallCheckedMsg{Err: inst.Check(ctx)}
+	}
+}
+
+// startInstall runs Apply in a goroutine; its steps arrive as InstallStepMsg
+// through a channel command re-issued after each step.
+func startInstall(ctx context.Context, inst Installer) (*installRun, tea.Cmd) {
+	r := &installRun{steps: make(chan InstallStep, 16), done: make(chan InstallFinishedMsg, 1)}
+	return r, func() tea.Msg {
+		go func() {
+			ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+			defer cancel()
+			n, err := inst.Apply(ctx, func(s InstallStep) { r.steps <- s })
+			r.done <- InstallFinishedMsg{Applied: n, Err: err}
+		}()
+		return r.wait()()
+	}
+}
+
+func (r *installRun) wait() tea.Cmd {
+	return func() tea.Msg {
+		select {
+		case s := <-r.steps:
+			return InstallStepMsg{Step: s}
+		case d := <-r.done:
+			select {
+			case s := <-r.steps:
+				r.done <- d
+				return InstallStepMsg{Step: s}
+			default:
+			}
+			return d
+		}
+	}
+}
+
+func (im *installModel) view(c *common, width, height int) string {
+	st := c.styles
+	var out []string
+	out = append(out, st.Title.Render("meshtop's metrics views are not installed in this database"))
+	out = append(out, "")
+	switch im.state {
+	case installUnavailable:
+		out = append(out, im.reason)
+		out = append(out, "", st.Muted.Render("q quits"))
+		return strings.Join(out, "\n")
+	case installPrompt:
+		out = append(out, fmt.Sprintf("Installing creates these %d objects (nothing outside the schema is changed except one index built CONCURRENTLY):", len(im.objects)))
+		out = append(out, "")
+		room := height - 8
+		for i, o := range im.objects {
+			if i >= room && len(im.objects) > room {
+				out = append(out, st.Muted.Render(fmt.Sprintf("  … and %d more", len(im.objects)-i)))
+				break
+			}
+			out = append(out, fmt.Sprintf("  %-18s %s", o.Kind, o.Name))
+		}
+		out = append(out, "")
+		out = append(out, st.Bold.Render("Install now?  y/enter installs · n quits"))
+		return strings.Join(out, "\n")
+	case installChecking:
+		out = append(out, st.Muted.Render("checking preconditions…"))
+		return strings.Join(out, "\n")
+	}
+	out = append(out, "Installing:")
+	for _, s := range im.steps {
+		switch {
+		case s.Err != nil:
+			out = append(out, st.Bad.Render(fit(fmt.Sprintf("  ✗ %03d %-40s %s", s.Version, s.Name, oneLine(s.Err.Error())), width)))
+		case s.Done:
+			out = append(out, st.Good.Render(fmt.Sprintf("  ✓ %03d %-40s %s", s.Version, s.Name, fmtDur(s.Duration))))
+		default:
+			out = append(out, st.Warn.Render(fmt.Sprintf("  … %03d %-40s", s.Version, s.Name)))
+		}
+	}
+	if im.state == installFailed && im.err != nil {
+		out = append(out, "")
+		out = append(out, st.Error.Render(fit("install failed: "+oneLine(im.err.Error()), width)))
+		out = append(out, st.Muted.Render("y retries · q quits"))
+	}
+	return strings.Join(out, "\n")
+}

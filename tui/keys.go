@@ -1,0 +1,101 @@
+package tui
+
+import "github.com/charmbracelet/bubbles/key"
+
+// keyMap holds every binding of the dashboard. The help screen and the short
+// help line are generated from it, so a key that is not here does not exist.
+type keyMap struct {
+	Up, Down, Top, Bottom, PageUp, PageDown key.Binding
+	Enter, Back, Filter                     key.Binding
+	NextScreen, PrevScreen                  key.Binding
+	Window1, Window2, Window3, Window4      key.Binding
+	Sort, SortDir                           key.Binding
+	Copy                                    key.Binding
+	Pause, Faster, Slower                   key.Binding
+	Refresh, RefreshAll, Cancel             key.Binding
+	LogUp, LogDown                          key.Binding
+	Help, Quit                              key.Binding
+	Yes, No                                 key.Binding
+}
+
+func newKeyMap(readOnly bool) keyMap {
+	k := keyMap{
+		Up:         key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+		Down:       key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		Top:        key.NewBinding(key.WithKeys("g", "home"), key.WithHelp("g", "top")),
+		Bottom:     key.NewBinding(key.WithKeys("G", "end"), key.WithHelp("G", "bottom")),
+		PageUp:     key.NewBinding(key.WithKeys("pgup", "ctrl+b"), key.WithHelp("pgup", "page up")),
+		PageDown:   key.NewBinding(key.WithKeys("pgdown", "ctrl+f"), key.WithHelp("pgdn", "page down")),
+		Enter:      key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "details")),
+		Back:       key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back/clear")),
+		Filter:     key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		NextScreen: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next screen")),
+		PrevScreen: key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "prev screen")),
+		Window1:    key.NewBinding(key.WithKeys("1"), key.WithHelp("1", "window 1h")),
+		Window2:    key.NewBinding(key.WithKeys("2"), key.WithHelp("2", "window 24h")),
+		Window3:    key.NewBinding(key.WithKeys("3"), key.WithHelp("3", "window 7d")),
+		Window4:    key.NewBinding(key.WithKeys("4"), key.WithHelp("4", "window 30d")),
+		Sort:       key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort column")),
+		SortDir:    key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "sort direction")),
+		Copy:       key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy id")),
+		Pause:      key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause polling")),
+		Faster:     key.NewBinding(key.WithKeys("-"), key.WithHelp("-", "poll faster")),
+		Slower:     key.NewBinding(key.WithKeys("+", "="), key.WithHelp("+", "poll slower")),
+		Refresh:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "refresh view")),
+		RefreshAll: key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "refresh all")),
+		Cancel:     key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "cancel refresh")),
+		LogUp:      key.NewBinding(key.WithKeys("[", "ctrl+u"), key.WithHelp("[", "log up")),
+		LogDown:    key.NewBinding(key.WithKeys("]", "ctrl+d"), key.WithHelp("]", "log down")),
+		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Quit:       key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Yes:        key.NewBinding(key.WithKeys("y", "enter"), key.WithHelp("y/enter", "confirm")),
+		No:         key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n/esc", "no")),
+	}
+	if readOnly {
+		// Read-only hides every action that writes; the help never offers them.
+		k.Refresh.SetEnabled(false)
+		k.RefreshAll.SetEnabled(false)
+		k.Cancel.SetEnabled(false)
+	}
+	return k
+}
+
+// shortHelp is the always-visible line for a screen.
+func (k keyMap) shortHelp(s screen) []key.Binding {
+	switch s {
+	case screenOverview:
+		return []key.Binding{k.Up, k.Enter, k.Filter, k.Sort, k.Window1To4(), k.NextScreen, k.Pause, k.Help, k.Quit}
+	case screenDetail:
+		return []key.Binding{k.Back, k.Window1To4(), k.Copy, k.NextScreen, k.Help, k.Quit}
+	case screenConsole:
+		return []key.Binding{k.Up, k.Refresh, k.RefreshAll, k.Cancel, k.LogUp, k.NextScreen, k.Help, k.Quit}
+	case screenInstall:
+		return []key.Binding{k.Yes, k.No, k.Quit}
+	}
+	return []key.Binding{k.Help, k.Quit}
+}
+
+// Window1To4 is a display-only binding summarising the window keys.
+func (k keyMap) Window1To4() key.Binding {
+	return key.NewBinding(key.WithKeys("1", "2", "3", "4"), key.WithHelp("1-4", "window"))
+}
+
+// fullHelp groups every binding into columns for the help screen.
+func (k keyMap) fullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
+		{k.Enter, k.Back, k.Filter, k.Sort, k.SortDir, k.Copy},
+		{k.NextScreen, k.PrevScreen, k.Window1, k.Window2, k.Window3, k.Window4},
+		{k.Pause, k.Faster, k.Slower, k.Refresh, k.RefreshAll, k.Cancel},
+		{k.LogUp, k.LogDown, k.Help, k.Quit},
+	}
+}
+
+// helpKeyMap adapts the key map to bubbles/help's KeyMap for one screen.
+type helpKeyMap struct {
+	k keyMap
+	s screen
+}
+
+func (h helpKeyMap) ShortHelp() []key.Binding  { return h.k.shortHelp(h.s) }
+func (h helpKeyMap) FullHelp() [][]key.Binding { return h.k.fullHelp() }

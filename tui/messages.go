@@ -1,0 +1,119 @@
+package tui
+
+import (
+	"time"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// Results of reads. Each carries what it was asked for so a late answer to
+// an old question (another window, another workflow) can be dropped.
+
+// OverviewLoadedMsg is the result of one overview poll.
+type OverviewLoadedMsg struct {
+	Window   store.Window
+	Overview store.Overview
+	Err      error
+}
+
+// WorkflowLoadedMsg is the result of reading one workflow's detail.
+type WorkflowLoadedMsg struct {
+	ID     string
+	Window store.Window
+	Detail store.WorkflowDetail
+	Err    error
+}
+
+// ConsoleLoadedMsg is the result of reading the refresh console's data.
+type ConsoleLoadedMsg struct {
+	Views    []store.ViewStatus
+	Log      []store.RefreshLogEntry
+	Running  []store.RunningRefresh
+	Schedule store.Schedule
+	Err      error
+}
+
+// RunningLoadedMsg is the result of the cheap poll made while watching a
+// refresh.
+type RunningLoadedMsg struct {
+	Running []store.RunningRefresh
+	Err     error
+}
+
+// PollTickMsg fires every poll interval. Seq stamps the loop it belongs to:
+// a tick whose Seq is not the model's current one is stale and dropped, so a
+// manual refresh or an interval change never doubles the loop.
+type PollTickMsg struct{ Seq int }
+
+// WatchTickMsg advances the elapsed time of a watched refresh.
+type WatchTickMsg struct{ Seq int }
+
+// RefreshStartedMsg says this meshtop asked for a refresh.
+type RefreshStartedMsg struct {
+	View string // "" = all
+	At   time.Time
+}
+
+// RefreshFinishedMsg is the result of a refresh this meshtop asked for.
+type RefreshFinishedMsg struct {
+	View    string
+	Results []store.RefreshResult
+	Err     error
+}
+
+// CancelFinishedMsg is the result of cancelling running refreshes.
+type CancelFinishedMsg struct {
+	View     string
+	Canceled int
+	Err      error
+}
+
+// RefreshEventMsg is a NOTIFY from the refresh channel: a refresh started
+// or finished somewhere.
+type RefreshEventMsg struct {
+	Gen   int
+	Event store.RefreshEvent
+}
+
+// ListenEndedMsg says the LISTEN connection ended (lost or cancelled).
+type ListenEndedMsg struct {
+	Gen int
+	Err error
+}
+
+// ListenRetryMsg asks to LISTEN again after a back-off.
+type ListenRetryMsg struct{ Gen int }
+
+// ReconnectTickMsg is the moment to try the database again.
+type ReconnectTickMsg struct{ Attempt int }
+
+// ReconnectedMsg is the result of a reconnect attempt.
+type ReconnectedMsg struct {
+	Attempt int
+	Server  store.ServerInfo
+	Err     error
+}
+
+// InstalledCheckedMsg says whether the metrics views are installed.
+type InstalledCheckedMsg struct {
+	Installed bool
+	Err       error
+}
+
+// InstallCheckedMsg is the result of the installer's precondition check.
+type InstallCheckedMsg struct{ Err error }
+
+// InstallStepMsg is one step of a running install.
+type InstallStepMsg struct{ Step InstallStep }
+
+// InstallFinishedMsg says the install ended.
+type InstallFinishedMsg struct {
+	Applied int
+	Err     error
+}
+
+// CopiedMsg says a workflow id was sent to the clipboard.
+type CopiedMsg struct {
+	Text string
+	Err  error
+}

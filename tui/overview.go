@@ -1,0 +1,538 @@
+package tui
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/NimbleMarkets/ntcharts/canvas"
+	"github.com/NimbleMarkets/ntcharts/sparkline"
+	"github.com/charmbracelet/bubbles/textinput"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// column is a sortable column of the workflow table.
+type column int
+
+const (
+	colName column = iota
+	colProject
+	colRuns
+	colRunning
+	colSuccess
+	colFailure
+	colP50
+	colP95
+	colAvg
+	colLastFailure
+	numSortable
+)
+
+var columnTitles = [...]string{"Workflow", "Project", "Runs", "Now", "Succ%", "Fail%", "p50", "p95", "Avg", "Last fail"}
+
+// Fixed widths of the numeric columns; the name column takes what is left.
+var columnWidths = [...]int{0, 10, 7, 4, 6, 6, 7, 7, 7, 9}
+
+const (
+	sparkWidth   = 10
+	minNameWidth = 14
+	// Health thresholds of a row's failure rate.
+	failWarn = 0.02
+	failCrit = 0.10
+)
+
+// overviewModel is the workflow table.
+type overviewModel struct {
+	data   store.Overview
+	loaded bool
+
+	rows     []int // indices into data.Workflows after filter and sort
+	sel      int   // index into rows
+	off      int   // first visible row
+	selID    string
+	sortCol  column
+	sortDesc bool
+
+	filter    textinput.Model
+	filtering bool
+
+	// Rendered sparklines of visible rows, by workflow id; dropped whenever
+	// the data, window or width changes. Off-screen rows are never drawn.
+	sparks map[string][2]string
+	totals totals // of the filtered rows, computed in apply
+}
+
+type totals struct {
+	runs, running int64
+	sr, fr, avg   *float64
+	last          *time.Time
+}
+
+func newOverview() overviewModel {
+	ti := textinput.New()
+	ti.Prompt = "/"
+	ti.Placeholder = "filter by name, slug or project"
+	ti.CharLimit = 64
+	return overviewModel{sortCol: colFailure, sortDesc: true, filter: ti, sparks: map[string][2]string{}}
+}
+
+func (o *overviewModel) setData(ov store.Overview) {
+	o.data = ov
+	o.loaded = true
+	o.sparks = map[string][2]string{}
+	o.apply()
+}
+
+// apply recomputes the visible row order after a change of data, filter or
+// sort, keeping the selected workflow selected.
+func (o *overviewModel) apply() {
+	q := strings.ToLower(strings.TrimSpace(o.filter.Value()))
+	ws := o.data.Workflows
+	o.rows = o.rows[:0]
+	for i := range ws {
+		if q == "" || matches(&ws[i], q) {
+			o.rows = append(o.rows, i)
+		}
+	}
+	col, desc := o.sortCol, o.sortDesc
+	slices.SortStableFunc(o.rows, func(a, b int) int {
+		c := compareBy(&ws[a], &ws[b], col, o.data.RunningNow)
+		if desc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(ws[a].Name, ws[b].Name), cmp.Compare(ws[a].Version, ws[b].Version), cmp.Compare(ws[a].WorkflowID, ws[b].WorkflowID))
+	})
+	o.totals = o.computeTotals()
+	o.sel = 0
+	if o.selID != "" {
+		for i, r := range o.rows {
+			if ws[r].WorkflowID == o.selID {
+				o.sel = i
+				break
+			}
+		}
+	}
+	o.clampSel()
+}
+
+func matches(w *store.WorkflowMetrics, q string) bool {
+	return strings.Contains(strings.ToLower(w.Name), q) ||
+		strings.Contains(strings.ToLower(w.Slug), q) ||
+		strings.Contains(strings.ToLower(w.ProjectName), q)
+}
+
+// compareBy orders two rows by a column; undefined values sort as smallest.
+func compareBy(a, b *store.WorkflowMetrics, col column, running map[string]int64) int {
+	switch col {
+	case colName:
+		return cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	case colProject:
+		return cmp.Compare(strings.ToLower(a.ProjectName), strings.ToLower(b.ProjectName))
+	case colRuns:
+		return cmp.Compare(a.Runs, b.Runs)
+	case colRunning:
+		return cmp.Compare(running[a.WorkflowID], running[b.WorkflowID])
+	case colSuccess:
+		return cmpPtr(a.SuccessRate, b.SuccessRate)
+	case colFailure:
+		return cmpPtr(a.FailureRate, b.FailureRate)
+	case colP50:
+		return cmpPtr(a.P50Ms, b.P50Ms)
+	case colP95:
+		return cmpPtr(a.P95Ms, b.P95Ms)
+	case colAvg:
+		return cmpPtr(a.AvgMs, b.AvgMs)
+	case colLastFailure:
+		switch {
+		case a.LastFailureAt == nil && b.LastFailureAt == nil:
+			return 0
+		case a.LastFailureAt == nil:
+			return -1
+		case b.LastFailureAt == nil:
+			return 1
+		}
+		return a.LastFailureAt.Compare(*b.LastFailureAt)
+	}
+	return 0
+}
+
+func cmpPtr(a, b *float64) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	return cmp.Compare(*a, *b)
+}
+
+func (o *overviewModel) selected() *store.WorkflowMetrics {
+	if o.sel < 0 || o.sel >= len(o.rows) {
+		return nil
+	}
+	return &o.data.Workflows[o.rows[o.sel]]
+}
+
+func (o *overviewModel) move(delta int) {
+	o.sel += delta
+	o.clampSel()
+}
+
+func (o *overviewModel) clampSel() {
+	if o.sel >= len(o.rows) {
+		o.sel = len(o.rows) - 1
+	}
+	if o.sel < 0 {
+		o.sel = 0
+	}
+	if w := o.selected(); w != nil {
+		o.selID = w.WorkflowID
+	}
+}
+
+// scrollTo moves the first visible row so the selection is on screen.
+func (o *overviewModel) scrollTo(rowsH int) {
+	if o.sel < o.off {
+		o.off = o.sel
+	}
+	if o.sel >= o.off+rowsH {
+		o.off = o.sel - rowsH + 1
+	}
+	if o.off > max(0, len(o.rows)-rowsH) {
+		o.off = max(0, len(o.rows)-rowsH)
+	}
+	if o.off < 0 {
+		o.off = 0
+	}
+}
+
+// tableLayout is the column widths for a terminal width.
+type tableLayout struct {
+	name   int
+	sparks bool
+}
+
+func layoutFor(width int) tableLayout {
+	fixed := 0
+	for _, w := range columnWidths[1:] {
+		fixed += w + 1
+	}
+	l := tableLayout{sparks: true}
+	l.name = width - fixed - 2*(sparkWidth+1)
+	if l.name < minNameWidth {
+		l.sparks = false
+		l.name = width - fixed
+	}
+	if l.name < 8 {
+		l.name = 8
+	}
+	return l
+}
+
+// view renders the table into exactly height lines. Only rows in the
+// visible window are formatted, so the cost does not grow with the number of
+// workflows.
+func (o *overviewModel) view(c *common, width, height int, dim bool) string {
+	st := c.styles
+	lay := layoutFor(width)
+	var b strings.Builder
+	lines := 0
+	line := func(s string) {
+		if lines >= height {
+			return
+		}
+		if lines > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(s)
+		lines++
+	}
+
+	if o.filtering || o.filter.Value() != "" {
+		line(o.filter.View())
+	}
+	// Header.
+	var hb strings.Builder
+	for i := column(0); i < numSortable; i++ {
+		title := columnTitles[i]
+		if i == o.sortCol {
+			if o.sortDesc {
+				title += "↓"
+			} else {
+				title += "↑"
+			}
+		}
+		w := columnWidths[i]
+		if i == colName {
+			hb.WriteString(fit("  "+title, lay.name))
+		} else if i == colProject {
+			hb.WriteString(" " + fit(title, w))
+		} else {
+			hb.WriteString(" " + fitRight(title, w))
+		}
+	}
+	if lay.sparks {
+		hb.WriteString(" " + fit("Success", sparkWidth) + " " + fit("p95", sparkWidth))
+	}
+	line(st.Header.Render(hb.String()))
+
+	if !o.loaded {
+		line(st.Muted.Render("loading workflows…"))
+		return b.String()
+	}
+	if len(o.rows) == 0 {
+		if len(o.data.Workflows) == 0 {
+			line(st.Muted.Render("no workflow definitions in this database"))
+		} else {
+			line(st.Muted.Render(fmt.Sprintf("no workflow matches %q", o.filter.Value())))
+		}
+	}
+
+	// Rows: the table gets what is left after the header, totals and
+	// data-as-of lines.
+	rowsH := height - lines - 2
+	if rowsH < 1 {
+		rowsH = 1
+	}
+	o.scrollTo(rowsH)
+	end := min(len(o.rows), o.off+rowsH)
+	now := c.now()
+	for i := o.off; i < end; i++ {
+		w := &o.data.Workflows[o.rows[i]]
+		s := o.rowText(w, lay, now, i == o.sel)
+		var style lipgloss.Style
+		switch {
+		case dim:
+			style = st.Dim
+		case i == o.sel:
+			style = st.Selected.Inherit(healthStyle(st, w))
+		default:
+			style = healthStyle(st, w)
+		}
+		row := style.Render(s)
+		if lay.sparks {
+			sp := o.sparkFor(c, w)
+			row += " " + sp[0] + " " + sp[1]
+		}
+		line(row)
+	}
+	for i := end - o.off; i < rowsH; i++ {
+		line("")
+	}
+	line(st.Bold.Render(o.totalsText(lay, now)))
+	line(o.asOfLine(c, now))
+	return b.String()
+}
+
+func healthStyle(st Styles, w *store.WorkflowMetrics) lipgloss.Style {
+	switch {
+	case w.FailureRate != nil && *w.FailureRate >= failCrit:
+		return st.Bad
+	case w.FailureRate != nil && *w.FailureRate >= failWarn:
+		return st.Warn
+	case w.Runs == 0:
+		return st.Muted
+	}
+	return lipgloss.NewStyle()
+}
+
+func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, now time.Time, selected bool) string {
+	mark := "  "
+	if selected {
+		mark = "▸ "
+	}
+	name := fmt.Sprintf("%s%s (%s v%d)", mark, w.Name, w.Slug, w.Version)
+	if w.Status == "archived" {
+		name += " [archived]"
+	}
+	cells := []string{
+		fit(name, lay.name),
+		" " + fit(w.ProjectName, columnWidths[colProject]),
+		" " + fitRight(fmtCount(w.Runs), columnWidths[colRuns]),
+		" " + fitRight(fmt.Sprint(o.data.RunningNow[w.WorkflowID]), columnWidths[colRunning]),
+		" " + fitRight(fmtPct(w.SuccessRate), columnWidths[colSuccess]),
+		" " + fitRight(fmtPct(w.FailureRate), columnWidths[colFailure]),
+		" " + fitRight(fmtMs(w.P50Ms), columnWidths[colP50]),
+		" " + fitRight(fmtMs(w.P95Ms), columnWidths[colP95]),
+		" " + fitRight(fmtMs(w.AvgMs), columnWidths[colAvg]),
+		" " + fitRight(fmtAgoShort(w.LastFailureAt, now), columnWidths[colLastFailure]),
+	}
+	return strings.Join(cells, "")
+}
+
+// fmtAgoShort is fmtAgo without the " ago" when space is short.
+func fmtAgoShort(t *time.Time, now time.Time) string {
+	if t == nil {
+		return dash
+	}
+	return strings.TrimSuffix(fmtAgo(t, now), " ago")
+}
+
+func (o *overviewModel) computeTotals() totals {
+	var runs, succ, fail, canc, running int64
+	var durSum, durN float64
+	var last *time.Time
+	for _, r := range o.rows {
+		w := &o.data.Workflows[r]
+		runs += w.Runs
+		succ += w.Succeeded
+		fail += w.Failed
+		canc += w.Canceled
+		running += o.data.RunningNow[w.WorkflowID]
+		if w.AvgMs != nil {
+			n := float64(w.Succeeded + w.Failed + w.Canceled)
+			durSum += *w.AvgMs * n
+			durN += n
+		}
+		if w.LastFailureAt != nil && (last == nil || w.LastFailureAt.After(*last)) {
+			last = w.LastFailureAt
+		}
+	}
+	var sr, fr, avg *float64
+	if done := succ + fail + canc; done > 0 {
+		sr = ptr(float64(succ) / float64(done))
+		fr = ptr(float64(fail) / float64(done))
+	}
+	if durN > 0 {
+		avg = ptr(durSum / durN)
+	}
+	return totals{runs: runs, running: running, sr: sr, fr: fr, avg: avg, last: last}
+}
+
+func (o *overviewModel) totalsText(lay tableLayout, now time.Time) string {
+	t := o.totals
+	label := fmt.Sprintf("  Σ %d/%d workflows", len(o.rows), len(o.data.Workflows))
+	cells := []string{
+		fit(label, lay.name),
+		" " + fit("", columnWidths[colProject]),
+		" " + fitRight(fmtCount(t.runs), columnWidths[colRuns]),
+		" " + fitRight(fmt.Sprint(t.running), columnWidths[colRunning]),
+		" " + fitRight(fmtPct(t.sr), columnWidths[colSuccess]),
+		" " + fitRight(fmtPct(t.fr), columnWidths[colFailure]),
+		" " + fitRight(dash, columnWidths[colP50]),
+		" " + fitRight(dash, columnWidths[colP95]),
+		" " + fitRight(fmtMs(t.avg), columnWidths[colAvg]),
+		" " + fitRight(fmtAgoShort(t.last, now), columnWidths[colLastFailure]),
+	}
+	return strings.Join(cells, "")
+}
+
+func (o *overviewModel) asOfLine(c *common, now time.Time) string {
+	st := c.styles
+	if o.data.DataAsOf == nil {
+		return st.Warn.Render("data as of: never refreshed — refresh from the console (tab, R) or schedule it")
+	}
+	return st.Muted.Render(fmt.Sprintf("data as of %s (%s) · window %s · %s",
+		fmtTime(*o.data.DataAsOf), fmtAgo(o.data.DataAsOf, now), o.data.Window, o.sortLabel()))
+}
+
+func (o *overviewModel) sortLabel() string {
+	dir := "ascending"
+	if o.sortDesc {
+		dir = "descending"
+	}
+	return fmt.Sprintf("sorted by %s %s", strings.ToLower(columnTitles[o.sortCol]), dir)
+}
+
+// sparkFor draws (once per data load) the success-rate and p95 sparklines of
+// one workflow from its hourly series, downsampled to the sparkline width.
+func (o *overviewModel) sparkFor(c *common, w *store.WorkflowMetrics) [2]string {
+	if s, ok := o.sparks[w.WorkflowID]; ok {
+		return s
+	}
+	from, to := sparkRange(c.now(), o.data.Window)
+	succ, p95 := downsample(o.data.Hourly[w.WorkflowID], from, to, sparkWidth)
+	st := c.styles
+	// The canvas is drawn unstyled, read cell by cell and styled once as a
+	// whole: canvas.View styles every cell, which costs more than the rest of
+	// the row.
+	a := sparkline.New(sparkWidth, 1, sparkline.WithMaxValue(1), sparkline.WithNoAutoMaxValue())
+	a.PushAll(succ)
+	a.DrawColumnsOnly()
+	b := sparkline.New(sparkWidth, 1)
+	b.PushAll(p95)
+	b.DrawColumnsOnly()
+	s := [2]string{st.Good.Render(canvasRow(&a.Canvas)), st.Accent.Render(canvasRow(&b.Canvas))}
+	o.sparks[w.WorkflowID] = s
+	return s
+}
+
+// sparkRange is the time span the sparklines cover: the window, but at least
+// the last 24 hours so short windows still have a shape.
+func sparkRange(now time.Time, w store.Window) (time.Time, time.Time) {
+	d := w.Duration()
+	if d < 24*time.Hour {
+		d = 24 * time.Hour
+	}
+	end := now.Truncate(time.Hour).Add(time.Hour)
+	return end.Add(-d), end
+}
+
+// downsample buckets hourly points into n columns over [from, to): success
+// rate (succeeded/completed, 0 where nothing completed) and the highest p95
+// of the bucket's hours.
+func downsample(pts []store.HourlyPoint, from, to time.Time, n int) (succ, p95 []float64) {
+	succ = make([]float64, n)
+	p95 = make([]float64, n)
+	var done, ok [64]float64
+	if n > len(done) {
+		n = len(done)
+	}
+	span := to.Sub(from)
+	if span <= 0 {
+		return succ, p95
+	}
+	for _, p := range pts {
+		if p.Hour.Before(from) || !p.Hour.Before(to) {
+			continue
+		}
+		i := int(float64(p.Hour.Sub(from)) / float64(span) * float64(n))
+		if i >= n {
+			i = n - 1
+		}
+		done[i] += float64(p.Succeeded + p.Failed + p.Canceled)
+		ok[i] += float64(p.Succeeded)
+		if p.P95Ms != nil {
+			p95[i] = math.Max(p95[i], *p.P95Ms)
+		}
+	}
+	// Success rates are drawn from just below the worst bucket up to 100% so
+	// that dips show on a one-line sparkline; empty buckets stay blank.
+	lo := 1.0
+	for i := 0; i < n; i++ {
+		if done[i] > 0 {
+			succ[i] = ok[i] / done[i]
+			lo = math.Min(lo, succ[i])
+		}
+	}
+	lo = math.Max(0, lo-0.05)
+	for i := 0; i < n; i++ {
+		if done[i] > 0 {
+			succ[i] = (succ[i] - lo) / (1 - lo)
+		}
+	}
+	return succ, p95
+}
+
+// canvasRow reads the runes of a one-line canvas.
+func canvasRow(c *canvas.Model) string {
+	var b strings.Builder
+	for x := 0; x < c.Width(); x++ {
+		r := c.Cell(canvas.Point{X: x, Y: 0}).Rune
+		if r == 0 {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

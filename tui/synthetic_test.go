@@ -1,0 +1,92 @@
+package tui
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// syntheticOverview builds an overview of n workflows with a 24h hourly
+// series each, for render benchmarks and layout checks (the goldens use the
+// real fixture).
+func syntheticOverview(n int, now time.Time) store.Overview {
+	r := rand.New(rand.NewPCG(1, 2))
+	ov := store.Overview{Window: store.Window24h, Hourly: map[string][]store.HourlyPoint{}, RunningNow: map[string]int64{}}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
+		runs := int64(r.IntN(5000))
+		failed := runs * int64(r.IntN(15)) / 100
+		w := store.WorkflowMetrics{
+			WorkflowID: id, ProjectName: fmt.Sprintf("project-%d", i%7), Name: fmt.Sprintf("workflow %d", i),
+			Slug: fmt.Sprintf("wf-%d", i), Version: 1 + i%3, Status: "published", Window: store.Window24h,
+			Runs: runs, Succeeded: runs - failed, Failed: failed,
+		}
+		if runs > 0 {
+			w.SuccessRate = ptr(float64(runs-failed) / float64(runs))
+			w.FailureRate = ptr(float64(failed) / float64(runs))
+			w.P50Ms, w.P95Ms, w.AvgMs = ptr(100+r.Float64()*900), ptr(1000+r.Float64()*9000), ptr(300+r.Float64()*900)
+			w.LastFailureAt = ptr(now.Add(-time.Duration(r.IntN(86400)) * time.Second))
+		}
+		ov.Workflows = append(ov.Workflows, w)
+		ov.RunningNow[id] = int64(r.IntN(3))
+		for h := 0; h < 24; h++ {
+			ov.Hourly[id] = append(ov.Hourly[id], store.HourlyPoint{WorkflowID: id, Hour: now.Truncate(time.Hour).Add(-time.Duration(23-h) * time.Hour),
+				Runs: 100, Succeeded: int64(90 + r.IntN(10)), Failed: 5, P95Ms: ptr(1000 + r.Float64()*1000)})
+		}
+	}
+	lag := 30 * time.Second
+	ov.Views = []store.ViewStatus{{Name: "mv_workflow_metrics", Populated: true, Lag: &lag}}
+	ov.DataAsOf = ptr(now.Add(-lag))
+	return ov
+}
+
+func syntheticModel(n int) Model {
+	now := time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
+	m := newModel(t0ctx(), Options{Clock: func() time.Time { return now }, Target: "127.0.0.1:5432/meshhook"})
+	m.width, m.height = 120, 40
+	m.started = true
+	m.ov.setData(syntheticOverview(n, now))
+	return m
+}
+
+func TestSyntheticOverviewRendersOnlyVisibleRows(t *testing.T) {
+	m := syntheticModel(1000)
+	out := m.View()
+	lines := strings.Split(out, "\n")
+	if len(lines) != 40 {
+		t.Fatalf("view has %d lines, want 40", len(lines))
+	}
+	if len(m.ov.sparks) == 0 || len(m.ov.sparks) > 40 {
+		t.Fatalf("%d sparklines drawn for 1000 rows: off-screen rows must not be drawn", len(m.ov.sparks))
+	}
+	if !strings.Contains(out, "Σ 1000/1000 workflows") {
+		t.Fatalf("totals row missing:\n%s", out)
+	}
+	if testing.Verbose() {
+		t.Log("\n" + out)
+	}
+}
+
+func BenchmarkOverviewView10k(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("workflows=%d", n), func(b *testing.B) {
+			m := syntheticModel(n)
+			var tm tea.Model = m
+			tm.View() // first frame draws the visible sparklines
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// Move the selection so each frame differs, as when scrolling.
+				mm := tm.(Model)
+				mm.ov.move(1)
+				tm = mm
+				_ = tm.View()
+			}
+		})
+	}
+}
