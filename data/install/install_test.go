@@ -120,7 +120,7 @@ func TestConcurrentInstallers(t *testing.T) {
 
 // sqlRecorder is a pgx tracer that records every statement sent.
 type sqlRecorder struct {
-	mu   sync.Mutex
+	mu    sync.Mutex
 	stmts []string
 }
 
