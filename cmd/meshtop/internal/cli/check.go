@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// Monitoring-plugin exit codes of `meshtop check`.
+const (
+	CheckOK       = 0
+	CheckWarning  = 1
+	CheckCritical = 2
+	CheckUnknown  = 3
+)
+
+var checkStateName = map[int]string{CheckOK: "OK", CheckWarning: "WARNING", CheckCritical: "CRITICAL", CheckUnknown: "UNKNOWN"}
+
+const checkLong = `check prints one line in the monitoring-plugin format (Nagios, Icinga,
+Sensu) and exits with its code:
+
+  0 OK        every view refreshed within --max-lag/2 and every workflow
+              with at least 10 completed runs in --window succeeds at least
+              --min-success-rate of the time
+  1 WARNING   a view's lag is over --max-lag/2 (but not over --max-lag), or
+              its last refresh failed, or a workflow with at least 10
+              completed runs in the window is below --min-success-rate
+  2 CRITICAL  a view's lag is over --max-lag, a view was never refreshed
+              (not populated), or a view's last two refreshes failed
+  3 UNKNOWN   meshtop cannot connect, the views are not installed, or the
+              command line is invalid
+
+Lag is measured against the database clock (now, or the clock pinned in the
+schema's config) and, with --replica-dsn, includes replication lag.
+Performance data follows the "|": max_lag in seconds with its warning and
+critical thresholds, and the number of workflows below the success rate.`
+
+type checkFlags struct {
+	maxLag  time.Duration
+	minRate float64
+	window  store.Window
+	minRuns int64
+}
+
+func (a *app) checkCmd() *cobra.Command {
+	f := &checkFlags{minRuns: 10}
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Monitoring-plugin check of freshness and success rates (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
+		Long:  checkLong,
+		Args:  cobra.NoArgs,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.applyEnv(cmd); err != nil {
+				return a.checkResult(CheckUnknown, Message(err), "")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			code, summary, perf := a.check(cmd.Context(), f)
+			return a.checkResult(code, summary, perf)
+		},
+	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return a.checkResult(CheckUnknown, Message(flagError(c, err)), "")
+	})
+	fl := cmd.Flags()
+	fl.Var(newDuration(&f.maxLag, 5*time.Minute), "max-lag", "refresh lag that is CRITICAL (half of it is WARNING)")
+	fl.Var(newRate(&f.minRate, 0.9), "min-success-rate", "success rate below which a workflow is WARNING (0.9 or 90%)")
+	fl.Var(newWindow(&f.window, store.Window24h), "window", "window of the success rates: 1h, 24h, 7d or 30d")
+	_ = cmd.RegisterFlagCompletionFunc("window", fixedCompletions(windowNames()))
+	return cmd
+}
+
+// checkResult prints the plugin line and returns the quiet exit error (nil
+// for OK).
+func (a *app) checkResult(code int, summary, perf string) error {
+	line := "MESHTOP " + checkStateName[code] + " - " + summary
+	if perf != "" {
+		line += " | " + perf
+	}
+	fmt.Fprintln(a.stdout(), line)
+	if code == CheckOK {
+		return nil
+	}
+	return &exitError{code: code, quiet: true}
+}
+
+type problem struct {
+	code int
+	text string
+}
+
+func (a *app) check(ctx context.Context, f *checkFlags) (int, string, string) {
+	s, err := a.connect(ctx, true)
+	if err != nil {
+		return CheckUnknown, "cannot connect: " + Message(err), ""
+	}
+	defer s.Close()
+	ov, err := s.store.Overview(ctx, f.window)
+	if err != nil {
+		if errors.Is(err, store.ErrNotInstalled) {
+			return CheckUnknown, "metrics views are not installed; run `meshtop install`", ""
+		}
+		return CheckUnknown, "cannot read the metrics: " + Message(s.wrap(err)), ""
+	}
+	log, err := s.store.RefreshLog(ctx, 200)
+	if err != nil {
+		return CheckUnknown, "cannot read the refresh log: " + Message(s.wrap(err)), ""
+	}
+	return evaluate(f, ov, log)
+}
+
+// evaluate applies check's rules (see checkLong).
+func evaluate(f *checkFlags, ov store.Overview, log []store.RefreshLogEntry) (int, string, string) {
+	var probs []problem
+	var maxLag time.Duration
+	// Last two finished attempts per view, newest first.
+	finished := map[string][]string{}
+	for _, e := range log {
+		switch e.Status {
+		case "ok", "failed", "interrupted":
+			if len(finished[e.View]) < 2 {
+				finished[e.View] = append(finished[e.View], e.Status)
+			}
+		}
+	}
+	for _, v := range ov.Views {
+		last := finished[v.Name]
+		switch {
+		case !v.Populated || v.LastRefreshAt == nil:
+			probs = append(probs, problem{CheckCritical, v.Name + " never refreshed"})
+			continue
+		case len(last) == 2 && last[0] != "ok" && last[1] != "ok":
+			probs = append(probs, problem{CheckCritical, v.Name + " last two refreshes failed"})
+		case len(last) >= 1 && last[0] != "ok":
+			probs = append(probs, problem{CheckWarning, v.Name + " last refresh " + last[0]})
+		}
+		if v.Lag == nil {
+			continue
+		}
+		lag := *v.Lag
+		maxLag = max(maxLag, lag)
+		switch {
+		case lag > f.maxLag:
+			probs = append(probs, problem{CheckCritical, fmt.Sprintf("%s lag %s > %s", v.Name, formatDuration(lag.Round(time.Second)), formatDuration(f.maxLag))})
+		case lag > f.maxLag/2:
+			probs = append(probs, problem{CheckWarning, fmt.Sprintf("%s lag %s > %s", v.Name, formatDuration(lag.Round(time.Second)), formatDuration(f.maxLag/2))})
+		}
+	}
+	below, judged := 0, 0
+	wfs := append([]store.WorkflowMetrics(nil), ov.Workflows...)
+	sortWorkflows(wfs)
+	for _, m := range wfs {
+		completed := m.Succeeded + m.Failed + m.Canceled
+		if completed < f.minRuns || m.SuccessRate == nil {
+			continue
+		}
+		judged++
+		if *m.SuccessRate < f.minRate {
+			below++
+			probs = append(probs, problem{CheckWarning, fmt.Sprintf("%s (%s v%d) success %.1f%% < %.1f%% in %s",
+				m.Name, m.Slug, m.Version, *m.SuccessRate*100, f.minRate*100, f.window)})
+		}
+	}
+	perf := fmt.Sprintf("max_lag=%.0fs;%.0f;%.0f workflows_below=%d;;;0;%d",
+		maxLag.Seconds(), (f.maxLag / 2).Seconds(), f.maxLag.Seconds(), below, judged)
+	if len(probs) == 0 {
+		return CheckOK, fmt.Sprintf("%d views fresh (max lag %s), %d workflows with ≥%d completed runs at ≥%.1f%% success in %s",
+			len(ov.Views), formatDuration(maxLag.Round(time.Second)), judged, f.minRuns, f.minRate*100, f.window), perf
+	}
+	code := CheckOK
+	for _, p := range probs {
+		code = max(code, p.code)
+	}
+	// Worst first, at most four named.
+	var texts []string
+	for _, want := range []int{CheckCritical, CheckWarning} {
+		for _, p := range probs {
+			if p.code == want {
+				texts = append(texts, p.text)
+			}
+		}
+	}
+	more := ""
+	if len(texts) > 4 {
+		more = fmt.Sprintf("; and %d more", len(texts)-4)
+		texts = texts[:4]
+	}
+	return code, strings.Join(texts, "; ") + more, perf
+}

@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtop/meshtop/data/install"
+)
+
+func (a *app) installCmd() *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Create meshtop's schema, views, refresh functions and roles (idempotent)",
+		Long: `install applies meshtop's pending migrations to the primary: the schema
+(--schema, default metrics), the materialized views, the refresh log and
+functions, and the roles meshtop_reader, meshtop_refresher and meshtop_tenant.
+Re-running it is a no-op. It checks first that the database has MeshHook's
+tables, is not a standby, and that the role may create what is needed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !dryRun {
+				if err := a.refuseReadOnly("install"); err != nil {
+					return err
+				}
+			}
+			ctx := cmd.Context()
+			s, err := a.connect(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			in := install.New(s.primary, a.g.schema)
+			out := a.stdout()
+			if dryRun {
+				sql, err := in.DryRun(ctx)
+				if err != nil {
+					return s.wrap(err)
+				}
+				if strings.TrimSpace(sql) == "" {
+					fmt.Fprintf(out, "-- schema %s is up to date: nothing to do\n", a.g.schema)
+					return nil
+				}
+				fmt.Fprint(out, sql)
+				if !strings.HasSuffix(sql, "\n") {
+					fmt.Fprintln(out)
+				}
+				return nil
+			}
+			if err := in.Check(ctx); err != nil {
+				pending, perr := in.Pending(ctx)
+				if perr != nil || len(pending) > 0 {
+					return s.wrap(err)
+				}
+			}
+			if warns, err := in.Warnings(ctx); err == nil {
+				for _, w := range warns {
+					fmt.Fprintln(a.stderr(), "meshtop: warning: "+w)
+				}
+			}
+			applied, err := in.Apply(ctx, func(e install.StepEvent) {
+				if !e.Done {
+					return
+				}
+				mark := "ok"
+				if e.Err != nil {
+					mark = "FAILED"
+				}
+				fmt.Fprintf(out, "  %-6s %s  (%s)\n", mark, e.Name, e.Duration.Round(1e6))
+			})
+			if err != nil {
+				return s.wrap(err)
+			}
+			if applied == 0 {
+				fmt.Fprintf(out, "schema %s is up to date: nothing to do\n", a.g.schema)
+				return nil
+			}
+			fmt.Fprintf(out, "installed into schema %s: %d migration(s) applied; next: `meshtop refresh`, then `meshtop schedule --every 1m` (pg_cron) or `meshtop refresh --every 1m`\n", a.g.schema, applied)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the SQL install would run, and change nothing")
+	return cmd
+}
+
+func (a *app) uninstallCmd() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Remove everything meshtop created (schema, views, index, its roles, its pg_cron job)",
+		Long: `uninstall drops meshtop's schema with its views, log and functions, the
+started_at index it added to public.workflow_runs, the pg_cron job it
+scheduled, and the roles it created. It touches nothing else. It asks for
+confirmation on a terminal; elsewhere pass --yes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.refuseReadOnly("uninstall"); err != nil {
+				return err
+			}
+			if !yes {
+				if !a.io.IsTerminal(a.io.Stdin) {
+					return errString("refusing to uninstall without confirmation: stdin is not a terminal; pass --yes")
+				}
+				fmt.Fprintf(a.stderr(), "Remove schema %s and everything meshtop created in this database? [y/N] ", a.g.schema)
+				line, _ := bufio.NewReader(a.io.Stdin).ReadString('\n')
+				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+					fmt.Fprintln(a.stderr(), "not uninstalled")
+					return &exitError{code: ExitError, quiet: true}
+				}
+			}
+			ctx := cmd.Context()
+			s, err := a.connect(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := install.New(s.primary, a.g.schema).Uninstall(ctx); err != nil {
+				return s.wrap(err)
+			}
+			fmt.Fprintf(a.stdout(), "uninstalled: schema %s and the objects and roles meshtop created are gone\n", a.g.schema)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}

@@ -1,0 +1,305 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// SchemaVersion is the version of the `status --json` document
+// (docs/JSON.md). Adding fields keeps it; renaming or removing one, or
+// changing a field's meaning or type, bumps it.
+const SchemaVersion = 1
+
+// StatusJSON is the `meshtop status --json` document.
+type StatusJSON struct {
+	SchemaVersion int            `json:"schema_version"`
+	GeneratedAt   string         `json:"generated_at"`
+	Window        string         `json:"window"`
+	Views         []ViewJSON     `json:"views"`
+	Workflows     []WorkflowJSON `json:"workflows"`
+}
+
+// ViewJSON is one materialized view's freshness.
+type ViewJSON struct {
+	Name           string        `json:"name"`
+	Populated      bool          `json:"populated"`
+	Rows           int64         `json:"rows"`
+	LastRefreshAt  *string       `json:"last_refresh_at"`
+	LagSeconds     *float64      `json:"lag_seconds"`
+	LastDurationMs *float64      `json:"last_duration_ms"`
+	LastStatus     *string       `json:"last_status"`
+	LastError      *string       `json:"last_error"`
+	Schedule       *ScheduleJSON `json:"schedule"`
+}
+
+// ScheduleJSON is the pg_cron job that refreshes the views.
+type ScheduleJSON struct {
+	Cron         string  `json:"cron"`
+	EverySeconds float64 `json:"every_seconds"`
+	Active       bool    `json:"active"`
+	NextRunAt    *string `json:"next_run_at"`
+}
+
+// WorkflowJSON is one workflow definition's metrics in the window.
+type WorkflowJSON struct {
+	WorkflowID    string   `json:"workflow_id"`
+	ProjectID     string   `json:"project_id"`
+	Name          string   `json:"name"`
+	Slug          string   `json:"slug"`
+	Version       int      `json:"version"`
+	Runs          int64    `json:"runs"`
+	Succeeded     int64    `json:"succeeded"`
+	Failed        int64    `json:"failed"`
+	Canceled      int64    `json:"canceled"`
+	Running       int64    `json:"running"`
+	SuccessRate   *float64 `json:"success_rate"`
+	FailureRate   *float64 `json:"failure_rate"`
+	AvgDurationMs *float64 `json:"avg_duration_ms"`
+	P50DurationMs *float64 `json:"p50_duration_ms"`
+	P95DurationMs *float64 `json:"p95_duration_ms"`
+	P99DurationMs *float64 `json:"p99_duration_ms"`
+	LastFailureAt *string  `json:"last_failure_at"`
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var window store.Window
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print the views' freshness and every workflow's metrics (table or --json)",
+		Long: `status prints what the dashboard's overview shows: each view's freshness
+(populated, rows, last refresh, lag, last duration and status) and every
+workflow definition's metrics in the window, as a table or, with --json, as
+the versioned document described in docs/JSON.md.
+
+With --replica-dsn the metrics are read from the standby and the lag
+includes replication lag.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			s, err := a.connect(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			doc, ov, err := a.status(ctx, s, window)
+			if err != nil {
+				return s.wrap(err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(doc)
+			}
+			writeStatusTable(a.stdout(), doc, ov)
+			return nil
+		},
+	}
+	cmd.Flags().Var(newWindow(&window, store.Window24h), "window", "window of the workflow metrics: 1h, 24h, 7d or 30d")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the JSON document (docs/JSON.md) instead of a table")
+	_ = cmd.RegisterFlagCompletionFunc("window", fixedCompletions(windowNames()))
+	return cmd
+}
+
+// status reads the overview and the schedule and builds the JSON document.
+func (a *app) status(ctx context.Context, s *session, w store.Window) (StatusJSON, store.Overview, error) {
+	ov, err := s.store.Overview(ctx, w)
+	if err != nil {
+		return StatusJSON{}, ov, err
+	}
+	// The schedule is informative: without pg_cron or without access to the
+	// cron schema it is null.
+	var sched *ScheduleJSON
+	if sc, err := s.store.Schedule(ctx); err == nil && sc.Scheduled {
+		sched = &ScheduleJSON{Cron: sc.Schedule, EverySeconds: sc.Every.Seconds(), Active: sc.Active, NextRunAt: rfc3339(sc.NextRun)}
+	}
+	return buildStatus(a.io.Clock(), w, ov, sched), ov, nil
+}
+
+func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *ScheduleJSON) StatusJSON {
+	doc := StatusJSON{
+		SchemaVersion: SchemaVersion,
+		GeneratedAt:   now.UTC().Format(time.RFC3339),
+		Window:        string(w),
+		Views:         []ViewJSON{},
+		Workflows:     []WorkflowJSON{},
+	}
+	for _, v := range ov.Views {
+		vj := ViewJSON{
+			Name:           v.Name,
+			Populated:      v.Populated,
+			Rows:           v.Rows,
+			LastRefreshAt:  rfc3339(v.LastRefreshAt),
+			LastDurationMs: v.LastDurationMs,
+			LastStatus:     nonEmpty(v.LastStatus),
+			LastError:      nonEmpty(v.LastError),
+			Schedule:       sched,
+		}
+		if v.Lag != nil {
+			secs := v.Lag.Seconds()
+			vj.LagSeconds = &secs
+		}
+		doc.Views = append(doc.Views, vj)
+	}
+	wfs := append([]store.WorkflowMetrics(nil), ov.Workflows...)
+	sortWorkflows(wfs)
+	for _, m := range wfs {
+		doc.Workflows = append(doc.Workflows, WorkflowJSON{
+			WorkflowID:    m.WorkflowID,
+			ProjectID:     m.ProjectID,
+			Name:          m.Name,
+			Slug:          m.Slug,
+			Version:       m.Version,
+			Runs:          m.Runs,
+			Succeeded:     m.Succeeded,
+			Failed:        m.Failed,
+			Canceled:      m.Canceled,
+			Running:       m.Running,
+			SuccessRate:   m.SuccessRate,
+			FailureRate:   m.FailureRate,
+			AvgDurationMs: m.AvgMs,
+			P50DurationMs: m.P50Ms,
+			P95DurationMs: m.P95Ms,
+			P99DurationMs: m.P99Ms,
+			LastFailureAt: rfc3339(m.LastFailureAt),
+		})
+	}
+	return doc
+}
+
+// sortWorkflows orders by project, name, slug, version (newest first), id:
+// stable output for diffs and golden files.
+func sortWorkflows(wfs []store.WorkflowMetrics) {
+	sort.SliceStable(wfs, func(i, j int) bool {
+		a, b := wfs[i], wfs[j]
+		if a.ProjectName != b.ProjectName {
+			return a.ProjectName < b.ProjectName
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		if a.Slug != b.Slug {
+			return a.Slug < b.Slug
+		}
+		if a.Version != b.Version {
+			return a.Version > b.Version
+		}
+		return a.WorkflowID < b.WorkflowID
+	})
+}
+
+func rfc3339(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339)
+	return &s
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// writeStatusTable prints the views and workflows sections.
+func writeStatusTable(out io.Writer, doc StatusJSON, ov store.Overview) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	asOf := "never"
+	if ov.DataAsOf != nil {
+		asOf = ov.DataAsOf.UTC().Format(time.RFC3339)
+	}
+	role := "primary"
+	if ov.Server.InRecovery {
+		role = "standby"
+	}
+	fmt.Fprintf(out, "meshtop status  window %s  generated %s  data as of %s  server %s (%s)\n\n",
+		doc.Window, doc.GeneratedAt, asOf, ov.Server.Version, role)
+	fmt.Fprintln(tw, "VIEW\tPOPULATED\tROWS\tLAST REFRESH\tLAG\tLAST MS\tSTATUS\tSCHEDULE")
+	for _, v := range doc.Views {
+		sched := "-"
+		if v.Schedule != nil {
+			sched = "every " + formatDuration(time.Duration(v.Schedule.EverySeconds*float64(time.Second)))
+		}
+		status := deref(v.LastStatus, "-")
+		if v.LastError != nil {
+			status += ": " + truncate(oneLine(*v.LastError), 60)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.Name, yesNo(v.Populated), v.Rows,
+			deref(v.LastRefreshAt, "never"), lagText(v.LagSeconds), msText(v.LastDurationMs), status, sched)
+	}
+	fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
+	fmt.Fprintln(tw, "WORKFLOW\tSLUG\tVER\tPROJECT\tRUNS\tOK\tFAILED\tCANCELED\tRUNNING\tSUCCESS\tP50\tP95\tLAST FAILURE")
+	for _, w := range doc.Workflows {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n",
+			truncate(w.Name, 32), w.Slug, w.Version, truncate(projectName(ov, w.WorkflowID), 20),
+			w.Runs, w.Succeeded, w.Failed, w.Canceled, w.Running, pctText(w.SuccessRate),
+			msText(w.P50DurationMs), msText(w.P95DurationMs), deref(w.LastFailureAt, "-"))
+	}
+	tw.Flush()
+}
+
+func projectName(ov store.Overview, id string) string {
+	for _, m := range ov.Workflows {
+		if m.WorkflowID == id {
+			return m.ProjectName
+		}
+	}
+	return ""
+}
+
+func deref(s *string, def string) string {
+	if s == nil {
+		return def
+	}
+	return *s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func lagText(secs *float64) string {
+	if secs == nil {
+		return "-"
+	}
+	return formatDuration(time.Duration(*secs * float64(time.Second)).Round(time.Second))
+}
+
+func msText(ms *float64) string {
+	if ms == nil {
+		return "-"
+	}
+	if *ms >= 10000 {
+		return fmt.Sprintf("%.1fs", *ms/1000)
+	}
+	return fmt.Sprintf("%.0fms", *ms)
+}
+
+func pctText(r *float64) string {
+	if r == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", *r*100)
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
