@@ -163,15 +163,28 @@ func normalizedColumns(ctx context.Context, q querier, schema, view string) (str
 	return strings.Join(cols, ", "), nil
 }
 
-// compareTruth checks every view against its ground-truth query with
-// EXCEPT ALL both ways; the metrics clock must be pinned.
+// compareTruth checks every populated view against its ground-truth query with
+// EXCEPT ALL both ways, at the view's clock; the metrics clock must be
+// pinned (else the views were computed at another now()).
 func compareTruth(ctx context.Context, q querier, schema string) error {
 	quoted, err := meshsql.QuoteSchema(schema)
 	if err != nil {
 		return err
 	}
+	// The live queries take the clock as $1.
+	var clock time.Time
+	if err := q.QueryRow(ctx, "select "+quoted+".clock()").Scan(&clock); err != nil {
+		return fmt.Errorf("reading the metrics clock: %w", err)
+	}
 	var errs []error
 	for _, v := range views {
+		var populated bool
+		if err := q.QueryRow(ctx, "select relispopulated from pg_class where oid = $1::regclass", quoted+"."+qident(v)).Scan(&populated); err != nil {
+			return fmt.Errorf("reading relispopulated of %s: %w", v, err)
+		}
+		if !populated {
+			continue // nothing to compare before its first refresh
+		}
 		live, err := liveQuery(v, quoted)
 		if err != nil {
 			return err
@@ -187,7 +200,7 @@ func compareTruth(ctx context.Context, q querier, schema string) error {
 			  union all
 			  (select 'truth only', d from (select * from l except all select * from v) d)
 			) x order by 2 limit 6`, cols, quoted, qident(v), live)
-		rows, err := q.Query(ctx, stmt)
+		rows, err := q.Query(ctx, stmt, clock)
 		if err != nil {
 			return fmt.Errorf("comparing %s with its ground truth: %w", v, err)
 		}
