@@ -77,6 +77,7 @@ func (in *Installer) check(ctx context.Context, q querier) error {
 		createOnDB        bool
 		missingRoles      []string
 		indexValid        bool
+		createOnPublic    bool
 	)
 	err = q.QueryRow(ctx, bookkeeping+`SELECT current_setting('server_version_num')::int, current_setting('server_version'),
   pg_catalog.pg_is_in_recovery(), current_user, current_database(),
@@ -85,10 +86,11 @@ func (in *Installer) check(ctx context.Context, q querier) error {
   pg_catalog.has_database_privilege(current_database(), 'CREATE'),
   ARRAY(SELECT u FROM unnest($2::text[]) u WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname = u)),
   EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-          WHERE c.relname = $3 AND c.relnamespace = 'public'::regnamespace AND i.indisvalid)
+          WHERE c.relname = $3 AND c.relnamespace = 'public'::regnamespace AND i.indisvalid),
+  pg_catalog.has_schema_privilege('public', 'CREATE')
 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`, quoted, Roles, IndexName).Scan(
 		&num, &version, &standby, &user, &db, &super, &createrole, &bypassrls,
-		&schemaExists, &createOnDB, &missingRoles, &indexValid)
+		&schemaExists, &createOnDB, &missingRoles, &indexValid, &createOnPublic)
 	if err != nil {
 		return fmt.Errorf("checking install preconditions: %w", err)
 	}
@@ -151,6 +153,9 @@ ORDER BY t.ord`, MeshHookTables)
 			missing = append(missing, "ownership of public.workflow_runs (CREATE INDEX on it needs it)")
 		}
 	}
+	if !indexValid && !createOnPublic && !super {
+		missing = append(missing, "CREATE on schema public (to create index "+IndexName+" there)")
+	}
 	var noSelect, hidden []string
 	for _, t := range tables {
 		if !t.sel && !super {
@@ -170,7 +175,7 @@ ORDER BY t.ord`, MeshHookTables)
 	}
 	if len(missing) > 0 {
 		return &PreconditionError{Kind: "privileges", Missing: missing, Msg: fmt.Sprintf(
-			"Role %s lacks %s.", user, joinAnd(missing))}
+			"Role %s lacks %s.", user, joinSemi(missing))}
 	}
 	return nil
 }
@@ -183,6 +188,14 @@ func joinAnd(s []string) string {
 		return s[0]
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+// joinSemi joins items that may themselves contain commas.
+func joinSemi(s []string) string {
+	if len(s) <= 2 {
+		return strings.Join(s, " and ")
+	}
+	return strings.Join(s[:len(s)-1], "; ") + "; and " + s[len(s)-1]
 }
 
 func isAre(n int) string {

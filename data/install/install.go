@@ -234,32 +234,40 @@ func (in *Installer) plan(ctx context.Context, q querier, pending []Migration) (
 			out = append(out, step{m: m, stmts: []string{"BEGIN", m.SQL, record, "COMMIT"}})
 			continue
 		}
+		// The only no-transaction migration builds the started_at index.
+		// A valid one (another meshtop schema in this database built it) is
+		// reused without touching public: creating an index needs CREATE on
+		// the schema even with IF NOT EXISTS.
 		var stmts []string
-		invalid, err := invalidIndex(ctx, q)
+		state, err := indexState(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		if invalid {
+		if state == "invalid" {
 			stmts = append(stmts, "DROP INDEX CONCURRENTLY IF EXISTS public."+IndexName)
 		}
-		stmts = append(stmts, m.SQL, record)
+		if state != "valid" {
+			stmts = append(stmts, m.SQL)
+		}
+		stmts = append(stmts, record)
 		out = append(out, step{m: m, stmts: stmts})
 	}
 	return out, nil
 }
 
-// invalidIndex reports whether meshtop's index exists but is INVALID (an
-// interrupted CREATE INDEX CONCURRENTLY).
-func invalidIndex(ctx context.Context, q querier) (bool, error) {
-	var invalid bool
-	err := q.QueryRow(ctx, bookkeeping+`SELECT EXISTS (
-  SELECT FROM pg_catalog.pg_index i
+// indexState reports whether meshtop's index is "missing", "valid" or
+// "invalid" (left by an interrupted CREATE INDEX CONCURRENTLY).
+func indexState(ctx context.Context, q querier) (string, error) {
+	var state string
+	err := q.QueryRow(ctx, bookkeeping+`SELECT coalesce((
+  SELECT CASE WHEN i.indisvalid THEN 'valid' ELSE 'invalid' END
+  FROM pg_catalog.pg_index i
   JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-  WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace AND NOT i.indisvalid)`, IndexName).Scan(&invalid)
+  WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace), 'missing')`, IndexName).Scan(&state)
 	if err != nil {
-		return false, fmt.Errorf("checking for an invalid %s: %w", IndexName, err)
+		return "", fmt.Errorf("checking for %s: %w", IndexName, err)
 	}
-	return invalid, nil
+	return state, nil
 }
 
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

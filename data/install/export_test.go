@@ -1,0 +1,7 @@
+package install
+
+// Exported for tests.
+var (
+	VersionProblem = versionProblem
+	VersionWarning = versionWarning
+)
