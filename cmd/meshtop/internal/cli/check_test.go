@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// TestCheckCodes gets each of check's four exit codes from a real database.
+func TestCheckCodes(t *testing.T) {
+	t.Parallel()
+	db := installed(t)
+	dsn := []string{"--dsn", db.DSN}
+	lenient := append([]string{"check", "--min-success-rate", "0"}, dsn...)
+
+	// Installed but never refreshed: CRITICAL.
+	r := run(t, runOpts{}, lenient...).must(t, CheckCritical)
+	if !strings.HasPrefix(r.stdout, "MESHTOP CRITICAL - mv_workflow_metrics_hourly never refreshed; ") {
+		t.Errorf("never refreshed: %s", r)
+	}
+
+	run(t, runOpts{}, "refresh", "--dsn", db.DSN).must(t, 0)
+	r = run(t, runOpts{}, lenient...).must(t, CheckOK)
+	if !strings.HasPrefix(r.stdout, "MESHTOP OK - 3 views fresh (max lag 0s), ") || !strings.Contains(r.stdout, "| max_lag=0s;150;300 ") {
+		t.Errorf("OK: %s", r)
+	}
+
+	// The fixture has a workflow failing ~15% of its runs: below 90%.
+	r = run(t, runOpts{}, append([]string{"check"}, dsn...)...).must(t, CheckWarning)
+	if !strings.HasPrefix(r.stdout, "MESHTOP WARNING - ") || !strings.Contains(r.stdout, "% < 90.0% in 24h") {
+		t.Errorf("success rate WARNING: %s", r)
+	}
+
+	// The metrics clock moves on without a refresh: lag grows.
+	setClock(t, db, anchor.Add(3*time.Minute))
+	r = run(t, runOpts{}, lenient...).must(t, CheckWarning)
+	if !strings.Contains(r.stdout, "mv_workflow_metrics_hourly lag 3m > 2m30s") {
+		t.Errorf("lag WARNING: %s", r)
+	}
+	setClock(t, db, anchor.Add(10*time.Minute))
+	r = run(t, runOpts{}, lenient...).must(t, CheckCritical)
+	if !strings.Contains(r.stdout, "mv_workflow_metrics lag 10m > 5m") {
+		t.Errorf("lag CRITICAL: %s", r)
+	}
+	r = run(t, runOpts{}, append(lenient, "--max-lag", "1h")...).must(t, CheckOK)
+
+	// UNKNOWN: not installed, and cannot connect.
+	bare := seeded(t)
+	r = run(t, runOpts{}, "check", "--dsn", bare.DSN).must(t, CheckUnknown)
+	if r.stdout != "MESHTOP UNKNOWN - metrics views are not installed; run `meshtop install`\n" {
+		t.Errorf("not installed: %s", r)
+	}
+	r = run(t, runOpts{}, "check", "--dsn", "postgres://u:"+secret+"@127.0.0.1:1/db").must(t, CheckUnknown)
+	if !strings.HasPrefix(r.stdout, "MESHTOP UNKNOWN - cannot connect: connection refused by u@127.0.0.1:1/db") {
+		t.Errorf("cannot connect: %s", r)
+	}
+	noSecret(t, r)
+}
+
+// TestCheckFailedRefreshes covers the refresh-log rules, which are hard to
+// provoke on demand, with hand-made inputs.
+func TestCheckFailedRefreshes(t *testing.T) {
+	t.Parallel()
+	now := anchor
+	lag := time.Duration(0)
+	views := []store.ViewStatus{{Name: "mv_a", Populated: true, LastRefreshAt: &now, Lag: &lag}}
+	f := &checkFlags{maxLag: 5 * time.Minute, minRate: 0.9, window: store.Window24h, minRuns: 10}
+	entry := func(status string) store.RefreshLogEntry { return store.RefreshLogEntry{View: "mv_a", Status: status} }
+	cases := []struct {
+		log  []store.RefreshLogEntry
+		code int
+		want string
+	}{
+		{[]store.RefreshLogEntry{entry("ok"), entry("failed")}, CheckOK, "1 views fresh"},
+		{[]store.RefreshLogEntry{entry("failed"), entry("ok")}, CheckWarning, "mv_a last refresh failed"},
+		{[]store.RefreshLogEntry{entry("skipped"), entry("failed"), entry("running"), entry("interrupted"), entry("ok")}, CheckCritical, "mv_a last two refreshes failed"},
+		{[]store.RefreshLogEntry{entry("interrupted")}, CheckWarning, "mv_a last refresh interrupted"},
+	}
+	for _, c := range cases {
+		code, summary, _ := evaluate(f, store.Overview{Views: views}, c.log)
+		if code != c.code || !strings.Contains(summary, c.want) {
+			t.Errorf("%v: got %d %q, want %d %q", c.log, code, summary, c.code, c.want)
+		}
+	}
+	// Workflows with fewer than 10 completed runs are not judged.
+	rate := 0.5
+	ov := store.Overview{Views: views, Workflows: []store.WorkflowMetrics{
+		{Name: "few", Slug: "few", Version: 1, Succeeded: 4, Failed: 5, SuccessRate: &rate},
+		{Name: "many", Slug: "many", Version: 2, Succeeded: 5, Failed: 5, SuccessRate: &rate},
+	}}
+	code, summary, perf := evaluate(f, ov, nil)
+	if code != CheckWarning || strings.Contains(summary, "few") || !strings.Contains(summary, "many (many v2) success 50.0% < 90.0% in 24h") ||
+		perf != "max_lag=0s;150;300 workflows_below=1;;;0;1" {
+		t.Errorf("got %d %q %q", code, summary, perf)
+	}
+	_ = context.Background
+}
