@@ -65,9 +65,9 @@ func explain(err error) string {
 	var pre *install.PreconditionError
 	if errors.As(err, &pre) {
 		if pre.Kind == "standby" {
-			return strings.TrimSuffix(strings.Replace(pre.Msg, "; install on the primary", "; use the primary (or --replica-dsn for reads)", 1), ".")
+			return lowerFirstWord(strings.TrimSuffix(strings.Replace(pre.Msg, "; install on the primary", "; use the primary (or --replica-dsn for reads)", 1), "."))
 		}
-		return strings.TrimSuffix(pre.Msg, ".")
+		return lowerFirstWord(strings.TrimSuffix(pre.Msg, "."))
 	}
 	var perm *store.PermissionError
 	if errors.As(err, &perm) {
@@ -242,4 +242,16 @@ func oneLine(s string) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// lowerFirstWord lower-cases a sentence's first word when it is an ordinary
+// word ("Role x lacks …" → "role x lacks …"), since the line follows
+// "meshtop: ".
+func lowerFirstWord(s string) string {
+	for _, w := range []string{"Role ", "Database ", "The "} {
+		if strings.HasPrefix(s, w) {
+			return strings.ToLower(w[:1]) + s[1:]
+		}
+	}
+	return s
 }
