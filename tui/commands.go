@@ -167,16 +167,18 @@ func copyToClipboard(w io.Writer, text string) tea.Cmd {
 	}
 }
 
-// backoff is 1s, 2s, 4s … capped at 30s.
+// maxBackoff caps the reconnect interval: the dashboard must resume within
+// 5 s of the database coming back, however long the outage (issue 7). One
+// Server() round trip every 4 s costs a database nothing.
+const maxBackoff = 4 * time.Second
+
+// backoff is 1s, 2s, 4s, 4s … (capped at maxBackoff).
 func backoff(attempt int) time.Duration {
 	d := time.Second
-	for i := 1; i < attempt && d < 30*time.Second; i++ {
+	for i := 1; i < attempt && d < maxBackoff; i++ {
 		d *= 2
 	}
-	if d > 30*time.Second {
-		d = 30 * time.Second
-	}
-	return d
+	return min(d, maxBackoff)
 }
 
 // isConnErr tells a lost connection (reconnect with back-off, keep the last
