@@ -449,7 +449,7 @@ func (s *Server) StartStandby(ctx context.Context) (*Server, error) {
 		r.cleanup()
 		return nil, err
 	}
-	if _, err := r.run(ctx, "pg_basebackup", "-D", r.DataDir, "-R", "-X", "stream",
+	if _, err := r.run(ctx, "pg_basebackup", "-D", r.DataDir, "-R", "-X", "stream", "-c", "fast",
 		"-h", s.SocketDir, "-p", strconv.Itoa(s.Port), "-U", "postgres"); err != nil {
 		r.cleanup()
 		return nil, fmt.Errorf("pg_basebackup: %w", err)
