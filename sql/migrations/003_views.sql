@@ -68,12 +68,12 @@ runs AS (
          pg_catalog.date_part('epoch', r.finished_at - r.started_at) * 1000 AS duration_ms,
          CASE
            WHEN r.finished_at IS NOT NULL THEN pg_catalog.date_part('epoch', r.finished_at - r.started_at)
-           WHEN r.status IN ('running', 'paused') THEN greatest(pg_catalog.date_part('epoch', clock.now - r.started_at), 0)
+           WHEN r.status IN ('running', 'paused') THEN greatest(pg_catalog.date_part('epoch', (SELECT c.now FROM clock c) - r.started_at), 0)
            ELSE 0
          END AS run_seconds
-  FROM public.workflow_runs r, clock
-  WHERE r.started_at > clock.now - interval '720 hours'
-    AND r.started_at <= clock.now
+  FROM public.workflow_runs r
+  WHERE r.started_at > (SELECT c.now FROM clock c) - interval '720 hours'
+    AND r.started_at <= (SELECT c.now FROM clock c)
 ),
 agg AS (
   SELECT runs.workflow_id, w."window",
@@ -150,9 +150,9 @@ SELECT r.workflow_id,
          FILTER (WHERE r.finished_at IS NOT NULL) AS p50_duration,
        percentile_cont(0.95::float8) WITHIN GROUP (ORDER BY pg_catalog.date_part('epoch', r.finished_at - r.started_at) * 1000)
          FILTER (WHERE r.finished_at IS NOT NULL) AS p95_duration
-FROM public.workflow_runs r, clock
-WHERE r.started_at >= pg_catalog.date_trunc('hour', clock.now - interval '720 hours', 'UTC')
-  AND r.started_at <= clock.now
+FROM public.workflow_runs r
+WHERE r.started_at >= pg_catalog.date_trunc('hour', (SELECT c.now FROM clock c) - interval '720 hours', 'UTC')
+  AND r.started_at <= (SELECT c.now FROM clock c)
 GROUP BY r.workflow_id, pg_catalog.date_trunc('hour', r.started_at, 'UTC')
 WITH NO DATA;
 
@@ -183,38 +183,45 @@ windows ("window", span) AS (
 ),
 runs AS (
   SELECT r.id, r.workflow_id, r.started_at
-  FROM public.workflow_runs r, clock
-  WHERE r.started_at > clock.now - interval '720 hours'
-    AND r.started_at <= clock.now
+  FROM public.workflow_runs r
+  WHERE r.started_at > (SELECT c.now FROM clock c) - interval '720 hours'
+    AND r.started_at <= (SELECT c.now FROM clock c)
 ),
 events AS (
   -- ts >= clock - 720 hours lets the executor prune workflow_events to the
   -- monthly partitions of the window (events of a run are not older than the
-  -- run).
-  SELECT e.run_id, e.ts, e.type,
+  -- run). The clock is compared as a scalar subquery (an InitPlan evaluated
+  -- once), not joined: a joined value would defeat both partition pruning
+  -- and the started_at index.
+  -- k numbers the starts and, separately, the terminal events of each
+  -- (run, node id) in ts order.
+  SELECT runs.workflow_id, runs.started_at AS run_started_at, e.run_id, e.ts, e.type,
          e.payload -> 'node' ->> 'id' AS node_id,
          e.payload -> 'node' ->> 'type' AS node_type,
          row_number() OVER (
            PARTITION BY e.run_id, e.payload -> 'node' ->> 'id', (e.type = 'step_started')
            ORDER BY e.ts, e.id) AS k
-  FROM public.workflow_events e, clock
-  WHERE e.ts >= clock.now - interval '720 hours'
-    AND e.ts <= clock.now
+  FROM public.workflow_events e
+  JOIN runs ON runs.id = e.run_id
+  WHERE e.ts >= (SELECT c.now FROM clock c) - interval '720 hours'
+    AND e.ts <= (SELECT c.now FROM clock c)
     AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
-    AND e.run_id IN (SELECT runs.id FROM runs)
 ),
 steps AS (
-  SELECT runs.workflow_id, runs.started_at AS run_started_at,
-         s.node_id,
-         coalesce(s.node_type, t.node_type) AS node_type,
-         (t.type = 'step_failed') AS failed,
-         t.ts AS ended_at,
-         pg_catalog.date_part('epoch', t.ts - s.ts) * 1000 AS latency_ms
-  FROM events s
-  JOIN events t ON t.run_id = s.run_id AND t.node_id = s.node_id AND t.k = s.k
-               AND t.type IN ('step_succeeded', 'step_failed')
-  JOIN runs ON runs.id = s.run_id
-  WHERE s.type = 'step_started'
+  -- Pairing as a GROUP BY (run, node id, k) rather than a self-join: each
+  -- group holds at most one start and one terminal event; a group with both
+  -- is one step execution.
+  SELECT events.workflow_id, events.run_started_at, events.node_id,
+         coalesce(max(events.node_type) FILTER (WHERE events.type = 'step_started'),
+                  max(events.node_type) FILTER (WHERE events.type <> 'step_started')) AS node_type,
+         bool_or(events.type = 'step_failed') AS failed,
+         max(events.ts) FILTER (WHERE events.type <> 'step_started') AS ended_at,
+         pg_catalog.date_part('epoch',
+           max(events.ts) FILTER (WHERE events.type <> 'step_started')
+           - max(events.ts) FILTER (WHERE events.type = 'step_started')) * 1000 AS latency_ms
+  FROM events
+  GROUP BY events.run_id, events.workflow_id, events.run_started_at, events.node_id, events.k
+  HAVING count(*) = 2
 )
 SELECT steps.workflow_id,
        steps.node_id,
