@@ -48,7 +48,7 @@ func TestUsageErrors(t *testing.T) {
 		{"check bad rate", nil, []string{"check", "--min-success-rate", "1.5"}, 3,
 			`MESHTOP UNKNOWN - invalid argument "1.5" for "--min-success-rate" flag: invalid rate "1.5": must be between 0 and 1`},
 		{"negative duration", nil, []string{"refresh", "--every", "-1m"}, 1,
-			`invalid duration "-1m": must be more than 0`},
+			`invalid duration "-1m": must be at least 1ms`},
 		{"unknown flag", nil, []string{"status", "--frobnicate"}, 1, "unknown flag: --frobnicate"},
 		{"unknown command", nil, []string{"frobnicate"}, 1, `unknown command "frobnicate" for "meshtop"`},
 		{"bad env", map[string]string{"MESHTOP_STATEMENT_TIMEOUT": "soon"}, []string{"status"}, 1,

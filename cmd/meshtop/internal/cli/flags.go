@@ -14,7 +14,7 @@ import (
 // compares against is longer than a year.
 const maxDuration = 366 * 24 * time.Hour
 
-// ParseDuration reads a positive duration: Go syntax (90s, 5m, 1h30m) or a
+// ParseDuration reads a duration of at least 1ms: Go syntax (90s, 5m, 1h30m) or a
 // whole or decimal number of days (1d, 1.5d). Zero, negative, and anything
 // over a year are refused.
 func ParseDuration(s string) (time.Duration, error) {
@@ -26,7 +26,7 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("invalid duration %q: use a number with a unit, e.g. 30s, 5m, 2h or 1d", s)
 		}
 		if days <= 0 || days > float64(maxDuration/(24*time.Hour)) {
-			return 0, fmt.Errorf("invalid duration %q: must be more than 0 and at most 366d", s)
+			return 0, fmt.Errorf("invalid duration %q: must be at least 1ms and at most 366d", s)
 		}
 		d = time.Duration(days * float64(24*time.Hour))
 	} else {
@@ -36,8 +36,8 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("invalid duration %q: use a number with a unit, e.g. 30s, 5m, 2h or 1d", s)
 		}
 	}
-	if d <= 0 || d > maxDuration {
-		return 0, fmt.Errorf("invalid duration %q: must be more than 0 and at most 366d", s)
+	if d < time.Millisecond || d > maxDuration {
+		return 0, fmt.Errorf("invalid duration %q: must be at least 1ms and at most 366d", s)
 	}
 	return d, nil
 }
@@ -150,7 +150,7 @@ func formatDuration(d time.Duration) string {
 	if d%(24*time.Hour) == 0 {
 		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
 	}
-	s := d.Round(time.Millisecond).String()
+	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
 	}
