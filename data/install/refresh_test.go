@@ -82,7 +82,7 @@ func readLog(t *testing.T, ctx context.Context, c *pgx.Conn, id int64) logRow {
 func guardHeld(t *testing.T, ctx context.Context, c *pgx.Conn) int {
 	t.Helper()
 	var n int
-	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1835365224`).Scan(&n); err != nil {
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.classid = 1835365224`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
