@@ -56,6 +56,8 @@ func wrap(err error, action, role string) error {
 			return fmt.Errorf("%s: %w (%s)", action, ErrNotInstalled, pgErr.Message)
 		case "42501": // insufficient_privilege
 			return &PermissionError{Action: action, Role: role, Err: err}
+		case "25006": // read_only_sql_transaction: a hot standby
+			return fmt.Errorf("%s: the server is a read-only standby; refreshes, schedules and installs must go to the primary: %w", action, err)
 		case "55000": // object_not_in_prerequisite_state
 			if isNotPopulated(pgErr) {
 				return fmt.Errorf("%s: %w", action, ErrNotPopulated)

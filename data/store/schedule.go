@@ -94,8 +94,9 @@ func (s *Store) Schedule(ctx context.Context) (Schedule, error) {
 // SetSchedule registers (or changes) the pg_cron job that refreshes every
 // view every `every`: whole minutes dividing an hour (1, 2, 3, 4, 5, 6, 10,
 // 12, 15, 20, 30, 60) or whole hours dividing a day; 1–59 seconds only with
-// pg_cron ≥ 1.5. The job runs `CALL <schema>.refresh()` under
-// statement_timeout = RefreshTimeout, as the current role.
+// pg_cron ≥ 1.5. The job runs `CALL <schema>.refresh()` as the current role
+// (pg_cron cannot combine it with SET statement_timeout: see
+// sql/queries/store_cron_command.sql). Scheduling again replaces the job.
 func (s *Store) SetSchedule(ctx context.Context, every time.Duration) (Schedule, error) {
 	if s.err != nil {
 		return Schedule{}, s.err
@@ -124,9 +125,7 @@ func (s *Store) SetSchedule(ctx context.Context, every time.Duration) (Schedule,
 
 // cronCommand is what pg_cron runs: see store_cron_command.sql.
 func (s *Store) cronCommand() string {
-	cmd := strings.TrimSpace(stripComments(s.query("cron_command")))
-	return strings.ReplaceAll(cmd, "@statement_timeout@",
-		strconv.FormatInt(s.opts.RefreshTimeout.Milliseconds(), 10)+"ms")
+	return strings.TrimSpace(stripComments(s.query("cron_command")))
 }
 
 // stripComments drops whole-line "--" comments.

@@ -1,0 +1,171 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshtop/meshtop/data/pgtest"
+	"github.com/meshtop/meshtop/data/store"
+)
+
+func TestCronExpr(t *testing.T) {
+	t.Parallel()
+	good := map[time.Duration]string{
+		time.Minute:      "* * * * *",
+		5 * time.Minute:  "*/5 * * * *",
+		30 * time.Minute: "*/30 * * * *",
+		time.Hour:        "0 * * * *",
+		2 * time.Hour:    "0 */2 * * *",
+		24 * time.Hour:   "0 0 * * *",
+	}
+	for d, want := range good {
+		got, err := store.CronExpr(d, false)
+		if err != nil || got != want {
+			t.Errorf("CronExpr(%s) = %q, %v; want %q", d, got, err, want)
+		}
+	}
+	for _, d := range []time.Duration{0, -time.Minute, 10 * time.Second, 90 * time.Second, 7 * time.Minute, 45 * time.Minute, 5 * time.Hour, 48 * time.Hour, time.Minute + time.Millisecond} {
+		if got, err := store.CronExpr(d, false); err == nil {
+			t.Errorf("CronExpr(%s) = %q; want an error", d, got)
+		}
+	}
+	if _, err := store.CronExpr(10*time.Second, false); err == nil || !strings.Contains(err.Error(), "1.5") {
+		t.Errorf("seconds on pg_cron 1.4: err = %v; want one naming pg_cron 1.5", err)
+	}
+	if got, err := store.CronExpr(10*time.Second, true); err != nil || got != "10 seconds" {
+		t.Errorf("CronExpr(10s, seconds) = %q, %v", got, err)
+	}
+}
+
+func TestScheduleWithPgCron(t *testing.T) {
+	t.Parallel()
+	e := setupDB(t, pgtest.NewCronDatabase(t))
+	ctx := ctxT(t)
+
+	// Not yet CREATE EXTENSION'd in this database: unavailable.
+	sc, err := e.st.Schedule(ctx)
+	if err != nil || sc.CronAvailable || sc.Scheduled {
+		t.Fatalf("Schedule without the extension = %+v, %v", sc, err)
+	}
+	if _, err := e.st.SetSchedule(ctx, time.Minute); !errors.Is(err, store.ErrCronUnavailable) ||
+		!strings.Contains(err.Error(), "meshtop refresh --every 1m") {
+		t.Errorf("SetSchedule without pg_cron: err = %v", err)
+	}
+	if _, err := e.db.Pool.Exec(ctx, `create extension pg_cron`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.SetSchedule(ctx, 90*time.Second); err == nil {
+		t.Errorf("SetSchedule(90s) accepted")
+	}
+	// Twice: scheduling is idempotent (one job).
+	if _, err := e.st.SetSchedule(ctx, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	sc, err = e.st.SetSchedule(ctx, time.Minute)
+	if err != nil {
+		t.Fatalf("SetSchedule(1m): %v", err)
+	}
+	var jobs int
+	_ = e.db.Pool.QueryRow(ctx, `select count(*) from cron.job where jobname = $1`, e.st.JobName()).Scan(&jobs)
+	if !sc.CronAvailable || !sc.Scheduled || sc.Schedule != "* * * * *" || sc.Every != time.Minute || !sc.Active ||
+		sc.NextRun == nil || sc.NextRun.Second() != 0 || jobs != 1 {
+		t.Errorf("Schedule = %+v (%d jobs)", sc, jobs)
+	}
+
+	// pg_cron fires at the top of the next minute.
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		sc, err = e.st.Schedule(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sc.LastRuns) > 0 && sc.LastRuns[0].Status != "running" && sc.LastRuns[0].Status != "starting" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pg_cron did not run the job: %+v", sc)
+		}
+		time.Sleep(time.Second)
+	}
+	if r := sc.LastRuns[0]; r.Status != "succeeded" || r.End == nil || r.Start.IsZero() {
+		t.Errorf("last cron run = %+v; want succeeded", r)
+	}
+	var ok int
+	if err := e.db.Pool.QueryRow(ctx, `select count(distinct view_name) from metrics.refresh_log
+		where status = 'ok' and application_name = 'pg_cron'`).Scan(&ok); err != nil || ok != 3 {
+		t.Errorf("views refreshed ok by pg_cron: %d (%v); want 3", ok, err)
+	}
+
+	if err := e.st.Unschedule(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Unschedule(ctx); err != nil {
+		t.Errorf("second Unschedule: %v", err)
+	}
+	sc, err = e.st.Schedule(ctx)
+	if err != nil || !sc.CronAvailable || sc.Scheduled {
+		t.Errorf("Schedule after Unschedule = %+v, %v", sc, err)
+	}
+}
+
+func TestReplicaReads(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := ctxT(t)
+	standby, err := e.db.Srv.StartStandby(ctx)
+	if err != nil {
+		t.Fatalf("starting a standby: %v", err)
+	}
+	t.Cleanup(func() { _ = standby.Stop() })
+	rpool := connect(t, standby.DSN(e.db.Name))
+	st := store.New(e.db.Pool, rpool, store.Options{Schema: schema})
+
+	info, err := store.New(rpool, nil, store.Options{}).Server(ctx)
+	if err != nil || !info.InRecovery || info.Port != uint16(standby.Port) {
+		t.Errorf("standby Server() = %+v, %v; want InRecovery on port %d", info, err, standby.Port)
+	}
+	if info, err := st.Server(ctx); err != nil || info.InRecovery {
+		t.Errorf("primary Server() = %+v, %v", info, err)
+	}
+
+	// Refresh on the primary; the replica sees it once replayed.
+	refreshAll(t, st)
+	var ov store.Overview
+	waitFor(t, "the refresh to reach the standby", func() bool {
+		ov, err = st.Overview(ctx, store.Window24h)
+		if err != nil {
+			t.Fatalf("Overview from the replica: %v", err)
+		}
+		return len(ov.Workflows) > 0 && ov.DataAsOf != nil
+	})
+	if !ov.Server.InRecovery || ov.Server.Port != uint16(standby.Port) || ov.Server.ReplicationLag == nil {
+		t.Errorf("Overview.Server = %+v; want the standby with a replication lag", ov.Server)
+	}
+	primary, err := store.New(e.db.Pool, nil, store.Options{}).Overview(ctx, store.Window24h)
+	if err != nil || len(primary.Workflows) != len(ov.Workflows) || !reflect.DeepEqual(primary.Workflows, ov.Workflows) {
+		t.Errorf("replica and primary overviews differ: %d vs %d workflows (%v)", len(ov.Workflows), len(primary.Workflows), err)
+	}
+	// Refresh operations still go to the primary.
+	if _, err := st.Refresh(ctx, store.ViewSteps, false); err != nil {
+		t.Errorf("Refresh with a replica configured: %v", err)
+	}
+	// A store pointed only at the standby cannot refresh, and says why.
+	if _, err := store.New(rpool, nil, store.Options{}).Refresh(ctx, store.ViewSteps, false); err == nil ||
+		!strings.Contains(err.Error(), "read-only") {
+		t.Errorf("Refresh on a standby: err = %v", err)
+	}
+}
+
+func connect(t *testing.T, dsn string) *pgxpoolPool {
+	t.Helper()
+	pool, err := newPool(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
