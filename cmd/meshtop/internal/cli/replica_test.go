@@ -55,8 +55,12 @@ func TestReplica(t *testing.T) {
 	run(t, runOpts{}, append([]string{"refresh"}, both...)...).must(t, 0)
 	want := later.UTC().Format(time.RFC3339)
 	waitFor(t, "the refresh to replay on the standby", time.Minute, func() bool {
-		d := status()
-		return d.Views[1].LastRefreshAt != nil && *d.Views[1].LastRefreshAt == want
+		for _, v := range status().Views {
+			if v.LastRefreshAt == nil || *v.LastRefreshAt != want {
+				return false
+			}
+		}
+		return true
 	})
 	run(t, runOpts{}, append([]string{"check", "--min-success-rate", "0", "--max-lag", "1h"}, both...)...).must(t, CheckOK)
 
