@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/meshtop/meshtop/data/bench"
+	meshsql "github.com/meshtop/meshtop/sql"
+)
+
+// screenCost is what reading one screen cost.
+type screenCost struct {
+	ServerMs float64 // sum of EXPLAIN (ANALYZE, TIMING OFF) "Execution Time"
+	PlanMs   float64 // sum of "Planning Time"
+	ClientMs float64 // round trip of the same statements, all rows fetched and decoded
+	Rows     int
+}
+
+// retrieval measures one screen read from the views (A) vs the same numbers
+// computed live from the raw tables (B), alternating which goes first.
+func (b *runner) retrieval(ctx context.Context, d *dataset) error {
+	logf("retrieval on %s", d.Label)
+	views, live, err := b.screens(d)
+	if err != nil {
+		return err
+	}
+	conn, err := d.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquiring a connection: %w", err)
+	}
+	defer conn.Release()
+	// Warm-up: plans cached, pages in shared buffers, for both sides.
+	for _, s := range [][]string{views, live} {
+		if _, err := readScreen(ctx, conn.Conn(), s); err != nil {
+			return err
+		}
+	}
+	var server, client []Pair
+	var plan []float64
+	var rowsViews, rowsLive int
+	for i := 0; i < b.cfg.pairs; i++ {
+		var a, l screenCost
+		first, second := &a, &l
+		fs, ss := views, live
+		if i%2 == 1 {
+			first, second, fs, ss = &l, &a, live, views
+		}
+		if *first, err = readScreen(ctx, conn.Conn(), fs); err != nil {
+			return err
+		}
+		if *second, err = readScreen(ctx, conn.Conn(), ss); err != nil {
+			return err
+		}
+		server = append(server, Pair{A: a.ServerMs, B: l.ServerMs})
+		client = append(client, Pair{A: a.ClientMs, B: l.ClientMs})
+		plan = append(plan, a.PlanMs)
+		rowsViews, rowsLive = a.Rows, l.Rows
+		logf("  pair %d: views %.2f ms server / %.2f ms client, live %.0f ms server / %.0f ms client",
+			i+1, a.ServerMs, a.ClientMs, l.ServerMs, l.ClientMs)
+	}
+	rs := Summarise(server, false)
+	rc := Summarise(client, false)
+	ctxNote := fmt.Sprintf("%d rows from the views, %d computed live; the views' planning time (median %.2f ms) is not in the server time", rowsViews, rowsLive, Median(plan))
+	b.report.Add(Figure{
+		Group: "Retrieval", Name: "Server time, " + d.Label,
+		Pair: "live from raw tables / from the views", Unit: "ms", Ratio: rs,
+		Goal: "≥ 1000× and views < 2 ms", Met: boolp(rs.Median >= 1000 && rs.MedianA < 2),
+		Note: ctxNote,
+	})
+	b.report.Add(Figure{
+		Group: "Retrieval", Name: "Client round trip, " + d.Label,
+		Pair: "live from raw tables / from the views", Unit: "ms", Ratio: rc,
+		Goal: "≥ 1000×", Met: boolp(rc.Median >= 1000),
+	})
+	return nil
+}
+
+// screens returns the statements of one screen from the views and live.
+func (b *runner) screens(d *dataset) (views, live []string, err error) {
+	wf := "'" + strings.ReplaceAll(d.WorkflowID, "'", "''") + "'::uuid"
+	views = []string{
+		b.render(bench.SQL(bench.ScreenViews)),
+		strings.ReplaceAll(b.render(bench.SQL(bench.ScreenHourly)), "@workflow@", wf),
+	}
+	lm, err := meshsql.Queries.ReadFile("queries/live_workflow_metrics.sql")
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the live query (VIEWS's sql/queries/live_workflow_metrics.sql): %w", err)
+	}
+	lh, err := meshsql.Queries.ReadFile("queries/live_workflow_metrics_hourly.sql")
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the live query (VIEWS's sql/queries/live_workflow_metrics_hourly.sql): %w", err)
+	}
+	live = []string{
+		b.render(statement(string(lm))),
+		"select * from (" + b.render(statement(string(lh))) + "\n) live where workflow_id = " + wf + " order by hour",
+	}
+	return views, live, nil
+}
+
+var trailingSemicolon = regexp.MustCompile(`;\s*$`)
+
+// statement strips a trailing semicolon (and the comments and blanks after
+// it) so the text can be wrapped in EXPLAIN or a subquery.
+func statement(s string) string {
+	s = strings.TrimSpace(stripTrailingComments(s))
+	return trailingSemicolon.ReplaceAllString(s, "")
+}
+
+// stripTrailingComments drops whole-line -- comments at the end of s.
+func stripTrailingComments(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n\t "), "\n")
+	for len(lines) > 0 && strings.HasPrefix(strings.TrimSpace(lines[len(lines)-1]), "--") {
+		lines = lines[:len(lines)-1]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// readScreen runs each statement once under EXPLAIN (ANALYZE, TIMING OFF)
+// for the server time and once as a plain query for the round trip.
+func readScreen(ctx context.Context, conn *pgx.Conn, stmts []string) (screenCost, error) {
+	var c screenCost
+	for _, s := range stmts {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		var plan []byte
+		err := conn.QueryRow(ctx, "explain (analyze, timing off, format json) "+s).Scan(&plan)
+		if err != nil {
+			cancel()
+			return c, fmt.Errorf("explaining %q: %w", firstLine(s), err)
+		}
+		var parsed []struct {
+			Planning  float64 `json:"Planning Time"`
+			Execution float64 `json:"Execution Time"`
+		}
+		if err := json.Unmarshal(plan, &parsed); err != nil || len(parsed) != 1 {
+			cancel()
+			return c, fmt.Errorf("reading the plan of %q: %v", firstLine(s), err)
+		}
+		c.ServerMs += parsed[0].Execution
+		c.PlanMs += parsed[0].Planning
+
+		t := time.Now()
+		rows, err := conn.Query(ctx, s)
+		if err != nil {
+			cancel()
+			return c, fmt.Errorf("running %q: %w", firstLine(s), err)
+		}
+		for rows.Next() {
+			if _, err := rows.Values(); err != nil {
+				rows.Close()
+				cancel()
+				return c, fmt.Errorf("reading rows of %q: %w", firstLine(s), err)
+			}
+			c.Rows++
+		}
+		rows.Close()
+		c.ClientMs += float64(time.Since(t).Microseconds()) / 1000
+		cancel()
+		if err := rows.Err(); err != nil {
+			return c, fmt.Errorf("running %q: %w", firstLine(s), err)
+		}
+	}
+	return c, nil
+}
+
+func boolp(b bool) *bool { return &b }

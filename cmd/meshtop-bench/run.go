@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshtop/meshtop/data/pgserver"
+	meshsql "github.com/meshtop/meshtop/sql"
+)
+
+// dataset is one generated MeshHook database.
+type dataset struct {
+	Label      string // "1M runs / 300 days"
+	DB         string
+	Runs, Days int
+	EventDays  int
+	Pool       *pgxpool.Pool
+	GenSeconds float64
+	Generated  string // fixture summary, for the report
+	WorkflowID string // the busiest workflow: its hourly series is read
+}
+
+// runner holds what every group needs.
+type runner struct {
+	cfg    config
+	srv    *pgserver.Server
+	schema string // quoted
+	sets   map[string]*dataset
+	report *Report
+}
+
+func run(ctx context.Context, cfg config) error {
+	b := &runner{cfg: cfg, sets: map[string]*dataset{}, report: newReport(cfg)}
+	q, err := meshsql.QuoteSchema(cfg.schema)
+	if err != nil {
+		return err
+	}
+	b.schema = q
+	if cfg.groups["footprint"] {
+		if err := buildMeshtop(ctx, cfg.meshtopBin); err != nil {
+			return err
+		}
+	}
+	logf("starting PostgreSQL with pg_stat_statements")
+	b.srv, err = pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{
+		"shared_preload_libraries": "'pg_stat_statements'",
+		"pg_stat_statements.track": "'top'",
+		"pg_stat_statements.max":   "5000",
+		"track_io_timing":          "off",
+		"max_wal_size":             "'4GB'",
+		"checkpoint_timeout":       "'15min'",
+		"maintenance_work_mem":     "'256MB'",
+		"autovacuum_naptime":       "'10s'",
+	}})
+	if err != nil {
+		return fmt.Errorf("starting PostgreSQL: %w", err)
+	}
+	defer func() {
+		for _, d := range b.sets {
+			if d.Pool != nil {
+				d.Pool.Close()
+			}
+		}
+		if err := b.srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "meshtop-bench: stopping PostgreSQL:", err)
+		}
+	}()
+	if err := b.report.machine(ctx, b.srv); err != nil {
+		return err
+	}
+
+	// Data sets. Same runs per hour (~139/h), history H and 10×H: the
+	// 30-day windows hold the same number of runs in each, so a refresh
+	// whose cost follows recent traffic costs the same in both. Events are
+	// generated for the last 30 days only (what the views read), which
+	// keeps 10M-run histories feasible.
+	specs := []struct {
+		key        string
+		runs, days int
+	}{{"H", 100_000, 30}, {"10H", 1_000_000, 300}}
+	if cfg.size == "large" {
+		specs = append(specs, struct {
+			key        string
+			runs, days int
+		}{"100H", 10_000_000, 3000})
+	}
+	for _, s := range specs {
+		runs := int(float64(s.runs) * cfg.scale)
+		d, err := b.generate(ctx, s.key, runs, s.days)
+		if err != nil {
+			return err
+		}
+		b.sets[s.key] = d
+	}
+
+	if cfg.groups["retrieval"] {
+		for _, k := range []string{"10H", "100H"} {
+			if d := b.sets[k]; d != nil {
+				if err := b.retrieval(ctx, d); err != nil {
+					return fmt.Errorf("retrieval on %s: %w", d.Label, err)
+				}
+			}
+		}
+	}
+	if cfg.groups["refresh"] {
+		pairsOf := [][2]string{{"H", "10H"}}
+		if cfg.size == "large" {
+			pairsOf = append(pairsOf, [2]string{"10H", "100H"})
+		}
+		for _, p := range pairsOf {
+			if err := b.refreshScaling(ctx, b.sets[p[0]], b.sets[p[1]]); err != nil {
+				return fmt.Errorf("refresh scaling: %w", err)
+			}
+		}
+		big := b.sets["10H"]
+		if cfg.size == "large" {
+			big = b.sets["100H"]
+		}
+		if err := b.refreshNaive(ctx, b.sets["10H"]); err != nil {
+			return fmt.Errorf("naive refresh: %w", err)
+		}
+		if big != b.sets["10H"] {
+			if err := b.refreshNaive(ctx, big); err != nil {
+				return fmt.Errorf("naive refresh: %w", err)
+			}
+		}
+		if err := b.refreshAfterNew(ctx, b.sets["10H"]); err != nil {
+			return fmt.Errorf("refresh after new runs: %w", err)
+		}
+	}
+	if cfg.groups["write"] {
+		if err := b.writeImpact(ctx, b.sets["10H"]); err != nil {
+			return fmt.Errorf("write impact: %w", err)
+		}
+	}
+	if cfg.groups["footprint"] {
+		if err := b.footprint(ctx, b.sets["10H"]); err != nil {
+			return fmt.Errorf("footprint: %w", err)
+		}
+		if err := b.renderBench(ctx); err != nil {
+			return fmt.Errorf("render benchmarks: %w", err)
+		}
+	}
+
+	b.report.Elapsed = time.Since(started)
+	fmt.Print(b.report.Text())
+	if cfg.out != "" {
+		if err := os.WriteFile(cfg.out, []byte(b.report.Markdown()), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", cfg.out, err)
+		}
+		logf("wrote %s", cfg.out)
+	}
+	if cfg.keep {
+		fmt.Fprintf(os.Stderr, "cluster kept until ctrl+c: %s\n", b.srv.DSN(b.sets["10H"].DB))
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// buildMeshtop compiles the dashboard binary the footprint group runs.
+func buildMeshtop(ctx context.Context, out string) error {
+	logf("building %s", out)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/meshtop")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("building meshtop (go build -o %s ./cmd/meshtop): %w", out, err)
+	}
+	return nil
+}
+
+// adminExec runs one statement in the postgres database.
+func (b *runner) adminExec(ctx context.Context, stmt string) error {
+	conn, err := pgx.Connect(ctx, b.srv.DSN("postgres"))
+	if err != nil {
+		return fmt.Errorf("connecting to the postgres database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("running %q: %w", firstLine(stmt), err)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// render substitutes the schema into an SQL text.
+func (b *runner) render(text string) string { return meshsql.Render(text, b.schema) }
+
+func humanCount(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1_000_000:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1000:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}

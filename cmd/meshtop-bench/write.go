@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// pgbenchScript is the MeshHook-shaped transaction, read by path (make bench
+// runs from the repository root).
+const pgbenchScript = "sql/bench/meshhook_tx.pgbench"
+
+// pgbenchResult is one pgbench run.
+type pgbenchResult struct {
+	TPS       float64
+	P99Ms     float64
+	P50Ms     float64
+	Txns      int
+	Refreshes int
+	RefreshMs []float64
+}
+
+// writeImpact runs pgbench with the MeshHook-shaped script without (A) and
+// with (B) a CALL S.refresh() every refreshEvery, alternating which goes
+// first.
+func (b *runner) writeImpact(ctx context.Context, d *dataset) error {
+	logf("write impact on %s: %d pairs of %ds pgbench runs, %d clients", d.Label, b.cfg.pairs, b.cfg.pgbenchSeconds, b.cfg.pgbenchClients)
+	script, err := filepath.Abs(pgbenchScript)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(script); err != nil {
+		return fmt.Errorf("the pgbench script %s (run make bench from the repository root): %w", pgbenchScript, err)
+	}
+	var nwf int
+	if err := d.Pool.QueryRow(ctx, "select count(*) from meshtop_bench.wf").Scan(&nwf); err != nil {
+		return fmt.Errorf("counting benchmark workflows: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "meshtop-bench-pgbench-")
+	if err != nil {
+		return fmt.Errorf("creating a directory for pgbench logs: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	// A short warm-up run (not reported).
+	if _, err := b.pgbench(ctx, d, script, dir, "warmup", nwf, 5, false); err != nil {
+		return err
+	}
+	var tps, p99, p50 []Pair
+	var refreshes []float64
+	var refreshMs []float64
+	for i := 0; i < b.cfg.pairs; i++ {
+		var without, with pgbenchResult
+		order := []bool{false, true}
+		if i%2 == 1 {
+			order = []bool{true, false}
+		}
+		for _, withRefresh := range order {
+			r, err := b.pgbench(ctx, d, script, dir, fmt.Sprintf("p%d_%t", i, withRefresh), nwf, b.cfg.pgbenchSeconds, withRefresh)
+			if err != nil {
+				return err
+			}
+			if withRefresh {
+				with = r
+			} else {
+				without = r
+			}
+		}
+		tps = append(tps, Pair{A: without.TPS, B: with.TPS})
+		p99 = append(p99, Pair{A: without.P99Ms, B: with.P99Ms})
+		p50 = append(p50, Pair{A: without.P50Ms, B: with.P50Ms})
+		refreshes = append(refreshes, float64(with.Refreshes))
+		refreshMs = append(refreshMs, with.RefreshMs...)
+		logf("  pair %d: without %.0f tps p99 %.1f ms; with %.0f tps p99 %.1f ms (%d refreshes)",
+			i+1, without.TPS, without.P99Ms, with.TPS, with.P99Ms, with.Refreshes)
+	}
+	rt := Summarise(tps, false)
+	note := fmt.Sprintf("pgbench -M prepared -c %d -j 2 -T %d, unthrottled (saturates the machine); %s refreshes per run (median), each a median %.0f ms",
+		b.cfg.pgbenchClients, b.cfg.pgbenchSeconds, num(Median(refreshes)), Median(refreshMs))
+	b.report.Add(Figure{
+		Group: "Write impact", Name: "Throughput (transactions/s), " + d.Label,
+		Pair: fmt.Sprintf("with refresh every %s / without", b.cfg.refreshEvery), Unit: "tps", Ratio: rt,
+		Goal: "≥ 0.97", Met: boolp(rt.Median >= 0.97), Note: note,
+	})
+	b.report.Add(Figure{
+		Group: "Write impact", Name: "p99 transaction latency",
+		Pair: "with refresh / without", Unit: "ms", Ratio: Summarise(p99, false),
+		Goal: "reported", Note: "p99 of every transaction in pgbench's per-transaction logs (--log)",
+	})
+	b.report.Add(Figure{
+		Group: "Write impact", Name: "p50 transaction latency",
+		Pair: "with refresh / without", Unit: "ms", Ratio: Summarise(p50, false),
+		Goal: "reported",
+	})
+	return nil
+}
+
+var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+
+// pgbench runs one pgbench and, when withRefresh, a goroutine that calls
+// S.refresh() at the start and every refreshEvery until pgbench exits.
+func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag string, nwf, seconds int, withRefresh bool) (pgbenchResult, error) {
+	var res pgbenchResult
+	prefix := filepath.Join(dir, tag)
+	args := []string{"-n", "-M", "prepared", "-c", strconv.Itoa(b.cfg.pgbenchClients), "-j", "2",
+		"-T", strconv.Itoa(seconds), "-D", "nwf=" + strconv.Itoa(nwf), "-f", script,
+		"--log", "--log-prefix=" + prefix,
+		"-h", "127.0.0.1", "-p", strconv.Itoa(b.srv.Port), "-U", "postgres", d.DB}
+	cmd := exec.CommandContext(ctx, filepath.Join(b.srv.BinDir, "pgbench"), args...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+
+	rctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var refreshErr error
+	if withRefresh {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(b.cfg.refreshEvery)
+			defer tick.Stop()
+			for {
+				t := time.Now()
+				_, err := d.Pool.Exec(rctx, "call "+b.schema+".refresh()")
+				if rctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				if err != nil && refreshErr == nil {
+					refreshErr = fmt.Errorf("refreshing during pgbench: %w", err)
+				}
+				res.Refreshes++
+				res.RefreshMs = append(res.RefreshMs, float64(time.Since(t).Microseconds())/1000)
+				mu.Unlock()
+				select {
+				case <-rctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+	}
+	err := cmd.Run()
+	stop()
+	wg.Wait()
+	if err != nil {
+		return res, fmt.Errorf("pgbench %s: %w\n%s", strings.Join(args, " "), err, out.String())
+	}
+	if refreshErr != nil {
+		return res, refreshErr
+	}
+	m := tpsLine.FindStringSubmatch(out.String())
+	if m == nil {
+		return res, fmt.Errorf("no tps line in pgbench's output:\n%s", out.String())
+	}
+	res.TPS, _ = strconv.ParseFloat(m[1], 64)
+	lat, err := readPgbenchLogs(prefix)
+	if err != nil {
+		return res, err
+	}
+	res.Txns = len(lat)
+	res.P99Ms = Percentile(lat, 99)
+	res.P50Ms = Percentile(lat, 50)
+	return res, nil
+}
+
+// readPgbenchLogs reads every per-transaction log file of one run
+// (prefix.PID and prefix.PID.N, one per thread) and returns the latencies
+// in ms. Line format: client_id transaction_no time_us script_no epoch us.
+func readPgbenchLogs(prefix string) ([]float64, error) {
+	files, err := filepath.Glob(prefix + ".*")
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no pgbench log files %s.*", prefix)
+	}
+	var lat []float64
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading pgbench log: %w", err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 3 {
+				continue
+			}
+			us, err := strconv.ParseFloat(fields[2], 64)
+			if err != nil {
+				continue
+			}
+			lat = append(lat, us/1000)
+		}
+		fh.Close()
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("reading pgbench log %s: %w", f, err)
+		}
+	}
+	return lat, nil
+}
