@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -139,13 +140,13 @@ func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *Schedu
 			Populated:      v.Populated,
 			Rows:           v.Rows,
 			LastRefreshAt:  rfc3339(v.LastRefreshAt),
-			LastDurationMs: v.LastDurationMs,
+			LastDurationMs: round(v.LastDurationMs, 1e3),
 			LastStatus:     nonEmpty(v.LastStatus),
 			LastError:      nonEmpty(v.LastError),
 			Schedule:       sched,
 		}
 		if v.Lag != nil {
-			secs := v.Lag.Seconds()
+			secs := math.Round(v.Lag.Seconds()*1e3) / 1e3
 			vj.LagSeconds = &secs
 		}
 		doc.Views = append(doc.Views, vj)
@@ -164,12 +165,12 @@ func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *Schedu
 			Failed:        m.Failed,
 			Canceled:      m.Canceled,
 			Running:       m.Running,
-			SuccessRate:   m.SuccessRate,
-			FailureRate:   m.FailureRate,
-			AvgDurationMs: m.AvgMs,
-			P50DurationMs: m.P50Ms,
-			P95DurationMs: m.P95Ms,
-			P99DurationMs: m.P99Ms,
+			SuccessRate:   round(m.SuccessRate, 1e6),
+			FailureRate:   round(m.FailureRate, 1e6),
+			AvgDurationMs: round(m.AvgMs, 1e3),
+			P50DurationMs: round(m.P50Ms, 1e3),
+			P95DurationMs: round(m.P95Ms, 1e3),
+			P99DurationMs: round(m.P99Ms, 1e3),
 			LastFailureAt: rfc3339(m.LastFailureAt),
 		})
 	}
@@ -195,6 +196,16 @@ func sortWorkflows(wfs []store.WorkflowMetrics) {
 		}
 		return a.WorkflowID < b.WorkflowID
 	})
+}
+
+// round rounds *v to 1/scale: the last bits of a float aggregate depend on
+// the order PostgreSQL summed in, and must not make the output flap.
+func round(v *float64, scale float64) *float64 {
+	if v == nil {
+		return nil
+	}
+	r := math.Round(*v*scale) / scale
+	return &r
 }
 
 func rfc3339(t *time.Time) *string {

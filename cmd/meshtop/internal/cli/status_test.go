@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,6 +36,19 @@ func TestStatusJSONGolden(t *testing.T) {
 		t.Fatalf("reading %s (run with -update to create it): %v", golden, err)
 	}
 	if r.stdout != string(want) {
-		t.Errorf("status --json differs from %s (run `go test ./cmd/meshtop/... -run TestStatusJSONGolden -update` after an intended change):\n%s", golden, r.stdout)
+		got, exp := strings.Split(r.stdout, "\n"), strings.Split(string(want), "\n")
+		for i := range max(len(got), len(exp)) {
+			g, e := "", ""
+			if i < len(got) {
+				g = got[i]
+			}
+			if i < len(exp) {
+				e = exp[i]
+			}
+			if g != e {
+				t.Errorf("status --json differs from %s at line %d:\n got %q\nwant %q\n(run `go test ./cmd/meshtop/internal/cli -run TestStatusJSONGolden -update` after an intended change)", golden, i+1, g, e)
+				break
+			}
+		}
 	}
 }
