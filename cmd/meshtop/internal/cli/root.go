@@ -162,7 +162,7 @@ func (a *app) rootCmd() *cobra.Command {
 	_ = root.RegisterFlagCompletionFunc("window", fixedCompletions(windowNames()))
 
 	root.AddCommand(
-		// a.demoCmd(), // wired when data/demo lands
+		a.demoCmd(),
 		a.installCmd(),
 		a.uninstallCmd(),
 		a.refreshCmd(),
