@@ -141,9 +141,20 @@ func TestInstallRefreshStatusUninstall(t *testing.T) {
 			t.Errorf("line %d = %q", i, lines[i])
 		}
 	}
-	r = run(t, runOpts{}, append([]string{"refresh", "--view", "mv_step_metrics", "--wait", "--timeout", "1m"}, dsn...)...).must(t, 0)
+	appEnv := runOpts{env: map[string]string{"MESHTOP_APPLICATION_NAME": "cron-job-7"}}
+	r = run(t, appEnv, append([]string{"refresh", "--view", "mv_step_metrics", "--wait", "--timeout", "1m"}, dsn...)...).must(t, 0)
 	if !strings.HasPrefix(r.stdout, "mv_step_metrics ") || strings.Count(r.stdout, "\n") != 1 {
 		t.Errorf("refresh --view: %s", r)
+	}
+	var app, prevApp string
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer lcancel()
+	if err := db.Pool.QueryRow(lctx, `select (array_agg(application_name order by id desc))[1], (array_agg(application_name order by id desc))[2]
+		from metrics.refresh_log`).Scan(&app, &prevApp); err != nil {
+		t.Fatal(err)
+	}
+	if app != "cron-job-7" || prevApp != "meshtop" {
+		t.Errorf("refresh log application_name: latest %q, before %q", app, prevApp)
 	}
 
 	r = run(t, runOpts{}, append([]string{"status", "--window", "7d"}, dsn...)...).must(t, 0)

@@ -66,6 +66,8 @@ func TestErrorMessages(t *testing.T) {
 			`meshtop: invalid argument "2d" for "--window" flag: unknown window "2d": use one of 1h, 24h, 7d, 30d`},
 		{"dashboard without terminal", nil, []string{"--dsn", dsn}, 2,
 			"meshtop: the dashboard needs a terminal; use `meshtop status` (or --json) for scripts"},
+		{"schema from MESHTOP_SCHEMA", map[string]string{"MESHTOP_DSN": db.DSN, "MESHTOP_SCHEMA": "metrics_elsewhere"}, []string{"status"}, 1,
+			"meshtop: metrics views are not installed; run `meshtop install`"},
 		{"read-only", map[string]string{"MESHTOP_DSN": dsn, "MESHTOP_READ_ONLY": "1"}, []string{"refresh"}, 1,
 			"meshtop: refusing to refresh: --read-only is set"},
 	}
