@@ -138,7 +138,7 @@ func explainPg(e *pgconn.PgError, where, user, db string) string {
 		if user == "" {
 			user = "?"
 		}
-		return fmt.Sprintf("password authentication failed for user %q at %s: check the password (prefer DATABASE_URL or ~/.pgpass to a password in --dsn)", user, where)
+		return fmt.Sprintf("password authentication failed for user %q at %s: check the user name and password (PostgreSQL answers the same for an unknown role; prefer DATABASE_URL or ~/.pgpass to a password in --dsn)", user, where)
 	case "3D000": // invalid_catalog_name
 		return fmt.Sprintf("%s at %s: check the database name in the connection string", e.Message, where)
 	case "28000": // invalid_authorization_specification: unknown role, pg_hba
