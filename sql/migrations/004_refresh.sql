@@ -114,6 +114,11 @@ BEGIN
     DELETE FROM @schema@.refresh_log l WHERE l.started_at < pg_catalog.now() - v_retention;
   END IF;
 
+  -- The caller's COMMIT of this row must be durable even where
+  -- synchronous_commit is off: after a crash the row is what tells that the
+  -- attempt was interrupted.
+  PERFORM pg_catalog.set_config('synchronous_commit', 'on', true);
+
   v_key := @schema@.guard_key(p_view);
   IF p_wait THEN
     PERFORM pg_catalog.pg_advisory_lock(1835365224, v_key);
@@ -209,6 +214,7 @@ BEGIN
   END;
 
   PERFORM pg_catalog.pg_advisory_unlock(1835365224, @schema@.guard_key(v_log.view_name));
+  PERFORM pg_catalog.set_config('synchronous_commit', 'on', true);
   PERFORM @schema@.notify(v_log);
   RETURN v_log;
 END
