@@ -31,11 +31,27 @@ func countRuns(t *testing.T, dsn string) int64 {
 	return n
 }
 
-// processGone reports whether pid and its children have exited (zombies
-// count as exited: whoever adopted them may reap them late).
+// processGone reports whether pid and its children have exited, allowing
+// them a few seconds: the postmaster removes postmaster.pid (which pg_ctl
+// waits for) just before it exits.
 func processGone(t *testing.T, pid int) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !processGoneNow(t, pid, time.Now().After(deadline)) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
+
+// processGoneNow checks once; zombies count as exited (whoever adopted them
+// may reap them late).
+func processGoneNow(t *testing.T, pid int, log bool) bool {
 	if b, err := os.ReadFile(filepath.Join("/proc", itoa(pid), "status")); err == nil && !strings.Contains(string(b), "\nState:\tZ") {
-		t.Logf("pid %d still there: %s", pid, strings.SplitN(string(b), "\n", 4)[:3])
+		if log {
+			t.Logf("pid %d still there: %s", pid, strings.SplitN(string(b), "\n", 4)[:3])
+		}
 		return false
 	}
 	entries, _ := os.ReadDir("/proc")
@@ -46,7 +62,9 @@ func processGone(t *testing.T, pid int) bool {
 		}
 		for _, line := range strings.Split(string(b), "\n") {
 			if line == "PPid:\t"+itoa(pid) && !strings.Contains(string(b), "\nState:\tZ") {
-				t.Logf("child of %d still there: %s", pid, strings.SplitN(string(b), "\n", 4)[:3])
+				if log {
+					t.Logf("child of %d still there: %s", pid, strings.SplitN(string(b), "\n", 4)[:3])
+				}
 				return false
 			}
 		}
