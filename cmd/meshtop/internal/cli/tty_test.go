@@ -20,7 +20,7 @@ var (
 	buildErr  error
 )
 
-// binary builds cmd/meshtop once per test run.
+// binary builds cmd/meshtop once per test run (TestMain removes it).
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -48,7 +48,6 @@ func TestDashboardInTerminal(t *testing.T) {
 	t.Parallel()
 	db := refreshed(t)
 	bin := binary(t)
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--dsn", db.DSN, "--no-install")
