@@ -15,6 +15,11 @@ var ErrNotInstalled = errors.New("metrics views are not installed; run `meshtop 
 // ErrNotPopulated means a view exists but has never been refreshed.
 var ErrNotPopulated = errors.New("metrics views have not been refreshed yet; run `meshtop refresh`")
 
+// ErrLocked means a read gave up waiting (Options.LockTimeout) for a lock
+// another session holds on meshtop's objects: a first, non-concurrent
+// refresh, an install, or someone's LOCK TABLE.
+var ErrLocked = errors.New("metrics views are locked by another session (a first refresh or an install in progress); try again shortly")
+
 // ErrNotFound means the workflow asked for has no row in the metrics.
 var ErrNotFound = errors.New("workflow not found in the metrics")
 
@@ -58,6 +63,8 @@ func wrap(err error, action, role string) error {
 			return &PermissionError{Action: action, Role: role, Err: err}
 		case "25006": // read_only_sql_transaction: a hot standby
 			return fmt.Errorf("%s: the server is a read-only standby; refreshes, schedules and installs must go to the primary: %w", action, err)
+		case "55P03": // lock_not_available
+			return fmt.Errorf("%s: %w (%s)", action, ErrLocked, pgErr.Message)
 		case "55000": // object_not_in_prerequisite_state
 			if isNotPopulated(pgErr) {
 				return fmt.Errorf("%s: %w", action, ErrNotPopulated)

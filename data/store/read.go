@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -122,9 +123,15 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 		ov.Workflows, err = scanWorkflows(rows)
 		return err
 	})
-	b.Queue(s.query("hourly"), sparkSpan(w).Seconds(), bucketFor(w).Seconds()).Query(func(rows pgx.Rows) error {
-		pts, err := scanHourly(rows)
-		ov.Hourly = groupHourly(pts)
+	s.mu.Lock()
+	cached := s.spark[w]
+	s.mu.Unlock()
+	var sparkID int64
+	var spark map[string][]HourlyPoint
+	b.Queue(s.query("hourly"), sparkSpan(w).Seconds(), bucketFor(w).Seconds(),
+		int(sparkSpan(w)/time.Hour), cached.logID).Query(func(rows pgx.Rows) error {
+		var err error
+		sparkID, spark, err = scanSpark(rows)
 		return err
 	})
 	s.queueRunningNow(b, &ov)
@@ -138,7 +145,74 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 	}
 	finishServerInfo(&ov.Server, lag)
 	ov.DataAsOf = dataAsOf(ov.Views, ViewMetrics, ViewHourly)
+	ov.Hourly = s.sparklines(w, cached, sparkID, spark, ov.Views)
+	sortWorkflows(ov.Workflows)
 	return ov, nil
+}
+
+// sparklines picks the overview's sparkline points: freshly read ones, or
+// the cached ones when the hourly view has not been refreshed since (the
+// query then read nothing).
+func (s *Store) sparklines(w Window, cached sparkCache, readID int64, read map[string][]HourlyPoint, views []ViewStatus) map[string][]HourlyPoint {
+	var latest int64
+	for _, v := range views {
+		if v.Name == ViewHourly {
+			latest = v.LastRefreshID
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case readID != 0:
+		// Read now: cache it under the refresh it came from.
+		s.spark[w] = sparkCache{logID: readID, hourly: read}
+		return read
+	case latest != 0 && latest == cached.logID:
+		// Unchanged since the cached read.
+		return cached.hourly
+	default:
+		// Nothing read: no runs in the span, or a refresh committed
+		// between the two statements of the batch. Read again next time.
+		s.spark[w] = sparkCache{logID: -1, hourly: read}
+		if cached.hourly != nil {
+			return cached.hourly
+		}
+		return map[string][]HourlyPoint{}
+	}
+}
+
+// sortWorkflows orders rows by project, name, version and id (the server
+// returns them unordered).
+func sortWorkflows(ws []WorkflowMetrics) {
+	sort.Slice(ws, func(i, j int) bool {
+		a, b := ws[i], ws[j]
+		if a.ProjectName != b.ProjectName {
+			return a.ProjectName < b.ProjectName
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		return a.WorkflowID < b.WorkflowID
+	})
+}
+
+// scanSpark reads store_hourly.sql's rows: the refresh id they come from
+// (0 when no row) and the points by workflow.
+func scanSpark(rows pgx.Rows) (int64, map[string][]HourlyPoint, error) {
+	defer rows.Close()
+	var id int64
+	m := map[string][]HourlyPoint{}
+	for rows.Next() {
+		var p HourlyPoint
+		if err := rows.Scan(&id, &p.WorkflowID, &p.Hour, &p.Runs, &p.Succeeded, &p.Failed, &p.Canceled, &p.P50Ms, &p.P95Ms); err != nil {
+			return 0, nil, err
+		}
+		m[p.WorkflowID] = append(m[p.WorkflowID], p)
+	}
+	return id, m, rows.Err()
 }
 
 // overviewUnpopulated is Overview's fallback before the first refresh.
@@ -373,14 +447,6 @@ func scanHourly(rows pgx.Rows) ([]HourlyPoint, error) {
 	})
 }
 
-func groupHourly(pts []HourlyPoint) map[string][]HourlyPoint {
-	m := map[string][]HourlyPoint{}
-	for _, p := range pts {
-		m[p.WorkflowID] = append(m[p.WorkflowID], p)
-	}
-	return m
-}
-
 func scanSteps(rows pgx.Rows) ([]StepMetrics, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StepMetrics, error) {
 		var st StepMetrics
@@ -400,14 +466,18 @@ func scanViews(rows pgx.Rows) ([]ViewStatus, error) {
 		var runID *int64
 		var runPID *int32
 		var runSince *time.Time
+		var okID *int64
 		err := r.Scan(&v.Name, &v.Populated, &rowsN, &size, &v.LastRefreshAt, &lag,
 			&v.LastDurationMs, &v.MedianDurationMs, &v.LastStatus, &v.LastError,
-			&runID, &runPID, &runSince, &v.RecentDurationsMs)
+			&runID, &runPID, &runSince, &v.RecentDurationsMs, &okID)
 		if err != nil {
 			return v, err
 		}
 		if rowsN != nil {
 			v.Rows = *rowsN
+		}
+		if okID != nil {
+			v.LastRefreshID = *okID
 		}
 		if size != nil {
 			v.SizeBytes = *size

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,6 +148,36 @@ func TestOverviewAndWorkflowMatchTheViews(t *testing.T) {
 		t.Errorf("the workflow with most failures has no failing step: %+v", d.Steps)
 	}
 
+	// The sparklines are cached per refresh of the hourly view: new runs
+	// appear only after the next refresh, and then they do.
+	sum := func() (n int64) {
+		ov, err := e.st.Overview(ctx, store.Window24h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pts := range ov.Hourly {
+			for _, p := range pts {
+				n += p.Runs
+			}
+		}
+		return n
+	}
+	before := sum()
+	if _, err := e.db.Pool.Exec(ctx, `insert into public.workflow_runs (project_id, workflow_id, status, started_at, finished_at)
+		select project_id, id, 'succeeded', $1::timestamptz - interval '5 minutes', $1::timestamptz - interval '4 minutes'
+		from public.workflow_definitions limit 3`, anchor); err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(); got != before {
+		t.Errorf("sparklines changed without a refresh: %d runs, then %d", before, got)
+	}
+	if res, err := e.st.Refresh(ctx, store.ViewHourly, false); err != nil || res[0].Status != "ok" {
+		t.Fatalf("refreshing the hourly view: %+v %v", res, err)
+	}
+	if got := sum(); got != before+3 {
+		t.Errorf("sparklines after a refresh: %d runs, want %d", got, before+3)
+	}
+
 	if _, err := e.st.Workflow(ctx, "00000000-0000-0000-0000-000000000000", store.Window24h); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown workflow: err = %v, want ErrNotFound", err)
 	}
@@ -160,8 +191,12 @@ func TestOverviewAndWorkflowMatchTheViews(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, v := range vs {
-		if v.Name != store.ViewNames()[i] || !v.Populated || v.Rows == 0 || v.LastStatus != "ok" ||
-			v.Lag == nil || *v.Lag != 0 || len(v.RecentDurationsMs) != 1 || v.Running != nil {
+		wantRefreshes := 1
+		if v.Name == store.ViewHourly {
+			wantRefreshes = 2
+		}
+		if v.Name != store.ViewNames()[i] || !v.Populated || v.Rows == 0 || v.LastStatus != "ok" || v.LastRefreshID == 0 ||
+			v.Lag == nil || *v.Lag != 0 || len(v.RecentDurationsMs) != wantRefreshes || v.Running != nil {
 			t.Errorf("view %d = %+v", i, v)
 		}
 	}
@@ -169,7 +204,7 @@ func TestOverviewAndWorkflowMatchTheViews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(log) != 3 || log[0].View != store.ViewSteps || log[0].Status != "ok" || log[0].DataAsOf == nil || !log[0].DataAsOf.Equal(anchor) {
+	if len(log) != 4 || log[1].View != store.ViewSteps || log[0].View != store.ViewHourly || log[0].Status != "ok" || log[0].DataAsOf == nil || !log[0].DataAsOf.Equal(anchor) {
 		t.Errorf("RefreshLog = %+v", log)
 	}
 }
@@ -259,7 +294,16 @@ func TestPermissions(t *testing.T) {
 		t.Errorf("Overview without grants: err = %v, want a PermissionError naming %s", err, store.RoleReader)
 	}
 
-	reader := store.New(loginPool(t, e.db, e.db.Name+"_reader", store.RoleReader), nil, store.Options{})
+	readerName := e.db.Name + "_reader"
+	reader := store.New(loginPool(t, e.db, readerName, store.RoleReader), nil, store.Options{})
+	info, err := reader.Server(ctx)
+	if err != nil || info.User != readerName || info.Database != e.db.Name || info.Host == "" || info.Port == 0 ||
+		info.Version == "" || strings.Contains(info.Version, " ") || info.InRecovery || info.ReplicationLag != nil {
+		t.Errorf("Server() = %+v, %v", info, err)
+	}
+	if strings.Contains(fmt.Sprintf("%+v", info), "s3cret") {
+		t.Errorf("Server() shows the password: %+v", info)
+	}
 	ov, err := reader.Overview(ctx, store.Window24h)
 	if err != nil || len(ov.Workflows) == 0 || len(ov.RunningNow) == 0 {
 		t.Errorf("reader Overview: %d workflows, %d running, err %v", len(ov.Workflows), len(ov.RunningNow), err)
@@ -278,5 +322,35 @@ func TestPermissions(t *testing.T) {
 	res, err := refresher.Refresh(ctx, store.ViewSteps, false)
 	if err != nil || len(res) != 1 || res[0].Status != "ok" {
 		t.Errorf("refresher Refresh = %+v, %v", res, err)
+	}
+}
+
+func TestReadsGiveUpOnLockedViews(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := ctxT(t)
+	refreshAll(t, e.st)
+	// One connection, warmed up: LockTimeout bounds executing the read
+	// batch; preparing it on a fresh connection is bounded only by the
+	// query timeout (see Options.LockTimeout).
+	pool := connect(t, e.db.DSN+"&pool_max_conns=1")
+	st := store.New(pool, nil, store.Options{Schema: schema, LockTimeout: 100 * time.Millisecond, QueryTimeout: time.Minute})
+	if _, err := st.Overview(ctx, store.Window24h); err != nil {
+		t.Fatal(err)
+	}
+	// A session holding ACCESS EXCLUSIVE on the log (as a plain, first
+	// refresh does on its view): reads fail with lock_timeout rather than
+	// hanging until the query timeout.
+	tx, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `lock table metrics.refresh_log in access exclusive mode`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Overview(ctx, store.Window24h)
+	if !errors.Is(err, store.ErrLocked) {
+		t.Errorf("Overview with the log locked: err = %v, want ErrLocked", err)
 	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -219,9 +218,4 @@ func (s *Store) CancelRefresh(ctx context.Context, view string) (int, error) {
 		return 0, wrap(err, "cancelling the refresh", RoleRefresher)
 	}
 	return n, nil
-}
-
-// errCanceled reports whether err is a context cancellation.
-func errCanceled(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

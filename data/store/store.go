@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,10 +23,14 @@ type Options struct {
 	// RefreshTimeout is the statement_timeout of one view's refresh (and of
 	// waiting for the guard with wait=true); default 10 minutes.
 	RefreshTimeout time.Duration
-	// LockTimeout bounds how long reads wait for a lock on a view (a first,
-	// plain refresh holds an ACCESS EXCLUSIVE lock on it), set per read
-	// batch with set_config(..., true); default 2s, negative disables.
-	// The refresh itself uses lock_timeout from the schema's config table.
+	// LockTimeout bounds how long Overview and Workflow wait for a lock on
+	// a view (a first, plain refresh holds ACCESS EXCLUSIVE on it): the
+	// batch starts with set_config('lock_timeout', ..., true), and giving up
+	// returns ErrLocked. Default 2s, negative disables. Caveat: on a
+	// connection that has not run the batch before, pgx first prepares its
+	// statements, and that step (which locks the views too) is bounded only
+	// by QueryTimeout. The refresh itself uses lock_timeout from the
+	// schema's config table.
 	LockTimeout time.Duration
 }
 
@@ -66,6 +71,16 @@ type Store struct {
 	quoted  string // quoted identifier
 	q       map[string]string
 	err     error // configuration error, returned by every method
+
+	mu    sync.Mutex
+	spark map[Window]sparkCache // overview sparklines by window
+}
+
+// sparkCache holds the overview's sparkline points of one window as computed
+// from the hourly view's refresh logID.
+type sparkCache struct {
+	logID  int64
+	hourly map[string][]HourlyPoint
 }
 
 // New returns a Store. replica may be nil. A bad schema name or a missing
@@ -83,7 +98,7 @@ func New(primary, replica *pgxpool.Pool, opts Options) *Store {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
-	s := &Store{primary: primary, replica: replica, opts: opts, schema: opts.Schema}
+	s := &Store{primary: primary, replica: replica, opts: opts, schema: opts.Schema, spark: map[Window]sparkCache{}}
 	s.quoted, s.err = meshsql.QuoteSchema(opts.Schema)
 	if s.err == nil {
 		s.q, s.err = loadQueries(s.quoted)
@@ -160,8 +175,7 @@ func (s *Store) timeout(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, s.opts.QueryTimeout)
 }
 
-// lockTimeoutSQL is the first statement of a read batch: bound lock waits
-// for the rest of the batch's implicit transaction.
+// lockTimeoutArg is LockTimeout as a setting value.
 func (s *Store) lockTimeoutArg() string {
 	return fmt.Sprintf("%dms", s.opts.LockTimeout.Milliseconds())
 }

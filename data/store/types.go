@@ -152,6 +152,7 @@ type ViewStatus struct {
 	LastStatus        string
 	LastError         string
 	RecentDurationsMs []float64 // oldest first, for a sparkline
+	LastRefreshID     int64     // log id of the last successful refresh, 0 if none
 	Running           *RunningRefresh
 }
 

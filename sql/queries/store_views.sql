@@ -1,6 +1,7 @@
 -- store_views.sql: one row per meshtop view from the status view, in refresh
 -- (dependency) order, with the durations of its last 20 successful refreshes
--- (oldest first) for the refresh console's sparkline.
+-- (oldest first) for the refresh console's sparkline, and the log id of its
+-- last successful refresh (changes whenever the view's contents may have).
 select s.view_name, coalesce(s.populated, false), s.rows, s.size_bytes,
        s.last_refresh_at, extract(epoch from s.lag)::float8,
        s.last_duration_ms, s.median_duration_ms,
@@ -13,7 +14,9 @@ select s.view_name, coalesce(s.populated, false), s.rows, s.size_bytes,
                         and l.duration_ms is not null
                       order by l.id desc
                       limit 20) r
-              order by r.id)::float8[]
+              order by r.id)::float8[],
+       (select max(l.id) from @schema@.refresh_log l
+         where l.view_name = s.view_name and l.status = 'ok')
 from @schema@.refresh_status s
 order by array_position(array['mv_workflow_metrics_hourly', 'mv_workflow_metrics', 'mv_step_metrics'],
                         s.view_name::text), s.view_name
