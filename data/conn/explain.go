@@ -123,6 +123,11 @@ func explain(err error) string {
 		return "interrupted"
 	}
 	msg := err.Error()
+	for _, lost := range []string{"conn closed", "unexpected EOF", "connection reset by peer", "broken pipe", "terminating connection"} {
+		if strings.Contains(msg, lost) {
+			return fmt.Sprintf("lost the connection to %s (%s): is the server restarting? retry when it is back", where, lost)
+		}
+	}
 	if strings.Contains(msg, "server refused TLS connection") {
 		return fmt.Sprintf("%s does not accept TLS connections: use sslmode=disable or prefer in the connection string, or enable SSL on the server", where)
 	}

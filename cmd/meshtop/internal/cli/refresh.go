@@ -158,8 +158,8 @@ func (a *app) refreshEvery(parent context.Context, f *refreshFlags) error {
 			fail++
 			next = min(delay, f.every, f.maxRetryDelay)
 			delay = min(delay*2, f.maxRetryDelay)
-			fmt.Fprintf(a.stderr(), "%s meshtop: attempt %d failed: %s; retrying in %s\n",
-				time.Now().Format(time.RFC3339), fail, Message(err), formatDuration(next.Round(time.Second)))
+			fmt.Fprintf(a.stderr(), "%s meshtop: attempt %d failed (retrying in %s): %s\n",
+				time.Now().Format(time.RFC3339), fail, formatDuration(next.Round(time.Second)), Message(err))
 		} else {
 			if fail > 0 {
 				fmt.Fprintf(a.stderr(), "%s meshtop: database back after %d failed attempt(s)\n", time.Now().Format(time.RFC3339), fail)

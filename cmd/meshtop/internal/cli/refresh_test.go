@@ -149,7 +149,7 @@ func TestRefreshEvery(t *testing.T) {
 	if !strings.HasSuffix(r.stderr, "meshtop: stopped\n") {
 		t.Errorf("stderr does not end with the stop: %s", r)
 	}
-	outage := regexp.MustCompile(`meshtop: attempt 1 failed: .*(refused|shutting down|restarting|closed|EOF|connect)`)
+	outage := regexp.MustCompile(`meshtop: attempt 1 failed \(retrying in 1s\): .*(refused|shutting down|restarting|lost the connection)`)
 	if !outage.MatchString(r.stderr) {
 		t.Errorf("outage not explained: %s", r)
 	}
