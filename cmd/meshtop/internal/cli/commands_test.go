@@ -203,3 +203,16 @@ func TestInstallRefreshStatusUninstall(t *testing.T) {
 		t.Errorf("status after uninstall: %s", r)
 	}
 }
+
+func TestPanicIsOneLine(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr syncBuffer
+	code := Main(context.Background(), nil, IO{
+		Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
+		Getenv:     func(string) string { return "" },
+		IsTerminal: func(any) bool { panic("boom at postgres://u:" + secret + "@h/db") },
+	})
+	if code != 1 || stderr.String() != "meshtop: internal error: boom at postgres://u:xxxxx@h/db (please report it; MESHTOP_DEBUG=1 shows where)\n" {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}

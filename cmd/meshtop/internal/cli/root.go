@@ -67,8 +67,9 @@ type replicaError struct{ err error }
 func (e *replicaError) Error() string { return "replica: " + e.err.Error() }
 func (e *replicaError) Unwrap() error { return e.err }
 
-// Main runs meshtop with args and returns the exit code.
-func Main(ctx context.Context, args []string, env IO) int {
+// Main runs meshtop with args and returns the exit code. A panic becomes
+// one redacted line too (MESHTOP_DEBUG=1 re-panics for the stack trace).
+func Main(ctx context.Context, args []string, env IO) (code int) {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
 	}
@@ -78,6 +79,15 @@ func Main(ctx context.Context, args []string, env IO) int {
 	if env.Clock == nil {
 		env.Clock = time.Now
 	}
+	defer func() {
+		if env.Getenv("MESHTOP_DEBUG") != "" {
+			return
+		}
+		if p := recover(); p != nil {
+			fmt.Fprintln(env.Stderr, "meshtop: internal error: "+conn.Explain(fmt.Errorf("%v", p))+" (please report it; MESHTOP_DEBUG=1 shows where)")
+			code = ExitError
+		}
+	}()
 	a := &app{io: env}
 	root := a.rootCmd()
 	root.SetArgs(args)
@@ -88,7 +98,7 @@ func Main(ctx context.Context, args []string, env IO) int {
 	if err == nil {
 		return ExitOK
 	}
-	code := ExitError
+	code = ExitError
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
