@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -70,5 +71,40 @@ func TestDashboardInTerminal(t *testing.T) {
 	}
 	if strings.Contains(screen.String(), "meshtop: ") {
 		t.Errorf("error on quit: %s", screen.String())
+	}
+}
+
+// TestDemoInTerminal: `meshtop demo` under a pseudo-terminal shows the
+// dashboard; q quits, and the cluster and its directory are gone.
+func TestDemoInTerminal(t *testing.T) {
+	t.Parallel()
+	bin := binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "demo", "--runs", "3000", "--workflows", "6", "--traffic", "2")
+	cmd.Env = append(os.Environ(), "TERM=xterm-256color", "NO_COLOR=1")
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var screen syncBuffer
+	go func() { _, _ = io.Copy(&screen, f) }()
+	waitFor(t, "the dashboard", 2*time.Minute, func() bool {
+		s := screen.String()
+		return strings.Contains(s, "demo postgres@127.0.0.1:") && strings.Contains(s, "workflows")
+	})
+	if _, err := f.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("demo exited with %v; screen:\n%s", err, screen.String())
+	}
+	m := regexp.MustCompile(`PostgreSQL data in (\S+) `).FindStringSubmatch(screen.String())
+	if m == nil {
+		t.Fatalf("no data dir line:\n%s", screen.String())
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Errorf("%s still exists after q (%v)", m[1], err)
 	}
 }
