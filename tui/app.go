@@ -148,6 +148,10 @@ func Run(ctx context.Context, opts Options) error {
 // New returns the dashboard model (for tests: drive it with teatest).
 func New(opts Options) tea.Model { return newModel(context.Background(), opts) }
 
+// NewWithContext is New with a root context: cancelling it ends every
+// database command and the LISTEN connection of the model.
+func NewWithContext(ctx context.Context, opts Options) tea.Model { return newModel(ctx, opts) }
+
 func newModel(ctx context.Context, opts Options) Model {
 	if opts.Interval <= 0 {
 		opts.Interval = 2 * time.Second
@@ -309,13 +313,16 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case InstalledCheckedMsg:
 		if msg.Err != nil {
 			if isConnErr(msg.Err) {
-				return m, m.connLost(msg.Err)
+				cmd := m.connLost(msg.Err)
+				return m, cmd
 			}
 			m.setStatus("checking the installation: "+oneLine(msg.Err.Error()), true)
-			return m, m.start()
+			cmd := m.start()
+			return m, cmd
 		}
 		if msg.Installed {
-			return m, m.start()
+			cmd := m.start()
+			return m, cmd
 		}
 		m.screen = screenInstall
 		m.inst = installModel{state: installPrompt}
@@ -340,25 +347,29 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, cmd
 	case InstallStepMsg:
 		m.inst.stepDone(msg.Step)
-		return m, m.inst.run.wait()
+		cmd := m.inst.run.wait()
+		return m, cmd
 	case InstallFinishedMsg:
 		if msg.Err != nil {
 			m.inst.state, m.inst.err = installFailed, msg.Err
 			return m, nil
 		}
 		m.setStatus(fmt.Sprintf("installed: %d migrations applied", msg.Applied), false)
-		return m, m.start()
+		cmd := m.start()
+		return m, cmd
 
 	case PollTickMsg:
 		if msg.Seq != m.tickSeq || m.paused || m.conn.lost {
 			return m, nil // stale loop, paused, or the reconnect loop owns polling
 		}
-		return m, tea.Batch(m.fetchAll(), pollTick(m.tickSeq, m.interval))
+		cmd := tea.Batch(m.fetchAll(), pollTick(m.tickSeq, m.interval))
+		return m, cmd
 
 	case OverviewLoadedMsg:
 		m.overviewBusy = false
 		if msg.Err != nil {
-			return m, m.handleErr("reading the overview", msg.Err)
+			cmd := m.handleErr("reading the overview", msg.Err)
+			return m, cmd
 		}
 		if msg.Window != m.window {
 			return m, nil
@@ -373,7 +384,8 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case WorkflowLoadedMsg:
 		m.detailBusy = false
 		if msg.Err != nil {
-			return m, m.handleErr("reading workflow "+msg.ID, msg.Err)
+			cmd := m.handleErr("reading workflow "+msg.ID, msg.Err)
+			return m, cmd
 		}
 		if msg.ID != m.dt.id || msg.Window != m.window {
 			return m, nil
@@ -385,17 +397,20 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case ConsoleLoadedMsg:
 		m.consoleBusy = false
 		if msg.Err != nil {
-			return m, m.handleErr("reading the refresh status", msg.Err)
+			cmd := m.handleErr("reading the refresh status", msg.Err)
+			return m, cmd
 		}
 		m.cs.setData(msg)
 		if m.cs.busy() {
-			return m, m.startWatch()
+			cmd := m.startWatch()
+			return m, cmd
 		}
 		return m, nil
 
 	case RunningLoadedMsg:
 		if msg.Err != nil {
-			return m, m.handleErr("reading running refreshes", msg.Err)
+			cmd := m.handleErr("reading running refreshes", msg.Err)
+			return m, cmd
 		}
 		m.cs.running = msg.Running
 		return m, nil
@@ -414,17 +429,21 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		delete(m.cs.ours, msg.View)
 		m.cs.last = &refreshOutcome{view: msg.View, results: msg.Results, err: msg.Err}
 		if msg.Err != nil && isConnErr(msg.Err) {
-			return m, m.connLost(msg.Err)
+			cmd := m.connLost(msg.Err)
+			return m, cmd
 		}
 		m.overviewBusy = false // a poll under way may predate the refresh: read again
-		return m, m.fetchAllConsole()
+		cmd := m.fetchAllConsole()
+		return m, cmd
 
 	case CancelFinishedMsg:
 		if msg.Err != nil {
-			return m, m.handleErr("cancelling the refresh", msg.Err)
+			cmd := m.handleErr("cancelling the refresh", msg.Err)
+			return m, cmd
 		}
 		m.setStatus(fmt.Sprintf("cancel sent to %d refreshing backend(s)", msg.Canceled), false)
-		return m, m.fetchConsole()
+		cmd := m.fetchConsole()
+		return m, cmd
 
 	case RefreshEventMsg:
 		if m.listen == nil || msg.Gen != m.listen.gen {
@@ -459,7 +478,8 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if m.listen == nil || msg.Gen != m.listen.gen {
 			return m, nil
 		}
-		return m, m.restartListen()
+		cmd := m.restartListen()
+		return m, cmd
 
 	case ReconnectTickMsg:
 		if !m.conn.lost || msg.Attempt != m.conn.attempt {
@@ -485,7 +505,8 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if !m.started {
 			return m, checkInstalled(m.ctx, m.src)
 		}
-		return m, tea.Batch(m.fetchAll(), m.rearmPoll(), m.restartListen())
+		cmd := tea.Batch(m.fetchAll(), m.rearmPoll(), m.restartListen())
+		return m, cmd
 
 	case CopiedMsg:
 		if msg.Err != nil {
@@ -584,7 +605,8 @@ func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.dt.window = w
 			m.dt.loaded = false
 		}
-		return m, m.fetchAll()
+		cmd := m.fetchAll()
+		return m, cmd
 	case key.Matches(msg, k.Pause):
 		m.paused = !m.paused
 		if m.paused {
@@ -593,7 +615,8 @@ func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.setStatus("polling resumed", false)
-		return m, tea.Batch(m.fetchAll(), m.rearmPoll())
+		cmd := tea.Batch(m.fetchAll(), m.rearmPoll())
+		return m, cmd
 	case key.Matches(msg, k.Faster), key.Matches(msg, k.Slower):
 		if key.Matches(msg, k.Faster) {
 			m.interval = max(minInterval, m.interval/2)
@@ -601,7 +624,8 @@ func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.interval = min(maxInterval, m.interval*2)
 		}
 		m.setStatus("polling every "+fmtDur(m.interval), false)
-		return m, m.rearmPoll()
+		cmd := m.rearmPoll()
+		return m, cmd
 	}
 
 	switch m.screen {
@@ -629,7 +653,8 @@ func (m Model) switchScreen(dir int) (tea.Model, tea.Cmd) {
 	}
 	m.screen = order[(i+dir+len(order))%len(order)]
 	if m.screen == screenConsole {
-		return m, m.fetchConsole()
+		cmd := m.fetchConsole()
+		return m, cmd
 	}
 	return m, nil
 }
@@ -654,7 +679,8 @@ func (m Model) overviewKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.ov.clampSel()
 	case key.Matches(msg, k.Filter):
 		m.ov.filtering = true
-		return m, m.ov.filter.Focus()
+		cmd := m.ov.filter.Focus()
+		return m, cmd
 	case key.Matches(msg, k.Back):
 		if m.ov.filter.Value() != "" {
 			m.ov.filter.SetValue("")
@@ -737,7 +763,8 @@ func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			name = "all views"
 		}
 		m.setStatus("refreshing "+name+"…", false)
-		return m, tea.Batch(runRefresh(m.ctx, m.src, view), m.startWatch(), fetchRunning(m.ctx, m.src))
+		cmd := tea.Batch(runRefresh(m.ctx, m.src, view), m.startWatch(), fetchRunning(m.ctx, m.src))
+		return m, cmd
 	case key.Matches(msg, k.Cancel):
 		if m.c.opts.ReadOnly {
 			m.setStatus("read-only: cancelling is disabled", true)

@@ -88,8 +88,8 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 	var out []string
 
 	// Views table.
-	out = append(out, st.Header.Render(fmt.Sprintf("  %-27s %-5s %9s %9s %-22s %8s %8s %-12s %s",
-		"View", "Pop.", "Rows", "Size", "Last refresh (lag)", "Last", "Median", "Status", "Recent durations")))
+	out = append(out, st.Header.Render(fmt.Sprintf("  %-26s %-4s %7s %9s %-20s %8s %8s %-11s %s",
+		"View", "Pop.", "Rows", "Size", "Last refresh (lag)", "Last", "Median", "Status", "Recent")))
 	for i, v := range cs.views {
 		mark := "  "
 		if i == cs.sel {
@@ -113,14 +113,14 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 		if status == "" {
 			status = dash
 		}
-		text := fmt.Sprintf("%s%-27s %-5s %9s %9s %-22s %8s %8s %-12s",
-			mark, fit(v.Name, 27), pop, fmtCount(v.Rows), fmtBytes(v.SizeBytes), last,
-			fmtMs(v.LastDurationMs), fmtMs(v.MedianDurationMs), fit(status, 12))
+		text := fmt.Sprintf("%s%-26s %-4s %7s %9s %-20s %8s %8s %-11s",
+			mark, fit(v.Name, 26), pop, fmtCount(v.Rows), fmtBytes(v.SizeBytes), fit(last, 20),
+			fmtMs(v.LastDurationMs), fmtMs(v.MedianDurationMs), fit(status, 11))
 		style := statusStyle(st, status)
 		if i == cs.sel {
 			style = st.Selected.Inherit(style)
 		}
-		sw := max(8, min(24, width-lipgloss.Width(text)-1))
+		sw := max(8, min(16, width-lipgloss.Width(text)-1))
 		sp := sparkline.New(sw, 1, sparkline.WithStyle(st.Accent))
 		sp.PushAll(v.RecentDurationsMs)
 		sp.Draw()

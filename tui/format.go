@@ -47,6 +47,8 @@ func fmtDur(d time.Duration) string {
 		d = 0
 	}
 	switch {
+	case d == 0:
+		return "0s"
 	case d < time.Second:
 		return fmt.Sprintf("%dms", d.Milliseconds())
 	case d < time.Minute:
@@ -66,6 +68,9 @@ func fmtAgo(t *time.Time, now time.Time) string {
 		return dash
 	}
 	d := now.Sub(*t)
+	if d >= 0 && d < time.Second {
+		return "just now"
+	}
 	if d < 0 {
 		return "in " + fmtDur(-d)
 	}

@@ -4,29 +4,20 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/meshtop/meshtop/data/install"
 )
-
-// InstallObject and InstallStep mirror data/install's Object and StepEvent.
-type InstallObject struct{ Kind, Name string }
-
-// InstallStep is one migration step of a running install.
-type InstallStep struct {
-	Version  int
-	Name     string
-	Done     bool
-	Err      error
-	Duration time.Duration
-}
 
 // Installer is what the first-run screen uses of *install.Installer.
 type Installer interface {
 	Check(ctx context.Context) error
-	Objects() []InstallObject
-	Apply(ctx context.Context, onStep func(InstallStep)) (int, error)
+	Objects() []install.Object
+	Apply(ctx context.Context, onStep func(install.StepEvent)) (int, error)
 }
+
+var _ Installer = (*install.Installer)(nil)
 
 type installState int
 
@@ -42,18 +33,18 @@ const (
 type installModel struct {
 	state   installState
 	reason  string // why we cannot install (read-only, --no-install, no installer)
-	objects []InstallObject
-	steps   []InstallStep
+	objects []install.Object
+	steps   []install.StepEvent
 	err     error
 	run     *installRun
 }
 
 type installRun struct {
-	steps chan InstallStep
+	steps chan install.StepEvent
 	done  chan InstallFinishedMsg
 }
 
-func (im *installModel) stepDone(s InstallStep) {
+func (im *installModel) stepDone(s install.StepEvent) {
 	for i := range im.steps {
 		if im.steps[i].Version == s.Version {
 			im.steps[i] = s
@@ -74,12 +65,12 @@ func checkInstaller(ctx context.Context, inst Installer) tea.Cmd {
 // startInstall runs Apply in a goroutine; its steps arrive as InstallStepMsg
 // through a channel command re-issued after each step.
 func startInstall(ctx context.Context, inst Installer) (*installRun, tea.Cmd) {
-	r := &installRun{steps: make(chan InstallStep, 16), done: make(chan InstallFinishedMsg, 1)}
+	r := &installRun{steps: make(chan install.StepEvent, 16), done: make(chan InstallFinishedMsg, 1)}
 	return r, func() tea.Msg {
 		go func() {
 			ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 			defer cancel()
-			n, err := inst.Apply(ctx, func(s InstallStep) { r.steps <- s })
+			n, err := inst.Apply(ctx, func(s install.StepEvent) { r.steps <- s })
 			r.done <- InstallFinishedMsg{Applied: n, Err: err}
 		}()
 		return r.wait()()

@@ -3,6 +3,7 @@ package tui
 import (
 	"time"
 
+	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -104,7 +105,7 @@ type InstalledCheckedMsg struct {
 type InstallCheckedMsg struct{ Err error }
 
 // InstallStepMsg is one step of a running install.
-type InstallStepMsg struct{ Step InstallStep }
+type InstallStepMsg struct{ Step install.StepEvent }
 
 // InstallFinishedMsg says the install ended.
 type InstallFinishedMsg struct {

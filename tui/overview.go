@@ -351,7 +351,7 @@ func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, now t
 	if selected {
 		mark = "▸ "
 	}
-	name := fmt.Sprintf("%s%s (%s v%d)", mark, w.Name, w.Slug, w.Version)
+	name := fmt.Sprintf("%s%s v%d · %s", mark, w.Name, w.Version, w.Slug)
 	if w.Status == "archived" {
 		name += " [archived]"
 	}
@@ -493,10 +493,12 @@ func downsample(pts []store.HourlyPoint, from, to time.Time, n int) (succ, p95 [
 		return succ, p95
 	}
 	for _, p := range pts {
-		if p.Hour.Before(from) || !p.Hour.Before(to) {
+		// Buckets of 7d/30d series are several hours wide and may start
+		// a little before the range: they count in the first column.
+		if p.Hour.Before(from.Add(-24*time.Hour)) || !p.Hour.Before(to) {
 			continue
 		}
-		i := int(float64(p.Hour.Sub(from)) / float64(span) * float64(n))
+		i := max(0, int(float64(p.Hour.Sub(from))/float64(span)*float64(n)))
 		if i >= n {
 			i = n - 1
 		}

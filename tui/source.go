@@ -23,3 +23,5 @@ type Source interface {
 	Listen(ctx context.Context, out chan<- store.RefreshEvent) error
 	ViewNames() []string
 }
+
+var _ Source = (*store.Store)(nil)

@@ -1,0 +1,171 @@
+package tui_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshtop/meshtop/data/pgtest"
+)
+
+// openConsole starts the dashboard on a refreshed fixture and switches to
+// the refresh console.
+func openConsole(t *testing.T, e env) *teatest.TestModel {
+	t.Helper()
+	tm := start(t, options(normalised{e.st}, nil))
+	waitText(t, tm, "data as of")
+	press(tm, "tab")
+	waitText(t, tm, "Recent", "schedule:")
+	return tm
+}
+
+// lockView holds a SHARE UPDATE EXCLUSIVE lock on a view — an ANALYZE in
+// a transaction left open, as a DBA might — on its own connection: reads go
+// on, a concurrent REFRESH waits. It returns a function that releases it.
+func lockView(t *testing.T, pool *pgxpool.Pool, view string) func() {
+	t.Helper()
+	ctx := ctxT(t)
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tx pgx.Tx
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			if tx != nil {
+				_ = tx.Rollback(ctx)
+			}
+			conn.Release()
+		}
+	}
+	t.Cleanup(release)
+	if tx, err = conn.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "analyze metrics."+view); err != nil {
+		t.Fatal(err)
+	}
+	return release
+}
+
+// firstView is the view the console selects first.
+const firstView = "mv_workflow_metrics_hourly"
+
+// TestGoldenConsoleDone: r refreshes the selected view and shows the result.
+func TestGoldenConsoleDone(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), true)
+	tm := openConsole(t, e)
+	press(tm, "r")
+	waitText(t, tm, "done in")
+	requireGolden(t, quitAndView(t, tm))
+}
+
+// TestGoldenConsoleWaitingForLock: a refresh blocked by another session's
+// lock shows who blocks it; when the lock goes, the refresh completes.
+func TestGoldenConsoleWaitingForLock(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), true)
+	exec(t, e.db, "update metrics.config set value = '60s' where key = 'lock_timeout'")
+	release := lockView(t, e.db.Pool, firstView)
+	tm := openConsole(t, e)
+	press(tm, "r")
+	waitText(t, tm, "waiting for a lock", "blocked by pid")
+	view := quitAndView(t, tm)
+	if !strings.Contains(view, "analyze metrics."+firstView) {
+		t.Fatalf("the blocker's query is not shown:\n%s", view)
+	}
+	requireGolden(t, view)
+	release()
+}
+
+// TestGoldenConsoleWaitingThenDone: once the blocking lock is released the
+// watched refresh finishes by itself.
+func TestConsoleWaitingThenDone(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), true)
+	exec(t, e.db, "update metrics.config set value = '60s' where key = 'lock_timeout'")
+	release := lockView(t, e.db.Pool, firstView)
+	tm := openConsole(t, e)
+	press(tm, "r")
+	waitText(t, tm, "waiting for a lock")
+	release()
+	waitText(t, tm, "done in")
+	view := quitAndView(t, tm)
+	if !strings.Contains(view, "✓ "+firstView) {
+		t.Fatalf("no completed refresh shown:\n%s", view)
+	}
+}
+
+// TestGoldenConsoleFailed: a refresh that cannot get its lock within
+// lock_timeout fails, and the console says why.
+func TestGoldenConsoleFailed(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), true)
+	exec(t, e.db, "update metrics.config set value = '200ms' where key = 'lock_timeout'")
+	release := lockView(t, e.db.Pool, firstView)
+	tm := openConsole(t, e)
+	press(tm, "r")
+	waitText(t, tm, "failed after")
+	release() // the reads that follow the refresh must not wait for it
+	view := quitAndView(t, tm)
+	if !strings.Contains(view, "lock timeout") {
+		t.Fatalf("the failure's reason is not shown:\n%s", view)
+	}
+	requireGolden(t, view)
+}
+
+// TestGoldenConsoleRunningElsewhere: a refresh begun by another connection
+// appears without a key press (LISTEN/NOTIFY), shown as running.
+func TestGoldenConsoleRunningElsewhere(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), true)
+	tm := openConsole(t, e)
+	ctx := ctxT(t)
+	waitListening(t, e)
+	conn, err := e.db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	// The way a refresh starts: the guard is taken, a 'running' row logged
+	// and NOTIFY sent; this session then holds the guard.
+	if _, err := conn.Exec(ctx, "select metrics.refresh_begin('mv_step_metrics')"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, tm, "⟳ mv_step_metrics")
+	view := quitAndView(t, tm)
+	if !strings.Contains(view, "running") {
+		t.Fatalf("the refresh started elsewhere is not shown as running:\n%s", view)
+	}
+	requireGolden(t, view)
+}
+
+// waitListening waits until the dashboard's LISTEN session is registered, so
+// a NOTIFY sent now reaches it.
+func waitListening(t *testing.T, e env) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var n int
+		err := e.db.Pool.QueryRow(ctxT(t), `select count(*) from pg_listening_channels() c
+			right join pg_stat_activity a on true
+			where a.datname = current_database() and a.query ilike 'listen%'`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dashboard never started listening")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
