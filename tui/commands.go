@@ -168,11 +168,12 @@ func copyToClipboard(w io.Writer, text string) tea.Cmd {
 }
 
 // maxBackoff caps the reconnect interval: the dashboard must resume within
-// 5 s of the database coming back, however long the outage (issue 7). One
-// Server() round trip every 4 s costs a database nothing.
-const maxBackoff = 4 * time.Second
+// 5 s of the database coming back, however long the outage (issue 7), with
+// room for the attempt itself on a loaded machine. One Server() round trip
+// every 2 s costs a database nothing.
+const maxBackoff = 2 * time.Second
 
-// backoff is 1s, 2s, 4s, 4s … (capped at maxBackoff).
+// backoff is 1s, 2s, 2s … (capped at maxBackoff).
 func backoff(attempt int) time.Duration {
 	d := time.Second
 	for i := 1; i < attempt && d < maxBackoff; i++ {
