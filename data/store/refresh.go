@@ -85,6 +85,9 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 	}
 	healthy = true
 
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", action, err)
+	}
 	var id int64
 	err = s.cancellable(ctx, conn, func(qctx context.Context) error {
 		return conn.QueryRow(qctx, s.query("refresh_begin"), view, wait).Scan(&id)

@@ -89,6 +89,30 @@ func TestRefreshSkippedAndWait(t *testing.T) {
 		t.Fatalf("wait=true returned while the guard was held: %+v %v", o.res, o.err)
 	default:
 	}
+	// A waiter whose context is cancelled gives up without a log row.
+	wctx, wcancel := context.WithCancel(ctx)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := e.st.Refresh(wctx, store.ViewSteps, true)
+		werr <- err
+	}()
+	waitFor(t, "the second waiter to block on the guard", func() bool {
+		var n int
+		_ = e.db.Pool.QueryRow(ctx, `select count(*) from pg_locks where locktype = 'advisory' and not granted and classid = 1835365224`).Scan(&n)
+		return n == 2
+	})
+	var rowsBefore int
+	_ = e.db.Pool.QueryRow(ctx, `select count(*) from metrics.refresh_log`).Scan(&rowsBefore)
+	wcancel()
+	if err := <-werr; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled waiter: err = %v, want context.Canceled", err)
+	}
+	var rowsAfter int
+	_ = e.db.Pool.QueryRow(ctx, `select count(*) from metrics.refresh_log`).Scan(&rowsAfter)
+	if rowsAfter != rowsBefore {
+		t.Errorf("a cancelled waiter wrote %d log rows", rowsAfter-rowsBefore)
+	}
+
 	var st string
 	if err := holder.QueryRow(ctx, `select status from metrics.refresh_run($1)`, holderID).Scan(&st); err != nil || st != "ok" {
 		t.Fatalf("holder's refresh_run: %s %v", st, err)

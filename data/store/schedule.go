@@ -226,6 +226,8 @@ func scheduleEvery(expr string) time.Duration {
 		return 0
 	}
 	switch {
+	case f[0] == "0" && f[1] == "*": // hourly
+		return time.Hour
 	case f[1] == "*": // every N minutes
 		if n := step(f[0]); n > 0 {
 			return time.Duration(n) * time.Minute

@@ -135,13 +135,24 @@ func TestReplicaReads(t *testing.T) {
 	// Refresh on the primary; the replica sees it once replayed.
 	refreshAll(t, st)
 	var ov store.Overview
-	waitFor(t, "the refresh to reach the standby", func() bool {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
 		ov, err = st.Overview(ctx, store.Window24h)
 		if err != nil {
 			t.Fatalf("Overview from the replica: %v", err)
 		}
-		return len(ov.Workflows) > 0 && ov.DataAsOf != nil
-	})
+		if len(ov.Workflows) > 0 && ov.DataAsOf != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			var sent, replayed string
+			_ = e.db.Pool.QueryRow(ctx, `select pg_current_wal_lsn()::text`).Scan(&sent)
+			_ = rpool.QueryRow(ctx, `select coalesce(pg_last_wal_replay_lsn()::text, 'none')`).Scan(&replayed)
+			t.Fatalf("the refresh did not reach the standby: primary at %s, standby replayed %s; overview %+v\nstandby log:\n%s",
+				sent, replayed, ov, standby.LogTail(30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if !ov.Server.InRecovery || ov.Server.Port != uint16(standby.Port) || ov.Server.ReplicationLag == nil {
 		t.Errorf("Overview.Server = %+v; want the standby with a replication lag", ov.Server)
 	}
