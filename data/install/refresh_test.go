@@ -515,3 +515,59 @@ func TestCallRefreshCommands(t *testing.T) {
 		t.Fatalf("CALL inside a transaction: %v", err)
 	}
 }
+
+// A refresh holding its guard longer than max_refresh_duration is cancelled
+// by the next refresh_begin of that view: the bound for pg_cron's CALL,
+// which cannot carry a statement_timeout. The overdue refresh logs 'failed',
+// the view keeps its contents, and the call after that runs.
+func TestOverdueRefreshCancelledByNextCaller(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	loadEdgeData(t, ctx, db)
+	refreshAll(t, ctx, db.Pool, "metrics")
+	admin := connect(t, ctx, db.DSN)
+	before := checksum(t, ctx, admin, "mv_workflow_metrics")
+	setConfig(t, ctx, admin, "lock_timeout", "2min")
+	blocker := blockView(t, ctx, db.DSN, "mv_workflow_metrics")
+	defer blocker.Exec(ctx, "ROLLBACK")
+	runner, runID, done := startBlockedRefresh(t, ctx, db.DSN, "mv_workflow_metrics")
+	waitFor(t, ctx, "the refresh to wait for its lock", waitingOnLock(ctx, admin, runner.PgConn().PID()))
+
+	// Not overdue yet: the second caller only skips.
+	var id int64
+	if err := admin.QueryRow(ctx, `SELECT metrics.refresh_begin('mv_workflow_metrics')`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if r := readLog(t, ctx, admin, id); r.status != "skipped" || strings.Contains(r.errText, "cancelled") {
+		t.Fatalf("caller before the limit: %+v", r)
+	}
+	setConfig(t, ctx, admin, "max_refresh_duration", "0 seconds")
+	if err := admin.QueryRow(ctx, `SELECT metrics.refresh_begin('mv_workflow_metrics')`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if r := readLog(t, ctx, admin, id); r.status != "skipped" || !strings.Contains(r.errText, "cancelled it: running longer than max_refresh_duration") {
+		t.Fatalf("caller after the limit: %+v", r)
+	}
+	res := <-done
+	if res.err != nil || res.status != "failed" || !strings.Contains(res.errText, "canceling statement due to user request") {
+		t.Fatalf("overdue refresh: %+v", res)
+	}
+	if r := readLog(t, ctx, admin, runID); r.status != "failed" {
+		t.Fatalf("overdue refresh's log row: %+v", r)
+	}
+	if _, err := blocker.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if after := checksum(t, ctx, admin, "mv_workflow_metrics"); after != before {
+		t.Fatal("the cancelled refresh changed the view")
+	}
+	setConfig(t, ctx, admin, "max_refresh_duration", "30 minutes")
+	if err := admin.QueryRow(ctx, `SELECT metrics.refresh_begin('mv_workflow_metrics')`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	var st string
+	if err := admin.QueryRow(ctx, `SELECT status FROM metrics.refresh_run($1)`, id).Scan(&st); err != nil || st != "ok" {
+		t.Fatalf("next refresh: %s %v", st, err)
+	}
+}

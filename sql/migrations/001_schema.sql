@@ -25,6 +25,15 @@ CREATE TABLE @schema@.meshtop_migrations (
 --                  screenshots are reproducible.
 --   log_retention  refresh_log rows older than this are deleted by
 --                  refresh_begin.
+--   refresh_work_mem  work_mem of a refresh (set_config(..., true) inside
+--                  refresh_run): the views sort a month of runs and step
+--                  events, and in-memory sorts are several times faster than
+--                  spilling to disk. Only the refreshing backend uses it.
+--   max_refresh_duration  a refresh still holding its guard after this long
+--                  is cancelled by the next refresh_begin of that view. It
+--                  bounds refreshes that no statement_timeout can bound:
+--                  pg_cron's `CALL refresh()` cannot be preceded by SET in
+--                  the same command (the procedure's COMMIT fails there).
 CREATE TABLE @schema@.config (
   key   text PRIMARY KEY,
   value text NOT NULL
@@ -32,7 +41,9 @@ CREATE TABLE @schema@.config (
 INSERT INTO @schema@.config (key, value) VALUES
   ('lock_timeout', '5s'),
   ('clock', ''),
-  ('log_retention', '30 days');
+  ('log_retention', '30 days'),
+  ('refresh_work_mem', '256MB'),
+  ('max_refresh_duration', '30 minutes');
 
 -- The metrics clock. SECURITY DEFINER because config is owner-only while
 -- readers call clock() through refresh_status. The value is parsed as an

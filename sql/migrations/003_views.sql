@@ -160,26 +160,33 @@ CREATE UNIQUE INDEX mv_workflow_metrics_hourly_workflow_hour_idx
   ON @schema@.mv_workflow_metrics_hourly (workflow_id, hour);
 
 -- Per workflow, node and window: step executions and their latency.
---   A step execution is the k-th step_started event of a (run, node id)
---   paired with the k-th step_succeeded/step_failed event of the same (run,
---   node id), both in ts order (retries of a node within a run pair up in
---   order). Starts without a terminal event yet (steps in progress) are not
---   executions. Windows are by the run's started_at, as in
---   mv_workflow_metrics; events after the clock are ignored.
+--   A step execution is a step_started event of a (run, node id) whose next
+--   event of that (run, node id), in ts order, is its step_succeeded or
+--   step_failed. Starts without a terminal event yet (steps in progress, or a
+--   start superseded by a retry's start) are not executions. Windows are by
+--   the run's started_at, as in mv_workflow_metrics; events after the clock
+--   are ignored.
 --   executions   paired step executions
 --   failures     executions that ended with step_failed
 --   failure_rate failures / executions
 --   p50/p95_latency  percentile_cont of (terminal ts - started ts) in ms
 --   last_failure_at  latest step_failed ts
---   node_type    payload->'node'->>'type' (the largest one seen, should a
---                node id ever change type)
+--   node_type    payload->'node'->>'type' of the start (or, failing that, of
+--                the terminal event); the largest one seen, should a node id
+--                ever change type
+-- Cost: this is the most expensive view, since every step event of the last
+-- 30 days is read (events of older runs are pruned by partition). It is
+-- written for one pass: one sort of the step events by (run, node, ts) for
+-- lead(), one hash join to the runs of the window, and one group per
+-- (workflow, node) in which each window's percentiles come from a single
+-- ordered-set aggregate (an array of fractions) restricted with FILTER,
+-- instead of joining every execution to each window and sorting again. Only
+-- the node id and type are read from payloads (payloads may hold personal
+-- data). refresh_run raises work_mem (config refresh_work_mem) so the sorts
+-- stay in memory.
 CREATE MATERIALIZED VIEW @schema@.mv_step_metrics AS
-WITH clock AS (
+WITH clock AS MATERIALIZED (
   SELECT @schema@.clock() AS now
-),
-windows ("window", span) AS (
-  VALUES ('1h', interval '1 hour'), ('24h', interval '24 hours'),
-         ('7d', interval '168 hours'), ('30d', interval '720 hours')
 ),
 runs AS (
   SELECT r.id, r.workflow_id, r.started_at
@@ -191,52 +198,70 @@ events AS (
   -- ts >= clock - 720 hours lets the executor prune workflow_events to the
   -- monthly partitions of the window (events of a run are not older than the
   -- run). The clock is compared as a scalar subquery (an InitPlan evaluated
-  -- once), not joined: a joined value would defeat both partition pruning
-  -- and the started_at index.
-  -- k numbers the starts and, separately, the terminal events of each
-  -- (run, node id) in ts order.
-  SELECT runs.workflow_id, runs.started_at AS run_started_at, e.run_id, e.ts, e.type,
+  -- once), not joined: a joined value would defeat partition pruning.
+  SELECT e.run_id, e.ts, e.type,
          e.payload -> 'node' ->> 'id' AS node_id,
          e.payload -> 'node' ->> 'type' AS node_type,
-         row_number() OVER (
-           PARTITION BY e.run_id, e.payload -> 'node' ->> 'id', (e.type = 'step_started')
-           ORDER BY e.ts, e.id) AS k
+         pg_catalog.lead(e.type) OVER w AS next_type,
+         pg_catalog.lead(e.ts) OVER w AS next_ts,
+         pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
   FROM public.workflow_events e
-  JOIN runs ON runs.id = e.run_id
   WHERE e.ts >= (SELECT c.now FROM clock c) - interval '720 hours'
     AND e.ts <= (SELECT c.now FROM clock c)
     AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
+  WINDOW w AS (PARTITION BY e.run_id, e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)
 ),
 steps AS (
-  -- Pairing as a GROUP BY (run, node id, k) rather than a self-join: each
-  -- group holds at most one start and one terminal event; a group with both
-  -- is one step execution.
-  SELECT events.workflow_id, events.run_started_at, events.node_id,
-         coalesce(max(events.node_type) FILTER (WHERE events.type = 'step_started'),
-                  max(events.node_type) FILTER (WHERE events.type <> 'step_started')) AS node_type,
-         bool_or(events.type = 'step_failed') AS failed,
-         max(events.ts) FILTER (WHERE events.type <> 'step_started') AS ended_at,
-         pg_catalog.date_part('epoch',
-           max(events.ts) FILTER (WHERE events.type <> 'step_started')
-           - max(events.ts) FILTER (WHERE events.type = 'step_started')) * 1000 AS latency_ms
+  SELECT runs.workflow_id, runs.started_at AS run_started_at, events.node_id,
+         coalesce(events.node_type, events.next_node_type) AS node_type,
+         events.next_type = 'step_failed' AS failed,
+         events.next_ts AS ended_at,
+         pg_catalog.date_part('epoch', events.next_ts - events.ts) * 1000 AS latency_ms
   FROM events
-  GROUP BY events.run_id, events.workflow_id, events.run_started_at, events.node_id, events.k
-  HAVING count(*) = 2
+  JOIN runs ON runs.id = events.run_id
+  WHERE events.type = 'step_started'
+    AND events.next_type IN ('step_succeeded', 'step_failed')
+    AND events.node_id IS NOT NULL
+),
+per_node AS (
+  SELECT steps.workflow_id, steps.node_id, max(steps.node_type) AS node_type,
+    -- [1h, 24h, 7d, 30d]
+    ARRAY[count(*) FILTER (WHERE steps.run_started_at > c.now - interval '1 hour'),
+          count(*) FILTER (WHERE steps.run_started_at > c.now - interval '24 hours'),
+          count(*) FILTER (WHERE steps.run_started_at > c.now - interval '168 hours'),
+          count(*)] AS executions,
+    ARRAY[count(*) FILTER (WHERE steps.failed AND steps.run_started_at > c.now - interval '1 hour'),
+          count(*) FILTER (WHERE steps.failed AND steps.run_started_at > c.now - interval '24 hours'),
+          count(*) FILTER (WHERE steps.failed AND steps.run_started_at > c.now - interval '168 hours'),
+          count(*) FILTER (WHERE steps.failed)] AS failures,
+    ARRAY[max(steps.ended_at) FILTER (WHERE steps.failed AND steps.run_started_at > c.now - interval '1 hour'),
+          max(steps.ended_at) FILTER (WHERE steps.failed AND steps.run_started_at > c.now - interval '24 hours'),
+          max(steps.ended_at) FILTER (WHERE steps.failed AND steps.run_started_at > c.now - interval '168 hours'),
+          max(steps.ended_at) FILTER (WHERE steps.failed)] AS last_failure_at,
+    percentile_cont(ARRAY[0.5, 0.95]::float8[]) WITHIN GROUP (ORDER BY steps.latency_ms)
+      FILTER (WHERE steps.run_started_at > c.now - interval '1 hour') AS p_1h,
+    percentile_cont(ARRAY[0.5, 0.95]::float8[]) WITHIN GROUP (ORDER BY steps.latency_ms)
+      FILTER (WHERE steps.run_started_at > c.now - interval '24 hours') AS p_24h,
+    percentile_cont(ARRAY[0.5, 0.95]::float8[]) WITHIN GROUP (ORDER BY steps.latency_ms)
+      FILTER (WHERE steps.run_started_at > c.now - interval '168 hours') AS p_7d,
+    percentile_cont(ARRAY[0.5, 0.95]::float8[]) WITHIN GROUP (ORDER BY steps.latency_ms) AS p_30d
+  FROM steps CROSS JOIN clock c
+  GROUP BY steps.workflow_id, steps.node_id
 )
-SELECT steps.workflow_id,
-       steps.node_id,
-       max(steps.node_type) AS node_type,
+SELECT n.workflow_id,
+       n.node_id,
+       n.node_type,
        w."window",
-       count(*)::bigint AS executions,
-       count(*) FILTER (WHERE steps.failed)::bigint AS failures,
-       (count(*) FILTER (WHERE steps.failed))::float8 / count(*) AS failure_rate,
-       percentile_cont(0.5::float8) WITHIN GROUP (ORDER BY steps.latency_ms) AS p50_latency,
-       percentile_cont(0.95::float8) WITHIN GROUP (ORDER BY steps.latency_ms) AS p95_latency,
-       max(steps.ended_at) FILTER (WHERE steps.failed) AS last_failure_at
-FROM steps
-JOIN windows w ON steps.run_started_at > (SELECT now FROM clock) - w.span
-WHERE steps.node_id IS NOT NULL
-GROUP BY steps.workflow_id, steps.node_id, w."window"
+       n.executions[w.i] AS executions,
+       n.failures[w.i] AS failures,
+       n.failures[w.i]::float8 / n.executions[w.i] AS failure_rate,
+       (CASE w.i WHEN 1 THEN n.p_1h WHEN 2 THEN n.p_24h WHEN 3 THEN n.p_7d ELSE n.p_30d END)[1] AS p50_latency,
+       (CASE w.i WHEN 1 THEN n.p_1h WHEN 2 THEN n.p_24h WHEN 3 THEN n.p_7d ELSE n.p_30d END)[2] AS p95_latency,
+       n.last_failure_at[w.i] AS last_failure_at
+FROM per_node n
+CROSS JOIN (VALUES (1, '1h'), (2, '24h'), (3, '7d'), (4, '30d')) AS w(i, "window")
+-- A window without executions has no row (as for an unknown node).
+WHERE n.executions[w.i] > 0
 WITH NO DATA;
 
 CREATE UNIQUE INDEX mv_step_metrics_workflow_node_window_idx

@@ -102,6 +102,8 @@ DECLARE
   v_since timestamptz;
   v_log @schema@.refresh_log;
   v_retention interval;
+  v_max interval;
+  v_overdue boolean := false;
 BEGIN
   IF p_view IS NULL OR NOT (p_view = ANY (@schema@.view_names())) THEN
     RAISE EXCEPTION 'unknown view %; meshtop refreshes %', coalesce(p_view, 'NULL'),
@@ -130,11 +132,20 @@ BEGIN
     LIMIT 1;
     SELECT max(g.started_at) INTO v_since FROM @schema@.refresh_log g
     WHERE g.view_name = p_view AND g.status = 'running' AND g.pid = v_holder;
+    -- A holder running past max_refresh_duration is cancelled (it logs
+    -- 'failed' and keeps the view's contents); this call still skips, and
+    -- the next one runs.
+    SELECT c.value::interval INTO v_max FROM @schema@.config c WHERE c.key = 'max_refresh_duration';
+    IF v_holder IS NOT NULL AND v_since IS NOT NULL AND v_max IS NOT NULL
+       AND pg_catalog.clock_timestamp() - v_since > v_max THEN
+      v_overdue := pg_catalog.pg_cancel_backend(v_holder);
+    END IF;
     INSERT INTO @schema@.refresh_log AS g (view_name, started_at, finished_at, duration_ms, status, error,
       pid, triggered_by, application_name, "concurrently", data_as_of)
     VALUES (p_view, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(), 0, 'skipped',
-      pg_catalog.format('already refreshing (pid %s since %s)', coalesce(v_holder::text, '?'),
-        coalesce(pg_catalog.to_char(v_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '?')),
+      pg_catalog.format('already refreshing (pid %s since %s)%s', coalesce(v_holder::text, '?'),
+        coalesce(pg_catalog.to_char(v_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '?'),
+        CASE WHEN v_overdue THEN pg_catalog.format('; cancelled it: running longer than max_refresh_duration %s', v_max) ELSE '' END),
       pg_catalog.pg_backend_pid(), session_user, pg_catalog.current_setting('application_name'),
       NULL, @schema@.clock())
     RETURNING g.* INTO v_log;
@@ -171,6 +182,7 @@ DECLARE
   v_msg text;
   v_state text;
   v_lock_timeout text;
+  v_work_mem text;
 BEGIN
   SELECT g.* INTO v_log FROM @schema@.refresh_log g WHERE g.id = p_log_id;
   IF NOT FOUND THEN
@@ -183,6 +195,10 @@ BEGIN
 
   SELECT c.value INTO v_lock_timeout FROM @schema@.config c WHERE c.key = 'lock_timeout';
   PERFORM pg_catalog.set_config('lock_timeout', coalesce(v_lock_timeout, '5s'), true);
+  SELECT c.value INTO v_work_mem FROM @schema@.config c WHERE c.key = 'refresh_work_mem';
+  IF v_work_mem IS NOT NULL THEN
+    PERFORM pg_catalog.set_config('work_mem', v_work_mem, true);
+  END IF;
 
   SELECT c.relispopulated INTO v_populated FROM pg_catalog.pg_class c
   WHERE c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = @schema@.schema_name())
