@@ -47,6 +47,7 @@ golden: deps
 
 ## bench: measure retrieval, refresh scaling, write impact and footprint; rewrites docs/BENCHMARKS.md
 bench: deps build
+	@.ci/install-deps pg-activity
 	$(GO) run ./cmd/meshtop-bench -out docs/BENCHMARKS.md
 
 ## screenshots: regenerate screenshots/*.png from the deterministic demo

@@ -73,7 +73,8 @@ PASS`
 	if len(small.NsOp) != 2 || small.NsOp[1] != 700000 || big.BytesOp[0] != 13000 || big.AllocsOp[0] != 310 {
 		t.Fatalf("small %+v big %+v", small, big)
 	}
-	for name, want := range map[string]int{"BenchmarkOverviewView/10k": 10000, "BenchmarkOverviewView1k": 1000, "BenchmarkOverviewView10000": 10000, "BenchmarkX": 0} {
+	for name, want := range map[string]int{"BenchmarkOverviewView/10k": 10000, "BenchmarkOverviewView1k": 1000, "BenchmarkOverviewView10000": 10000, "BenchmarkX": 0,
+		"BenchmarkOverviewView10k/workflows=1000": 1000, "BenchmarkOverviewView10k/workflows=10000": 10000} {
 		if n := workflowsOf(name); n != want {
 			t.Errorf("workflowsOf(%q) = %d, want %d", name, n, want)
 		}

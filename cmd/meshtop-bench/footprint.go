@@ -7,10 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/meshtop/meshtop/data/bench"
 )
+
+// firstFrameMarker is the header text both dashboards show once they have
+// read the server's version.
+const firstFrameMarker = "PostgreSQL 1"
 
 // footprintRun is one program's figures in one window.
 type footprintRun struct {
@@ -49,10 +54,11 @@ func (b *runner) footprint(ctx context.Context, d *dataset) error {
 		role   string
 		marker string
 	}{
-		// The header of each shows the database name once connected.
-		"meshtop": {[]string{meshtop, "--dsn", dsn, "--interval", "1s", "--no-install"}, "bench_meshtop", d.DB},
+		// The header of each shows "PostgreSQL <version>" once it has
+		// read the server: the same first-frame criterion for both.
+		"meshtop": {[]string{meshtop, "--dsn", dsn, "--interval", "1s", "--no-install"}, "bench_meshtop", firstFrameMarker},
 		"pg_activity": {[]string{pga, "--refresh", "1", "-h", b.srv.SocketDir, "-p", strconv.Itoa(b.srv.Port),
-			"-U", "bench_pgactivity", "-d", d.DB}, "bench_pgactivity", "PostgreSQL"},
+			"-U", "bench_pgactivity", "-d", d.DB}, "bench_pgactivity", firstFrameMarker},
 	}
 	env := []string{"TERM=xterm-256color", "COLUMNS=120", "LINES=40", "LANG=C.UTF-8", "NO_COLOR="}
 	warm := 5 * time.Second
@@ -83,6 +89,9 @@ func (b *runner) footprint(ctx context.Context, d *dataset) error {
 				fr.DBmsPerPoll = fr.DBms / float64(fr.Polls)
 			}
 			results[name] = append(results[name], fr)
+			if i == 0 {
+				b.topStatements(ctx, d, name, t.role)
+			}
 			logf("  pair %d %s: first frame %s, CPU %.2fs (idle %.2f%%), peak RSS %.1f MB, %.0f B/s, DB %.2f ms/poll over %d polls",
 				i+1, name, r.FirstFrame.Round(time.Millisecond), r.CPUSeconds, r.IdleCPUPct, r.PeakRSSMB,
 				float64(r.Bytes)/r.Window.Seconds(), fr.DBmsPerPoll, fr.Polls)
@@ -128,4 +137,27 @@ func (b *runner) footprint(ctx context.Context, d *dataset) error {
 		})
 	}
 	return nil
+}
+
+// topStatements notes where one tool's database time went in its first run.
+func (b *runner) topStatements(ctx context.Context, d *dataset, name, role string) {
+	rows, err := d.Pool.Query(ctx, bench.SQL(bench.TopStatements), role, 3)
+	if err != nil {
+		b.report.Notes = append(b.report.Notes, fmt.Sprintf("could not read %s's top statements: %v", name, err))
+		return
+	}
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var calls int64
+		var total, mean float64
+		var query string
+		if err := rows.Scan(&calls, &total, &mean, &query); err != nil {
+			return
+		}
+		parts = append(parts, fmt.Sprintf("`%s` (%d calls, mean %.2f ms)", strings.ReplaceAll(query, "`", "'"), calls, mean))
+	}
+	if len(parts) > 0 {
+		b.report.Notes = append(b.report.Notes, fmt.Sprintf("%s's costliest statements in its first footprint run: %s", name, strings.Join(parts, "; ")))
+	}
 }

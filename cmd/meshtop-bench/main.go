@@ -56,7 +56,7 @@ func main() {
 	flag.IntVar(&cfg.pairs, "pairs", 5, "A/B pairs per figure (at least 5 for the issue's rules)")
 	flag.IntVar(&cfg.footPairs, "footprint-pairs", 5, "meshtop/pg_activity pairs in the footprint group")
 	flag.DurationVar(&cfg.footWindow, "footprint-window", 20*time.Second, "how long each footprint run lasts")
-	flag.IntVar(&cfg.pgbenchSeconds, "pgbench-seconds", 30, "duration of each pgbench run")
+	flag.IntVar(&cfg.pgbenchSeconds, "pgbench-seconds", 20, "duration of each pgbench run")
 	flag.IntVar(&cfg.pgbenchClients, "pgbench-clients", 4, "pgbench clients (MeshHook workers)")
 	flag.DurationVar(&cfg.refreshEvery, "refresh-every", 10*time.Second, "refresh interval during the write-impact runs")
 	flag.StringVar(&groups, "groups", "retrieval,refresh,write,footprint", "comma-separated groups to run")

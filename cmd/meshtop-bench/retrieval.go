@@ -14,6 +14,12 @@ import (
 	meshsql "github.com/meshtop/meshtop/sql"
 )
 
+// stmt is one statement of a screen with its arguments.
+type stmt struct {
+	sql  string
+	args []any
+}
+
 // screenCost is what reading one screen cost.
 type screenCost struct {
 	ServerMs float64 // sum of EXPLAIN (ANALYZE, TIMING OFF) "Execution Time"
@@ -26,7 +32,7 @@ type screenCost struct {
 // computed live from the raw tables (B), alternating which goes first.
 func (b *runner) retrieval(ctx context.Context, d *dataset) error {
 	logf("retrieval on %s", d.Label)
-	views, live, err := b.screens(d)
+	views, live, err := b.screens(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -36,7 +42,7 @@ func (b *runner) retrieval(ctx context.Context, d *dataset) error {
 	}
 	defer conn.Release()
 	// Warm-up: plans cached, pages in shared buffers, for both sides.
-	for _, s := range [][]string{views, live} {
+	for _, s := range [][]stmt{views, live} {
 		if _, err := readScreen(ctx, conn.Conn(), s); err != nil {
 			return err
 		}
@@ -82,11 +88,11 @@ func (b *runner) retrieval(ctx context.Context, d *dataset) error {
 }
 
 // screens returns the statements of one screen from the views and live.
-func (b *runner) screens(d *dataset) (views, live []string, err error) {
+func (b *runner) screens(ctx context.Context, d *dataset) (views, live []stmt, err error) {
 	wf := "'" + strings.ReplaceAll(d.WorkflowID, "'", "''") + "'::uuid"
-	views = []string{
-		b.render(bench.SQL(bench.ScreenViews)),
-		strings.ReplaceAll(b.render(bench.SQL(bench.ScreenHourly)), "@workflow@", wf),
+	views = []stmt{
+		{sql: b.render(bench.SQL(bench.ScreenViews))},
+		{sql: strings.ReplaceAll(b.render(bench.SQL(bench.ScreenHourly)), "@workflow@", wf)},
 	}
 	lm, err := meshsql.Queries.ReadFile("queries/live_workflow_metrics.sql")
 	if err != nil {
@@ -96,9 +102,15 @@ func (b *runner) screens(d *dataset) (views, live []string, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the live query (VIEWS's sql/queries/live_workflow_metrics_hourly.sql): %w", err)
 	}
-	live = []string{
-		b.render(statement(string(lm))),
-		"select * from (" + b.render(statement(string(lh))) + "\n) live where workflow_id = " + wf + " order by hour",
+	// The live queries take the clock ($1): the one the views were
+	// refreshed at, so both sides compute the same numbers.
+	var clock time.Time
+	if err := d.Pool.QueryRow(ctx, b.render(`select max(last_updated) from @schema@.mv_workflow_metrics`)).Scan(&clock); err != nil {
+		return nil, nil, fmt.Errorf("reading the views' clock: %w", err)
+	}
+	live = []stmt{
+		{sql: b.render(statement(string(lm))), args: []any{clock}},
+		{sql: "select * from (" + b.render(statement(string(lh))) + "\n) live where workflow_id = " + wf + " order by hour", args: []any{clock}},
 	}
 	return views, live, nil
 }
@@ -123,12 +135,13 @@ func stripTrailingComments(s string) string {
 
 // readScreen runs each statement once under EXPLAIN (ANALYZE, TIMING OFF)
 // for the server time and once as a plain query for the round trip.
-func readScreen(ctx context.Context, conn *pgx.Conn, stmts []string) (screenCost, error) {
+func readScreen(ctx context.Context, conn *pgx.Conn, stmts []stmt) (screenCost, error) {
 	var c screenCost
-	for _, s := range stmts {
+	for _, st := range stmts {
+		s := st.sql
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		var plan []byte
-		err := conn.QueryRow(ctx, "explain (analyze, timing off, format json) "+s).Scan(&plan)
+		err := conn.QueryRow(ctx, "explain (analyze, timing off, format json) "+s, st.args...).Scan(&plan)
 		if err != nil {
 			cancel()
 			return c, fmt.Errorf("explaining %q: %w", firstLine(s), err)
@@ -145,7 +158,7 @@ func readScreen(ctx context.Context, conn *pgx.Conn, stmts []string) (screenCost
 		c.PlanMs += parsed[0].Planning
 
 		t := time.Now()
-		rows, err := conn.Query(ctx, s)
+		rows, err := conn.Query(ctx, s, st.args...)
 		if err != nil {
 			cancel()
 			return c, fmt.Errorf("running %q: %w", firstLine(s), err)

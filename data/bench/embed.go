@@ -34,4 +34,5 @@ const (
 	NaiveRefresh    = "naive_refresh.sql"
 	InsertRuns      = "insert_runs.sql"
 	StatementsOfApp = "statements_of_role.sql"
+	TopStatements   = "top_statements_of_role.sql"
 )
