@@ -108,6 +108,11 @@ type Model struct {
 	tickSeq  int
 
 	overviewBusy, consoleBusy, detailBusy bool
+	// readSeq numbers reads as they start; ovSeq, csSeq and viewsSeq are the
+	// numbers of the data shown, so a slow old read never replaces newer
+	// data (several reads can be under way after NOTIFYs).
+	readSeq, ovSeq, csSeq, viewsSeq int
+	views                           []store.ViewStatus // newest view status from either read, for the lag badge
 
 	server    *store.ServerInfo
 	status    string
@@ -199,7 +204,8 @@ func (m *Model) fetchAll() tea.Cmd {
 	var cmds []tea.Cmd
 	if !m.overviewBusy {
 		m.overviewBusy = true
-		cmds = append(cmds, fetchOverview(m.ctx, m.src, m.window))
+		m.readSeq++
+		cmds = append(cmds, fetchOverview(m.ctx, m.src, m.window, m.readSeq))
 	}
 	if m.screen == screenConsole || m.cs.busy() || !m.cs.loaded {
 		cmds = append(cmds, m.fetchConsole())
@@ -216,7 +222,8 @@ func (m *Model) fetchConsole() tea.Cmd {
 		return nil
 	}
 	m.consoleBusy = true
-	return fetchConsole(m.ctx, m.src)
+	m.readSeq++
+	return fetchConsole(m.ctx, m.src, m.readSeq)
 }
 
 // rearmPoll starts a new poll loop and so invalidates any pending tick.
@@ -245,6 +252,12 @@ func (m *Model) startWatch() tea.Cmd {
 	m.watchActive = true
 	m.watchSeq++
 	return watchTick(m.watchSeq)
+}
+
+func (m *Model) setViews(v []store.ViewStatus, seq int) {
+	if seq >= m.viewsSeq {
+		m.views, m.viewsSeq = v, seq
+	}
 }
 
 func (m *Model) setStatus(s string, isErr bool) { m.status, m.statusErr = s, isErr }
@@ -371,14 +384,16 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			cmd := m.handleErr("reading the overview", msg.Err)
 			return m, cmd
 		}
-		if msg.Window != m.window {
+		if msg.Window != m.window || msg.Seq < m.ovSeq {
 			return m, nil
 		}
 		if m.statusErr {
 			m.setStatus("", false)
 		}
+		m.ovSeq = msg.Seq
 		m.server = &msg.Overview.Server
 		m.ov.setData(msg.Overview)
+		m.setViews(msg.Overview.Views, msg.Seq)
 		return m, nil
 
 	case WorkflowLoadedMsg:
@@ -400,7 +415,12 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			cmd := m.handleErr("reading the refresh status", msg.Err)
 			return m, cmd
 		}
+		if msg.Seq < m.csSeq {
+			return m, nil
+		}
+		m.csSeq = msg.Seq
 		m.cs.setData(msg)
+		m.setViews(msg.Views, msg.Seq)
 		if m.cs.busy() {
 			cmd := m.startWatch()
 			return m, cmd
@@ -730,6 +750,15 @@ func (m Model) detailKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 
 func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	k := m.c.keys
+	if m.c.opts.ReadOnly {
+		// The bindings are disabled (and so hidden from the help); say why
+		// the keys do nothing.
+		switch msg.String() {
+		case "r", "R", "x":
+			m.setStatus("read-only: refreshing and cancelling are disabled", true)
+			return m, nil
+		}
+	}
 	switch {
 	case key.Matches(msg, k.Back):
 		m.screen = screenOverview
@@ -742,10 +771,6 @@ func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.LogDown):
 		m.cs.logOff += 5
 	case key.Matches(msg, k.Refresh), key.Matches(msg, k.RefreshAll):
-		if m.c.opts.ReadOnly {
-			m.setStatus("read-only: refreshing is disabled", true)
-			return m, nil
-		}
 		view := ""
 		if key.Matches(msg, k.Refresh) {
 			view = m.cs.selectedView()
@@ -766,10 +791,6 @@ func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		cmd := tea.Batch(runRefresh(m.ctx, m.src, view), m.startWatch(), fetchRunning(m.ctx, m.src))
 		return m, cmd
 	case key.Matches(msg, k.Cancel):
-		if m.c.opts.ReadOnly {
-			m.setStatus("read-only: cancelling is disabled", true)
-			return m, nil
-		}
 		if len(m.cs.running) == 0 {
 			m.setStatus("no refresh is running", false)
 			return m, nil
@@ -821,8 +842,8 @@ func (m Model) View() string {
 	lines := make([]string, 0, m.height)
 	lines = append(lines, m.headerView())
 	if m.conn.lost {
-		lines = append(lines, st.Banner.Render(fit(fmt.Sprintf(" reconnecting (attempt %d, next in %s) — showing the last data · %s",
-			m.conn.attempt, fmtDur(m.conn.next), m.conn.err), m.width)))
+		lines = append(lines, st.Banner.Render(fit(fmt.Sprintf(" reconnecting (attempt %d, next in %s) — %s; showing the last data",
+			m.conn.attempt, fmtDur(m.conn.next), connReason(m.conn.err)), m.width)))
 	}
 	lines = append(lines, m.tabsView())
 	body := m.bodyView(m.bodyHeight())
@@ -852,6 +873,23 @@ func (m *Model) bodyView(h int) string {
 		return st.Muted.Render("connecting…")
 	}
 	return m.ov.view(m.c, m.width, h, m.conn.lost)
+}
+
+// connReason says in a few words why the connection is gone; the raw
+// error (with host and port) stays out of the banner.
+func connReason(err string) string {
+	e := strings.ToLower(err)
+	switch {
+	case strings.Contains(e, "refused"):
+		return "the server refuses connections"
+	case strings.Contains(e, "terminating connection"), strings.Contains(e, "shutting down"), strings.Contains(e, "57p01"):
+		return "the server shut down"
+	case strings.Contains(e, "starting up"), strings.Contains(e, "57p03"):
+		return "the server is starting up"
+	case strings.Contains(e, "timeout"), strings.Contains(e, "timed out"):
+		return "the server does not answer"
+	}
+	return "connection lost"
 }
 
 // exactLines cuts or pads s to exactly h lines of at most w cells.
@@ -913,10 +951,7 @@ func (m Model) headerView() string {
 // LagCrit, with a word for terminals without colour.
 func (m Model) lagBadge() string {
 	st := m.c.styles
-	views := m.ov.data.Views
-	if m.cs.loaded && len(m.cs.views) > 0 {
-		views = m.cs.views
-	}
+	views := m.views
 	if len(views) == 0 {
 		return st.Muted.Render("lag ?")
 	}

@@ -24,12 +24,12 @@ const (
 	logLimit       = 50
 )
 
-func fetchOverview(ctx context.Context, src Source, w store.Window) tea.Cmd {
+func fetchOverview(ctx context.Context, src Source, w store.Window, seq int) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 		ov, err := src.Overview(ctx, w)
-		return OverviewLoadedMsg{Window: w, Overview: ov, Err: err}
+		return OverviewLoadedMsg{Window: w, Overview: ov, Err: err, Seq: seq}
 	}
 }
 
@@ -42,11 +42,11 @@ func fetchWorkflow(ctx context.Context, src Source, id string, w store.Window) t
 	}
 }
 
-func fetchConsole(ctx context.Context, src Source) tea.Cmd {
+func fetchConsole(ctx context.Context, src Source, seq int) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
-		var msg ConsoleLoadedMsg
+		msg := ConsoleLoadedMsg{Seq: seq}
 		var err error
 		if msg.Views, err = src.Views(ctx); err != nil {
 			msg.Err = err

@@ -227,7 +227,7 @@ func (cs *consoleModel) watchLines(c *common, width int, now time.Time) []string
 	st := c.styles
 	var out []string
 	seen := map[string]bool{}
-	barW := max(10, min(30, width/4))
+	barW := max(10, min(20, width/6))
 	bar := progress.New(progress.WithSolidFill(string(st.Theme.Accent.Dark)), progress.WithoutPercentage(),
 		progress.WithWidth(barW), progress.WithColorProfile(lipgloss.ColorProfile()))
 	if lipgloss.HasDarkBackground() {

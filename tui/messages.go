@@ -12,6 +12,7 @@ import (
 
 // OverviewLoadedMsg is the result of one overview poll.
 type OverviewLoadedMsg struct {
+	Seq      int // order of the read: a result older than the data shown is dropped
 	Window   store.Window
 	Overview store.Overview
 	Err      error
@@ -27,6 +28,7 @@ type WorkflowLoadedMsg struct {
 
 // ConsoleLoadedMsg is the result of reading the refresh console's data.
 type ConsoleLoadedMsg struct {
+	Seq      int
 	Views    []store.ViewStatus
 	Log      []store.RefreshLogEntry
 	Running  []store.RunningRefresh

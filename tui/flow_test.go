@@ -1,0 +1,222 @@
+package tui_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/exp/golden"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshtop/meshtop/data/fixture"
+	"github.com/meshtop/meshtop/data/pgserver"
+	"github.com/meshtop/meshtop/data/pgtest"
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// TestFlowFirstRunInstalls: y on the install prompt installs, shows the
+// steps, and goes on to the overview.
+func TestFlowFirstRunInstalls(t *testing.T) {
+	t.Parallel()
+	e := setupUninstalled(t, pgtest.NewDatabase(t))
+	tm := start(t, options(normalised{e.st}, e.in))
+	waitText(t, tm, "Install now?")
+	press(tm, "y")
+	waitText(t, tm, "installed:", "never refreshed")
+	view := quitAndView(t, tm)
+	if !strings.Contains(view, "‹Overview›") {
+		t.Fatalf("not on the overview after installing:\n%s", view)
+	}
+	ok, err := e.in.Installed(ctxT(t))
+	if err != nil || !ok {
+		t.Fatalf("Installed() = %v, %v after installing from the dashboard", ok, err)
+	}
+}
+
+// TestFlowNoInstallOffer: --no-install says what to run instead and never
+// offers to install.
+func TestFlowNoInstallOffer(t *testing.T) {
+	t.Parallel()
+	e := setupUninstalled(t, pgtest.NewDatabase(t))
+	o := options(normalised{e.st}, e.in)
+	o.NoInstall = true
+	tm := start(t, o)
+	waitText(t, tm, "Run `meshtop install`")
+	view := quitAndView(t, tm)
+	if strings.Contains(view, "Install now?") {
+		t.Fatalf("--no-install offered to install:\n%s", view)
+	}
+}
+
+// TestFlowFilterThenDetail: filter the table, open the one match, see its
+// charts and step hotspots.
+func TestFlowFilterThenDetail(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), true)
+	ctx := ctxT(t)
+	ov, err := e.st.Overview(ctx, store.Window24h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The busiest workflow's slug as the filter: one match.
+	var want store.WorkflowMetrics
+	for _, w := range ov.Workflows {
+		if w.Runs > want.Runs {
+			want = w
+		}
+	}
+	det, err := e.st.Workflow(ctx, want.WorkflowID, store.Window24h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := start(t, options(normalised{e.st}, nil))
+	waitText(t, tm, "data as of")
+	press(tm, "/")
+	tm.Type(want.Slug)
+	press(tm, "enter", "enter")
+	waitText(t, tm, "runs / hour", "Step (node)")
+	view := quitAndView(t, tm)
+	if !strings.Contains(view, want.WorkflowID) || !strings.Contains(view, want.Name) {
+		t.Fatalf("detail of %s (%s) not shown:\n%s", want.Name, want.WorkflowID, view)
+	}
+	if len(det.Steps) == 0 || !strings.Contains(view, det.Steps[0].NodeID) {
+		t.Fatalf("step hotspot %v not shown:\n%s", det.Steps, view)
+	}
+}
+
+// TestFlowRefreshTurnsLagGreen: before the first refresh the badge is red;
+// R in the console refreshes every view and the badge turns green.
+func TestFlowRefreshTurnsLagGreen(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), false)
+	tm := start(t, options(normalised{e.st}, nil))
+	waitText(t, tm, "lag: never refreshed")
+	press(tm, "tab")
+	waitText(t, tm, "Recent", "schedule:")
+	press(tm, "R")
+	waitText(t, tm, "✓ mv_step_metrics", "lag 0s ok")
+	press(tm, "tab") // back to the overview, now with data
+	waitText(t, tm, "data as of 2026-03-10 12:30:00 UTC")
+	view := quitAndView(t, tm)
+	if !strings.Contains(view, "lag 0s ok") || strings.Contains(view, "never refreshed") {
+		t.Fatalf("the lag badge did not turn ok:\n%s", view)
+	}
+	vs, err := e.st.Views(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		if !v.Populated || v.LastStatus != "ok" {
+			t.Fatalf("view %s after R: populated %v, status %s", v.Name, v.Populated, v.LastStatus)
+		}
+	}
+}
+
+// TestFlowReadOnlyRefuses: read-only hides refresh keys and refuses them.
+func TestFlowReadOnlyRefuses(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), true)
+	o := options(normalised{e.st}, nil)
+	o.ReadOnly = true
+	tm := start(t, o)
+	waitText(t, tm, "data as of", "READ-ONLY")
+	press(tm, "tab")
+	waitText(t, tm, "Recent")
+	press(tm, "R")
+	waitText(t, tm, "read-only: refreshing and cancelling are disabled")
+	view := quitAndView(t, tm)
+	if strings.Contains(view, "refresh all") {
+		t.Fatalf("read-only still offers refreshing:\n%s", view)
+	}
+	log, err := e.st.RefreshLog(ctxT(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) != 3 {
+		t.Fatalf("read-only dashboard wrote to the refresh log: %d entries, want the 3 of setup", len(log))
+	}
+}
+
+// ownCluster starts a PostgreSQL cluster for this test alone (restarting
+// the shared one would break every other test) with a refreshed fixture.
+func ownCluster(t *testing.T) (*pgserver.Server, env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	srv, err := pgserver.Start(ctx, pgserver.Options{})
+	if err != nil {
+		t.Fatalf("starting a cluster: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	admin, err := pgx.Connect(ctx, srv.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = admin.Exec(ctx, "create database meshhook")
+	admin.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, srv.DSN("meshhook"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = fixture.ApplySchema(ctx, conn)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatalf("applying the MeshHook schema: %v", err)
+	}
+	pool, err := pgxpool.New(ctx, srv.DSN("meshhook"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	db := &pgtest.DB{Name: "meshhook", DSN: srv.DSN("meshhook"), Pool: pool, Srv: srv}
+	return srv, setup(t, db, true)
+}
+
+// TestFlowDatabaseRestart: the server goes away — banner, last data kept —
+// and comes back: the dashboard resumes by itself. The first half is the
+// reconnecting-banner golden.
+func TestFlowDatabaseRestart(t *testing.T) {
+	t.Parallel()
+	srv, e := ownCluster(t)
+	ctx := ctxT(t)
+	o := options(normalised{e.st}, nil)
+	o.Interval = 250 * time.Millisecond
+
+	t.Run("banner", func(t *testing.T) {
+		tm := start(t, o)
+		waitText(t, tm, "data as of")
+		if err := srv.StopServer(ctx, "fast"); err != nil {
+			t.Fatal(err)
+		}
+		waitText(t, tm, "reconnecting (attempt 2")
+		view := quitAndView(t, tm)
+		if !strings.Contains(view, "Σ 17/17 workflows") {
+			t.Fatalf("the last data is not kept while reconnecting:\n%s", view)
+		}
+		golden.RequireEqual(t, []byte(view))
+		if err := srv.StartServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("recovers", func(t *testing.T) {
+		tm := start(t, o)
+		waitText(t, tm, "data as of")
+		if err := srv.StopServer(ctx, "immediate"); err != nil {
+			t.Fatal(err)
+		}
+		waitText(t, tm, "reconnecting (attempt")
+		if err := srv.StartServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitText(t, tm, "reconnected")
+		view := quitAndView(t, tm)
+		if strings.Contains(view, "reconnecting (attempt") {
+			t.Fatalf("still reconnecting after the server came back:\n%s", view)
+		}
+	})
+}
