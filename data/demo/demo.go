@@ -126,7 +126,9 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	}
 	if !seeded {
 		progress("seeding " + commas(spec.Runs) + " runs")
-		sum, err := fixture.Generate(ctx, env.pool, spec)
+		gctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		sum, err := fixture.Generate(gctx, env.pool, spec)
+		cancel()
 		if err != nil {
 			return fail(fmt.Errorf("seeding the demo database: %w", err))
 		}
