@@ -202,6 +202,14 @@ func TestRunningWaitingForLockThenContextCancelled(t *testing.T) {
 		!strings.Contains(strings.ToLower(r.BlockedBy[0].Query), "lock table") || r.BlockedBy[0].Age <= 0 {
 		t.Errorf("Running = %+v; want blocked by pid %d running LOCK TABLE", r, blocker)
 	}
+	// A reader without pg_read_all_stats sees the wait through pg_locks and
+	// the blocker's pid, but not its query.
+	reader := store.New(loginPool(t, e.db, e.db.Name+"_rdr", store.RoleReader), nil, store.Options{})
+	rr, err := reader.Running(ctx)
+	if err != nil || len(rr) != 1 || !rr[0].WaitingForLock || len(rr[0].BlockedBy) == 0 ||
+		rr[0].BlockedBy[0].PID != blocker || rr[0].BlockedBy[0].Query != "<insufficient privilege>" {
+		t.Errorf("reader's Running = %+v, %v; want waiting, blocked by %d with a hidden query", rr, err, blocker)
+	}
 	vs, err := e.st.Views(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -164,6 +164,31 @@ func TestReplicaReads(t *testing.T) {
 	if _, err := st.Refresh(ctx, store.ViewSteps, false); err != nil {
 		t.Errorf("Refresh with a replica configured: %v", err)
 	}
+	// A refresh in progress on the primary shows as running on the replica
+	// too (the guard lock that proves it is alive exists only on the primary).
+	holder, err := e.db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release()
+	var id int64
+	if err := holder.QueryRow(ctx, `select metrics.refresh_begin('mv_step_metrics')`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the running refresh to reach the standby", func() bool {
+		ov, err := st.Overview(ctx, store.Window24h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ov.Views[2].LastStatus == "running"
+	})
+	if vs, err := st.Views(ctx); err != nil || vs[2].LastStatus != "running" || vs[2].Running == nil {
+		t.Errorf("primary Views()[2] = %+v, %v; want running", vs[2], err)
+	}
+	if _, err := holder.Exec(ctx, `select metrics.refresh_run($1)`, id); err != nil {
+		t.Fatal(err)
+	}
+
 	// A store pointed only at the standby cannot refresh, and says why.
 	if _, err := store.New(rpool, nil, store.Options{}).Refresh(ctx, store.ViewSteps, false); err == nil ||
 		!strings.Contains(err.Error(), "read-only") {

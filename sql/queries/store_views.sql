@@ -5,7 +5,12 @@
 select s.view_name, coalesce(s.populated, false), s.rows, s.size_bytes,
        s.last_refresh_at, extract(epoch from s.lag)::float8,
        s.last_duration_ms, s.median_duration_ms,
-       coalesce(s.last_status, ''), coalesce(s.last_error, ''),
+       -- On a hot standby the primary's guard locks are invisible, so the
+       -- status view calls every 'running' row 'interrupted'; there the raw
+       -- status is the better guess (the primary's Views() is exact).
+       coalesce(case when pg_catalog.pg_is_in_recovery() and s.last_status = 'interrupted'
+                     then 'running' else s.last_status end, ''),
+       coalesce(s.last_error, ''),
        s.running_log_id, s.running_pid, s.running_since,
        array(select r.duration_ms
                from (select l.id, l.duration_ms
