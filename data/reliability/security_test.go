@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/meshtop/meshtop/data/conn"
 	"github.com/meshtop/meshtop/data/fixture"
 	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/pgtest"
@@ -220,4 +221,173 @@ func TestAPIRolesDeniedEverywhere(t *testing.T) {
 	report.add("security.objects_probed", int64(len(objs)))
 	report.add("security.denied_attempts", int64(tries))
 	t.Logf("%d objects %v; %d attempts by anon/authenticated, all denied", len(objs), kinds, tries)
+}
+
+// TestRolesReaderRefresherTenant: meshtop_reader reads but cannot refresh
+// or read secrets; meshtop_refresher refreshes; the tenant function returns
+// only the caller's projects, by JWT subject as Supabase sets it.
+func TestRolesReaderRefresherTenant(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t)
+	ctx := e.ctx
+	const pw = "S3cr3t-roles-pw-47"
+	reader, _ := e.loginPool(t, "rel_reader", pw, "meshtop_reader")
+	refresher, _ := e.loginPool(t, "rel_refresher", pw, "meshtop_refresher")
+	tenant, _ := e.loginPool(t, "rel_tenant", pw, "meshtop_tenant")
+	S := qident(e.schema)
+
+	t.Run("reader", func(t *testing.T) {
+		for _, v := range append(views, "refresh_status", "refresh_log_v", "refresh_log") {
+			var n int
+			if err := reader.QueryRow(ctx, "select count(*) from "+S+"."+qident(v)).Scan(&n); err != nil {
+				t.Errorf("reader cannot read %s: %v", v, err)
+			}
+		}
+		st := store.New(reader, nil, store.Options{Schema: e.schema})
+		if _, err := st.Overview(ctx, store.Window24h); err != nil {
+			t.Errorf("reader: Overview: %v", err)
+		}
+		res, err := st.Refresh(ctx, "", false)
+		if err == nil {
+			t.Fatalf("reader refreshed: %+v", res)
+		}
+		if msg := conn.Explain(err); !strings.Contains(msg, "meshtop_refresher") || strings.Contains(msg, pw) {
+			t.Errorf("reader's refresh error does not name the role to grant (or leaks the password): %q", msg)
+		}
+		for _, stmt := range []string{
+			"select " + S + ".refresh_begin('mv_workflow_metrics')",
+			"select * from " + S + ".refresh_run(1)",
+			"select " + S + ".refresh_cancel()",
+			"call " + S + ".refresh()",
+			"refresh materialized view " + S + ".mv_workflow_metrics",
+			"refresh materialized view concurrently " + S + ".mv_workflow_metrics",
+			"select * from public.secrets",
+			"update " + S + ".config set value = '1ms' where key = 'lock_timeout'",
+			"insert into " + S + ".refresh_log (view_name, status) values ('x', 'ok')",
+			"delete from " + S + ".refresh_log",
+		} {
+			if _, err := reader.Exec(ctx, stmt); sqlState(err) != "42501" {
+				t.Errorf("reader: %s → %v; want permission denied", stmt, err)
+			}
+		}
+	})
+
+	t.Run("refresher", func(t *testing.T) {
+		st := store.New(refresher, nil, store.Options{Schema: e.schema})
+		res, err := st.Refresh(ctx, "", false)
+		if err != nil {
+			t.Fatalf("refresher: %v", err)
+		}
+		for _, r := range res {
+			if r.Status != "ok" {
+				t.Errorf("refresher: %s %s %s", r.View, r.Status, r.Error)
+			}
+		}
+		if _, err := refresher.Exec(ctx, "call "+S+".refresh()"); err != nil {
+			t.Errorf("refresher: call refresh(): %v", err)
+		}
+		if _, err := refresher.Exec(ctx, "select * from public.secrets"); sqlState(err) != "42501" {
+			t.Errorf("refresher reads public.secrets: %v", err)
+		}
+		if err := compareTruth(ctx, e.db.Pool, e.schema); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("tenant", func(t *testing.T) {
+		rows, err := e.db.Pool.Query(ctx, `select owner::text, array_agg(id::text order by id) from public.projects group by owner order by owner`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type owner struct {
+			id       string
+			projects []string
+		}
+		owners, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (owner, error) {
+			var o owner
+			err := r.Scan(&o.id, &o.projects)
+			return o, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(owners) < 2 {
+			t.Fatalf("need at least two tenants, have %d", len(owners))
+		}
+		var total int
+		if err := e.db.Pool.QueryRow(ctx, "select count(*) from "+S+".mv_workflow_metrics where \"window\" = '24h'").Scan(&total); err != nil {
+			t.Fatal(err)
+		}
+		sum := 0
+		for _, o := range owners {
+			for _, setting := range []string{"request.jwt.claim.sub", "request.jwt.claims"} {
+				value := o.id
+				if setting == "request.jwt.claims" {
+					value = `{"sub":"` + o.id + `","role":"authenticated"}`
+				}
+				c, err := tenant.Acquire(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := func() ([]string, error) {
+					defer c.Release()
+					if _, err := c.Exec(ctx, "select set_config($1, $2, false)", setting, value); err != nil {
+						return nil, err
+					}
+					defer c.Exec(context.Background(), "select set_config($1, '', false)", setting)
+					rows, err := c.Query(ctx, "select project_id::text from "+S+".tenant_workflow_metrics('24h')")
+					if err != nil {
+						return nil, err
+					}
+					return pgx.CollectRows(rows, pgx.RowTo[string])
+				}()
+				if err != nil {
+					t.Fatalf("tenant %s via %s: %v", o.id, setting, err)
+				}
+				var want int
+				if err := e.db.Pool.QueryRow(ctx, "select count(*) from "+S+".mv_workflow_metrics where \"window\" = '24h' and project_id::text = any($1)", o.projects).Scan(&want); err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != want || want == 0 {
+					t.Errorf("tenant %s via %s: %d rows, want %d (its own)", o.id, setting, len(got), want)
+				}
+				for _, p := range got {
+					if !contains(o.projects, p) {
+						t.Errorf("tenant %s via %s sees project %s, not its own", o.id, setting, p)
+					}
+				}
+				if setting == "request.jwt.claim.sub" {
+					sum += len(got)
+				}
+			}
+		}
+		if sum != total {
+			t.Errorf("tenants' rows add up to %d, the view has %d", sum, total)
+		}
+		// No claim, or someone else's uuid: nothing.
+		for _, sub := range []string{"", "00000000-0000-0000-0000-000000000000"} {
+			var n int
+			err := pgx.BeginFunc(ctx, tenant, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "select set_config('request.jwt.claim.sub', $1, true)", sub); err != nil {
+					return err
+				}
+				return tx.QueryRow(ctx, "select count(*) from "+S+".tenant_workflow_metrics('24h')").Scan(&n)
+			})
+			if err != nil || n != 0 {
+				t.Errorf("tenant with sub %q: %d rows, %v; want none", sub, n, err)
+			}
+		}
+		if _, err := tenant.Exec(ctx, "select * from "+S+".mv_workflow_metrics"); sqlState(err) != "42501" {
+			t.Errorf("tenant reads the view directly: %v", err)
+		}
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
