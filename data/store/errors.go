@@ -77,3 +77,10 @@ func wrap(err error, action, role string) error {
 func isNotPopulated(pgErr *pgconn.PgError) bool {
 	return pgErr.Code == "55000" && strings.Contains(pgErr.Message, "has not been populated")
 }
+
+// isNotPopulatedErr reports whether err is PostgreSQL's "materialized view
+// ... has not been populated".
+func isNotPopulatedErr(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && isNotPopulated(pgErr)
+}

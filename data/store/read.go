@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -137,7 +136,7 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 	s.queueRunningNow(b, &ov)
 	s.queueViews(b, &ov.Views)
 	err := pool.SendBatch(ctx, b).Close()
-	if errors.Is(wrap(err, "", ""), ErrNotPopulated) {
+	if isNotPopulatedErr(err) {
 		return s.overviewUnpopulated(ctx, pool, w)
 	}
 	if err != nil {
