@@ -32,6 +32,17 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 				return fmt.Errorf("removing the refresh schedule: %w", err)
 			}
 		}
+		// Only a schema meshtop created (it holds meshtop_migrations) is
+		// dropped: `uninstall --schema auth` must not take Supabase's auth
+		// schema, or a user's own, with it.
+		var exists, ours bool
+		if err := conn.QueryRow(ctx, bookkeeping+`SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1),
+  pg_catalog.to_regclass($2) IS NOT NULL`, in.schema, quoted+".meshtop_migrations").Scan(&exists, &ours); err != nil {
+			return fmt.Errorf("looking for schema %s: %w", in.schema, err)
+		}
+		if exists && !ours {
+			return fmt.Errorf("schema %s was not created by meshtop (it has no meshtop_migrations table); refusing to drop it", in.schema)
+		}
 		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+quoted+" CASCADE"); err != nil {
 			return fmt.Errorf("dropping schema %s: %w", in.schema, err)
 		}
