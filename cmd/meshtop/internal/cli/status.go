@@ -249,7 +249,9 @@ func writeStatusTable(out io.Writer, doc StatusJSON, ov store.Overview) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.Name, yesNo(v.Populated), v.Rows,
 			deref(v.LastRefreshAt, "never"), lagText(v.LagSeconds), msText(v.LastDurationMs), status, sched)
 	}
-	fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
+	tw.Flush()
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WORKFLOW\tSLUG\tVER\tPROJECT\tRUNS\tOK\tFAILED\tCANCELED\tRUNNING\tSUCCESS\tP50\tP95\tLAST FAILURE")
 	for _, w := range doc.Workflows {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n",
@@ -294,10 +296,13 @@ func msText(ms *float64) string {
 	if ms == nil {
 		return "-"
 	}
-	if *ms >= 10000 {
-		return fmt.Sprintf("%.1fs", *ms/1000)
+	switch {
+	case *ms < 1000:
+		return fmt.Sprintf("%.0fms", *ms)
+	case *ms < 60000:
+		return fmt.Sprintf("%.2fs", *ms/1000)
 	}
-	return fmt.Sprintf("%.0fms", *ms)
+	return formatDuration(time.Duration(*ms * float64(time.Millisecond)).Round(time.Second))
 }
 
 func pctText(r *float64) string {
