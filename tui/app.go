@@ -6,6 +6,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -265,6 +266,9 @@ func (m *Model) setStatus(s string, isErr bool) { m.status, m.statusErr = s, isE
 // handleErr routes an error: a lost connection starts reconnecting, any
 // other error goes to the status bar. It returns the command to run.
 func (m *Model) handleErr(what string, err error) tea.Cmd {
+	if m.ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		return nil // quitting: reads end cancelled, that is no error
+	}
 	if isConnErr(err) {
 		return m.connLost(err)
 	}

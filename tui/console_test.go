@@ -1,6 +1,7 @@
 package tui_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,8 @@ func TestGoldenConsoleDone(t *testing.T) {
 	e := setup(t, pgtest.NewDatabase(t), true)
 	tm := openConsole(t, e)
 	press(tm, "r")
-	waitText(t, tm, "done in")
+	// The result, and the log row of this refresh (id 4) read back finished.
+	waitText(t, tm, "done in", fmt.Sprintf("%-8d %-27s %-19s %10s", 4, firstView, "03-10 12:26:00", "125ms"))
 	requireGolden(t, quitAndView(t, tm))
 }
 
