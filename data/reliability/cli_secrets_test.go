@@ -158,4 +158,3 @@ func TestCLIErrorPathsNeverShowPasswords(t *testing.T) {
 	report.add("bad_inputs.cli_error_paths", int64(tried))
 	t.Logf("%d CLI invocations with a password in the DSN (%d failed with one line, %d were not errors), none printed the password", tried, failed, succeeded)
 }
-

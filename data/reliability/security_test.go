@@ -383,4 +383,3 @@ func TestRolesReaderRefresherTenant(t *testing.T) {
 		}
 	})
 }
-
