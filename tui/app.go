@@ -20,6 +20,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/muesli/termenv"
 
+	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -159,6 +160,9 @@ func New(opts Options) tea.Model { return newModel(context.Background(), opts) }
 func NewWithContext(ctx context.Context, opts Options) tea.Model { return newModel(ctx, opts) }
 
 func newModel(ctx context.Context, opts Options) Model {
+	if in, ok := opts.Installer.(*install.Installer); ok && in == nil {
+		opts.Installer = nil // a typed nil pointer: no install offer
+	}
 	if opts.Interval <= 0 {
 		opts.Interval = 2 * time.Second
 	}
@@ -452,6 +456,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case RefreshFinishedMsg:
 		delete(m.cs.ours, msg.View)
 		m.cs.last = &refreshOutcome{view: msg.View, results: msg.Results, err: msg.Err}
+		m.setStatus(refreshSummary(msg), msg.Err != nil)
 		if msg.Err != nil && isConnErr(msg.Err) {
 			cmd := m.connLost(msg.Err)
 			return m, cmd
@@ -879,6 +884,24 @@ func (m *Model) bodyView(h int) string {
 	return m.ov.view(m.c, m.width, h, m.conn.lost)
 }
 
+// refreshSummary is the status line after a refresh this meshtop started.
+func refreshSummary(msg RefreshFinishedMsg) string {
+	if msg.Err != nil {
+		return "refresh: " + oneLine(msg.Err.Error())
+	}
+	counts := map[string]int{}
+	for _, r := range msg.Results {
+		counts[r.Status]++
+	}
+	var parts []string
+	for _, st := range []string{"ok", "skipped", "failed"} {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+	}
+	return "refresh finished: " + strings.Join(parts, ", ")
+}
+
 // connReason says in a few words why the connection is gone; the raw
 // error (with host and port) stays out of the banner.
 func connReason(err string) string {
@@ -931,7 +954,7 @@ func (m Model) headerView() string {
 				role += " (replay lag " + fmtDur(*m.server.ReplicationLag) + ")"
 			}
 		}
-		parts = append(parts, "PostgreSQL "+m.server.Version+" "+role)
+		parts = append(parts, "PG "+m.server.Version+" "+role)
 	}
 	var wins []string
 	for _, w := range store.Windows {
