@@ -1,10 +1,15 @@
 package reliability
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshtop/meshtop/data/conn"
 	"github.com/meshtop/meshtop/data/store"
 	meshsql "github.com/meshtop/meshtop/sql"
 )
@@ -114,6 +119,48 @@ func FuzzParseWindow(f *testing.F) {
 		}
 		if !utf8.ValidString(msg) && utf8.ValidString(s) {
 			t.Fatalf("ParseWindow(%q) produced an invalid UTF-8 message", s)
+		}
+	})
+}
+
+// FuzzDSNErrorsHidePassword: whatever surrounds a password in a connection
+// string, the error meshtop prints for a DSN that does not parse (Explain)
+// and the error text itself never contain the password.
+func FuzzDSNErrorsHidePassword(f *testing.F) {
+	for _, s := range []string{
+		"127.0.0.1:notaport/db", "[::1/db", "h/db?sslmode=bogus", "h:5432/db?connect_timeout=x",
+		"'unterminated", `h\`, "h port=abc", "h/db?options=-c%20x", "@@@", "h/db#frag", "%zz", "h:99999/db",
+		"h/db?target_session_attrs=nope", "h/db?sslrootcert=/nonexistent", "h/db?service=nope",
+	} {
+		f.Add(s, "S3cr3tPw-0042")
+	}
+	f.Fuzz(func(t *testing.T, s, pw string) {
+		if len(pw) < 8 || strings.Contains(s, pw) || strings.Trim(pw, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			return // the password must be distinctive to be looked for
+		}
+		for _, dsn := range []string{
+			"postgres://meshtop:" + pw + "@" + s,
+			"postgresql://meshtop:" + pw + "@h/db?" + s,
+			"host=" + s + " password=" + pw,
+			"password=" + pw + " host=" + s,
+			"host=h password='" + pw + "' " + s,
+			s + " password=" + pw,
+		} {
+			if _, err := pgxpool.ParseConfig(dsn); err == nil {
+				continue // parses: connecting is another test's business
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := conn.Open(ctx, conn.Options{DSN: dsn})
+			cancel()
+			if err == nil {
+				t.Fatalf("conn.Open accepted a DSN pgx cannot parse: %q", dsn)
+			}
+			if msg := conn.Explain(err); strings.Contains(msg, pw) {
+				t.Fatalf("Explain shows the password for DSN %q: %q", dsn, msg)
+			}
+			if msg := conn.Redact(err.Error()); strings.Contains(msg, pw) {
+				t.Fatalf("the redacted error shows the password for DSN %q: %q", dsn, msg)
+			}
 		}
 	})
 }
