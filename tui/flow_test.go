@@ -1,7 +1,9 @@
 package tui_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meshtop/meshtop/data/fixture"
+	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/pgserver"
 	"github.com/meshtop/meshtop/data/pgtest"
 	"github.com/meshtop/meshtop/data/store"
@@ -71,13 +74,23 @@ func TestFlowFilterThenDetail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm := start(t, options(normalised{e.st}, nil))
+	o := options(normalised{e.st}, nil)
+	clip := &bytes.Buffer{}
+	o.Output = clip
+	tm := start(t, o)
 	waitText(t, tm, "data as of")
 	press(tm, "/")
 	tm.Type(want.Slug)
 	press(tm, "enter", "enter")
 	waitText(t, tm, "runs / hour", "Step (node)")
+	press(tm, "y")
+	waitText(t, tm, "copied "+want.WorkflowID)
 	view := quitAndView(t, tm)
+	// y wrote the id to the clipboard through OSC 52.
+	osc := "\x1b]52;c;" + base64.StdEncoding.EncodeToString([]byte(want.WorkflowID))
+	if !strings.Contains(clip.String(), osc) {
+		t.Fatalf("no OSC 52 copy of %s in %q", want.WorkflowID, clip.String())
+	}
 	if !strings.Contains(view, want.WorkflowID) || !strings.Contains(view, want.Name) {
 		t.Fatalf("detail of %s (%s) not shown:\n%s", want.Name, want.WorkflowID, view)
 	}
@@ -219,4 +232,42 @@ func TestFlowDatabaseRestart(t *testing.T) {
 			t.Fatalf("still reconnecting after the server came back:\n%s", view)
 		}
 	})
+}
+
+// TestFlowInstallWithoutPrivileges: a role that may not create the objects
+// is told why and what to do, and nothing is installed.
+func TestFlowInstallWithoutPrivileges(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	generate(t, db)
+	role := "tui_viewer_" + db.Name
+	exec(t, db, "create role "+pgx.Identifier{role}.Sanitize()+" login password 'tui-test-secret'")
+	t.Cleanup(func() {
+		_, _ = db.Pool.Exec(context.Background(), "drop owned by "+pgx.Identifier{role}.Sanitize())
+	})
+	pool, err := pgxpool.New(ctxT(t), db.Srv.UserDSN(db.Name, role, "tui-test-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	in := install.New(pool, schema)
+	st := store.New(pool, nil, store.Options{Schema: schema})
+	tm := start(t, options(normalised{st}, in))
+	waitText(t, tm, "Install now?")
+	press(tm, "y")
+	waitText(t, tm, "install failed", "y retries")
+	view := quitAndView(t, tm)
+	if testing.Verbose() {
+		t.Log("\n" + view)
+	}
+	if !strings.Contains(view, "meshtop_reader") {
+		t.Fatalf("no advice on what to grant:\n%s", view)
+	}
+	if strings.Contains(view, "tui-test-secret") {
+		t.Fatal("the password appears on screen")
+	}
+	ok, err := install.New(db.Pool, schema).Installed(ctxT(t))
+	if err != nil || ok {
+		t.Fatalf("Installed() = %v, %v after a refused install", ok, err)
+	}
 }

@@ -2,10 +2,12 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"github.com/meshtop/meshtop/data/install"
 )
@@ -122,7 +124,9 @@ func (im *installModel) view(c *common, width, height int) string {
 		out = append(out, st.Muted.Render("checking preconditions…"))
 		return strings.Join(out, "\n")
 	}
-	out = append(out, "Installing:")
+	if len(im.steps) > 0 || im.state == installRunning {
+		out = append(out, "Installing:")
+	}
 	for _, s := range im.steps {
 		switch {
 		case s.Err != nil:
@@ -135,8 +139,14 @@ func (im *installModel) view(c *common, width, height int) string {
 	}
 	if im.state == installFailed && im.err != nil {
 		out = append(out, "")
-		out = append(out, st.Error.Render(fit("install failed: "+oneLine(im.err.Error()), width)))
-		out = append(out, st.Muted.Render("y retries · q quits"))
+		wrap := lipgloss.NewStyle().Width(width - 2)
+		out = append(out, st.Error.Render(wrap.Render("install failed: "+oneLine(im.err.Error()))))
+		var pe *install.PreconditionError
+		if errors.As(im.err, &pe) && pe.Kind == "privileges" {
+			out = append(out, "", wrap.Render("Connect as the database owner (on Supabase the postgres role) to install, "+
+				"or have it run `meshtop install`; afterwards grant meshtop_reader (and meshtop_refresher to refresh) to this role."))
+		}
+		out = append(out, "", st.Muted.Render("y retries · q quits"))
 	}
 	return strings.Join(out, "\n")
 }

@@ -291,9 +291,16 @@ func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 		return b.String()
 	}
 	if len(o.rows) == 0 {
-		if len(o.data.Workflows) == 0 {
+		switch {
+		case len(o.data.Workflows) == 0 && o.data.DataAsOf == nil:
+			hint := "press tab for the refresh console, then R"
+			if c.opts.ReadOnly {
+				hint = "run `meshtop refresh` or `meshtop schedule --every 1m` (this dashboard is read-only)"
+			}
+			line(st.Warn.Render("the metrics views have not been refreshed yet: " + hint))
+		case len(o.data.Workflows) == 0:
 			line(st.Muted.Render("no workflow definitions in this database"))
-		} else {
+		default:
 			line(st.Muted.Render(fmt.Sprintf("no workflow matches %q", o.filter.Value())))
 		}
 	}

@@ -1,0 +1,103 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+type sqlStateErr string
+
+func (e sqlStateErr) Error() string    { return "server error " + string(e) }
+func (e sqlStateErr) SQLState() string { return string(e) }
+
+func TestIsConnErr(t *testing.T) {
+	conn := []error{
+		&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED},
+		fmt.Errorf("reading the overview: %w", io.ErrUnexpectedEOF),
+		fmt.Errorf("reading: %w", sqlStateErr("57P01")),
+		sqlStateErr("08006"),
+		errors.New("failed to connect to `user=postgres database=x`: dial error"),
+	}
+	for _, err := range conn {
+		if !isConnErr(err) {
+			t.Errorf("isConnErr(%v) = false, want true", err)
+		}
+	}
+	query := []error{
+		nil,
+		context.Canceled,
+		sqlStateErr("42501"),
+		fmt.Errorf("reading: %w", sqlStateErr("55P03")),
+		errors.New("canceling statement due to lock timeout"),
+	}
+	for _, err := range query {
+		if isConnErr(err) {
+			t.Errorf("isConnErr(%v) = true, want false", err)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	for i, w := range want {
+		w = min(w, maxBackoff)
+		if got := backoff(i + 1); got != w {
+			t.Errorf("backoff(%d) = %v, want %v", i+1, got, w)
+		}
+	}
+}
+
+// A tick from an older loop (before an interval change or a pause) is
+// dropped, so the poll loop never doubles.
+func TestStalePollTickIsDropped(t *testing.T) {
+	m := syntheticModel(10)
+	m.started = true
+	cmd := m.rearmPoll() // loop 1
+	if cmd == nil {
+		t.Fatal("rearmPoll returned no tick")
+	}
+	old := m.tickSeq
+	m.rearmPoll() // loop 2 replaces loop 1
+	nm, cmd := m.Update(PollTickMsg{Seq: old})
+	if cmd != nil {
+		t.Fatal("a stale tick started reads and another tick")
+	}
+	m = nm.(Model)
+	if m.overviewBusy {
+		t.Fatal("a stale tick started a read")
+	}
+	if _, cmd := m.Update(PollTickMsg{Seq: m.tickSeq}); cmd == nil {
+		t.Fatal("the current tick did not poll")
+	}
+}
+
+func TestDownsample(t *testing.T) {
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	to := from.Add(24 * time.Hour)
+	var pts []store.HourlyPoint
+	for h := 0; h < 24; h++ {
+		p := store.HourlyPoint{Hour: from.Add(time.Duration(h) * time.Hour), Succeeded: 10, P95Ms: ptr(float64(h))}
+		if h >= 12 {
+			p.Succeeded, p.Failed = 5, 5
+		}
+		pts = append(pts, p)
+	}
+	succ, p95 := downsample(pts, from, to, 4)
+	if succ[0] != 1 || succ[1] != 1 {
+		t.Errorf("first half success = %v, want full bars", succ[:2])
+	}
+	if succ[2] >= succ[0] || succ[3] >= succ[0] {
+		t.Errorf("second half success %v not below the first %v", succ[2:], succ[:2])
+	}
+	if p95[3] != 23 || p95[0] != 5 {
+		t.Errorf("p95 buckets = %v, want the worst hour of each (5 … 23)", p95)
+	}
+}
