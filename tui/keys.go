@@ -90,12 +90,3 @@ func (k keyMap) fullHelp() [][]key.Binding {
 		{k.LogUp, k.LogDown, k.Help, k.Quit},
 	}
 }
-
-// helpKeyMap adapts the key map to bubbles/help's KeyMap for one screen.
-type helpKeyMap struct {
-	k keyMap
-	s screen
-}
-
-func (h helpKeyMap) ShortHelp() []key.Binding  { return h.k.shortHelp(h.s) }
-func (h helpKeyMap) FullHelp() [][]key.Binding { return h.k.fullHelp() }

@@ -1,8 +1,6 @@
 package tui
 
 import (
-	"time"
-
 	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/store"
 )
@@ -50,12 +48,6 @@ type PollTickMsg struct{ Seq int }
 
 // WatchTickMsg advances the elapsed time of a watched refresh.
 type WatchTickMsg struct{ Seq int }
-
-// RefreshStartedMsg says this meshtop asked for a refresh.
-type RefreshStartedMsg struct {
-	View string // "" = all
-	At   time.Time
-}
 
 // RefreshFinishedMsg is the result of a refresh this meshtop asked for.
 type RefreshFinishedMsg struct {
