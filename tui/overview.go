@@ -100,16 +100,17 @@ func (o *overviewModel) apply() {
 		}
 	}
 	col, desc := o.sortCol, o.sortDesc
-	slices.SortStableFunc(o.rows, func(a, b int) int {
-		c := compareBy(&ws[a], &ws[b], col, o.data.RunningNow)
-		if desc {
-			c = -c
-		}
-		if c != 0 {
-			return c
-		}
-		return cmp.Or(cmp.Compare(ws[a].Name, ws[b].Name), cmp.Compare(ws[a].Version, ws[b].Version), cmp.Compare(ws[a].WorkflowID, ws[b].WorkflowID))
-	})
+	slices.SortFunc(o.rows, // a total order: ties end at the unique id
+		func(a, b int) int {
+			c := compareBy(&ws[a], &ws[b], col, o.data.RunningNow)
+			if desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+			return cmp.Or(cmp.Compare(ws[a].Name, ws[b].Name), cmp.Compare(ws[a].Version, ws[b].Version), cmp.Compare(ws[a].WorkflowID, ws[b].WorkflowID))
+		})
 	o.totals = o.computeTotals()
 	o.sel = 0
 	if o.selID != "" {

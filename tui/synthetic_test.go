@@ -90,3 +90,19 @@ func BenchmarkOverviewView10k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOverviewPoll10k is the frame after a poll: new data is filtered,
+// sorted and totalled, and the visible rows' sparklines are drawn afresh.
+func BenchmarkOverviewPoll10k(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("workflows=%d", n), func(b *testing.B) {
+			m := syntheticModel(n)
+			ov := m.ov.data
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m.ov.setData(ov)
+				_ = m.View()
+			}
+		})
+	}
+}
