@@ -229,6 +229,12 @@ BEGIN
     RETURNING g.* INTO v_log;
   END;
 
+  -- Hand the guard over to this transaction before releasing the session
+  -- lock: it is held until COMMIT, so no second refresh starts (and queues
+  -- on the view lock this transaction still holds) and refresh_log_v does
+  -- not read the finishing attempt as 'interrupted' in between. Re-taking
+  -- a lock this session holds never waits.
+  PERFORM pg_catalog.pg_advisory_xact_lock(1835365224, @schema@.guard_key(v_log.view_name));
   PERFORM pg_catalog.pg_advisory_unlock(1835365224, @schema@.guard_key(v_log.view_name));
   PERFORM pg_catalog.set_config('synchronous_commit', 'on', true);
   PERFORM @schema@.notify(v_log);
