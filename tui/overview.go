@@ -217,27 +217,60 @@ func (o *overviewModel) scrollTo(rowsH int) {
 	}
 }
 
-// tableLayout is the column widths for a terminal width.
+// tableLayout is the column widths for a terminal width; a width of 0
+// hides a column.
 type tableLayout struct {
 	name   int
+	w      [numSortable]int
 	sparks bool
 }
 
+// layoutFor gives the name column what is left; on narrow terminals the
+// sparklines go first, then avg and p50, so the name stays readable.
 func layoutFor(width int) tableLayout {
-	fixed := 0
-	for _, w := range columnWidths[1:] {
-		fixed += w + 1
+	l := tableLayout{w: columnWidths, sparks: true}
+	sum := func() int {
+		n := 0
+		for _, w := range l.w[1:] {
+			if w > 0 {
+				n += w + 1
+			}
+		}
+		return n
 	}
-	l := tableLayout{sparks: true}
-	l.name = width - fixed - 2*(sparkWidth+1)
+	l.name = width - sum() - 2*(sparkWidth+1)
 	if l.name < minNameWidth {
 		l.sparks = false
-		l.name = width - fixed
+		l.name = width - sum()
 	}
-	if l.name < 8 {
-		l.name = 8
+	for _, c := range []column{colAvg, colP50} {
+		if l.name >= 20 {
+			break
+		}
+		l.w[c] = 0
+		l.name = width - sum()
 	}
+	l.name = max(8, l.name)
 	return l
+}
+
+// cells joins a row's cells by the layout: text per column, left-aligned
+// for name and project, right-aligned otherwise.
+func (l tableLayout) cells(text [numSortable]string) string {
+	var b strings.Builder
+	b.WriteString(fit(text[colName], l.name))
+	for c := colProject; c < numSortable; c++ {
+		if l.w[c] == 0 {
+			continue
+		}
+		b.WriteByte(' ')
+		if c == colProject {
+			b.WriteString(fit(text[c], l.w[c]))
+		} else {
+			b.WriteString(fitRight(text[c], l.w[c]))
+		}
+	}
+	return b.String()
 }
 
 // view renders the table into exactly height lines. Only rows in the
@@ -264,24 +297,19 @@ func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 	}
 	// Header.
 	var hb strings.Builder
+	var titles [numSortable]string
 	for i := column(0); i < numSortable; i++ {
-		title := columnTitles[i]
+		titles[i] = columnTitles[i]
 		if i == o.sortCol {
 			if o.sortDesc {
-				title += "↓"
+				titles[i] += "↓"
 			} else {
-				title += "↑"
+				titles[i] += "↑"
 			}
 		}
-		w := columnWidths[i]
-		if i == colName {
-			hb.WriteString(fit("  "+title, lay.name))
-		} else if i == colProject {
-			hb.WriteString(" " + fit(title, w))
-		} else {
-			hb.WriteString(" " + fitRight(title, w))
-		}
 	}
+	titles[colName] = "  " + titles[colName]
+	hb.WriteString(lay.cells(titles))
 	if lay.sparks {
 		hb.WriteString(" " + fit("Success", sparkWidth) + " " + fit("p95", sparkWidth))
 	}
@@ -363,19 +391,11 @@ func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, now t
 	if w.Status == "archived" {
 		name += " [archived]"
 	}
-	cells := []string{
-		fit(name, lay.name),
-		" " + fit(w.ProjectName, columnWidths[colProject]),
-		" " + fitRight(fmtCount(w.Runs), columnWidths[colRuns]),
-		" " + fitRight(fmt.Sprint(o.data.RunningNow[w.WorkflowID]), columnWidths[colRunning]),
-		" " + fitRight(fmtPct(w.SuccessRate), columnWidths[colSuccess]),
-		" " + fitRight(fmtPct(w.FailureRate), columnWidths[colFailure]),
-		" " + fitRight(fmtMs(w.P50Ms), columnWidths[colP50]),
-		" " + fitRight(fmtMs(w.P95Ms), columnWidths[colP95]),
-		" " + fitRight(fmtMs(w.AvgMs), columnWidths[colAvg]),
-		" " + fitRight(fmtAgoShort(w.LastFailureAt, now), columnWidths[colLastFailure]),
-	}
-	return strings.Join(cells, "")
+	return lay.cells([numSortable]string{
+		name, w.ProjectName, fmtCount(w.Runs), fmt.Sprint(o.data.RunningNow[w.WorkflowID]),
+		fmtPct(w.SuccessRate), fmtPct(w.FailureRate), fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtMs(w.AvgMs),
+		fmtAgoShort(w.LastFailureAt, now),
+	})
 }
 
 // fmtAgoShort is fmtAgo without the " ago" when space is short.
@@ -420,19 +440,10 @@ func (o *overviewModel) computeTotals() totals {
 func (o *overviewModel) totalsText(lay tableLayout, now time.Time) string {
 	t := o.totals
 	label := fmt.Sprintf("  Σ %d/%d workflows", len(o.rows), len(o.data.Workflows))
-	cells := []string{
-		fit(label, lay.name),
-		" " + fit("", columnWidths[colProject]),
-		" " + fitRight(fmtCount(t.runs), columnWidths[colRuns]),
-		" " + fitRight(fmt.Sprint(t.running), columnWidths[colRunning]),
-		" " + fitRight(fmtPct(t.sr), columnWidths[colSuccess]),
-		" " + fitRight(fmtPct(t.fr), columnWidths[colFailure]),
-		" " + fitRight(dash, columnWidths[colP50]),
-		" " + fitRight(dash, columnWidths[colP95]),
-		" " + fitRight(fmtMs(t.avg), columnWidths[colAvg]),
-		" " + fitRight(fmtAgoShort(t.last, now), columnWidths[colLastFailure]),
-	}
-	return strings.Join(cells, "")
+	return lay.cells([numSortable]string{
+		label, "", fmtCount(t.runs), fmt.Sprint(t.running), fmtPct(t.sr), fmtPct(t.fr),
+		dash, dash, fmtMs(t.avg), fmtAgoShort(t.last, now),
+	})
 }
 
 func (o *overviewModel) asOfLine(c *common, now time.Time) string {
