@@ -88,8 +88,15 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 	var out []string
 
 	// Views table.
-	out = append(out, st.Header.Render(fmt.Sprintf("  %-26s %-4s %7s %9s %-20s %8s %8s %-11s %s",
-		"View", "Pop.", "Rows", "Size", "Last refresh (lag)", "Last", "Median", "Status", "Recent")))
+	// Below 110 columns the size, median and sparkline give way.
+	wide := width >= 110
+	if wide {
+		out = append(out, st.Header.Render(fmt.Sprintf("  %-26s %-4s %7s %9s %-20s %8s %8s %-11s %s",
+			"View", "Pop.", "Rows", "Size", "Last refresh (lag)", "Last", "Median", "Status", "Recent")))
+	} else {
+		out = append(out, st.Header.Render(fmt.Sprintf("  %-26s %7s %-20s %8s %s",
+			"View", "Rows", "Last refresh (lag)", "Last", "Status")))
+	}
 	for i, v := range cs.views {
 		mark := "  "
 		if i == cs.sel {
@@ -113,13 +120,21 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 		if status == "" {
 			status = dash
 		}
-		text := fmt.Sprintf("%s%-26s %-4s %7s %9s %-20s %8s %8s %-11s",
-			mark, fit(v.Name, 26), pop, fmtCount(v.Rows), fmtBytes(v.SizeBytes), fit(last, 20),
-			fmtMs(v.LastDurationMs), fmtMs(v.MedianDurationMs), fit(status, 11))
 		style := statusStyle(st, status)
 		if i == cs.sel {
 			style = st.Selected.Inherit(style)
 		}
+		if !wide {
+			if !v.Populated {
+				status = "unpopulated"
+			}
+			out = append(out, style.Render(fmt.Sprintf("%s%-26s %7s %-20s %8s %s",
+				mark, fit(v.Name, 26), fmtCount(v.Rows), fit(last, 20), fmtMs(v.LastDurationMs), status)))
+			continue
+		}
+		text := fmt.Sprintf("%s%-26s %-4s %7s %9s %-20s %8s %8s %-11s",
+			mark, fit(v.Name, 26), pop, fmtCount(v.Rows), fmtBytes(v.SizeBytes), fit(last, 20),
+			fmtMs(v.LastDurationMs), fmtMs(v.MedianDurationMs), fit(status, 11))
 		sw := max(8, min(16, width-lipgloss.Width(text)-1))
 		sp := sparkline.New(sw, 1, sparkline.WithStyle(st.Accent))
 		sp.PushAll(v.RecentDurationsMs)
@@ -139,8 +154,15 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 	out = append(out, "")
 
 	// Log.
-	out = append(out, st.Header.Render(fmt.Sprintf("%-8s %-27s %-19s %10s %9s %-11s %-8s %s",
-		"Log id", "View", "Started", "Duration", "Rows", "State", "PID", "By / error")))
+	logFmt := "%-8d %-27s %-19s %10s %9s %-11s %-8d %s"
+	if wide {
+		out = append(out, st.Header.Render(fmt.Sprintf("%-8s %-27s %-19s %10s %9s %-11s %-8s %s",
+			"Log id", "View", "Started", "Duration", "Rows", "State", "PID", "By / error")))
+	} else {
+		logFmt = "%-6d %-26s %-8s %8s %7s %-9s %s"
+		out = append(out, st.Header.Render(fmt.Sprintf("%-6s %-26s %-8s %8s %7s %-9s %s",
+			"Log id", "View", "Started", "Duration", "Rows", "State", "By / error")))
+	}
 	rows := height - len(out)
 	if cs.logOff > max(0, len(cs.log)-rows) {
 		cs.logOff = max(0, len(cs.log)-rows)
@@ -161,8 +183,14 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 		if e.Error != "" {
 			by = e.Error
 		}
-		text := fmt.Sprintf("%-8d %-27s %-19s %10s %9s %-11s %-8d %s",
-			e.ID, fit(e.View, 27), e.StartedAt.UTC().Format("01-02 15:04:05"), fmtMs(e.DurationMs), rowsTxt, e.Status, e.PID, by)
+		var text string
+		if wide {
+			text = fmt.Sprintf(logFmt, e.ID, fit(e.View, 27), e.StartedAt.UTC().Format("01-02 15:04:05"),
+				fmtMs(e.DurationMs), rowsTxt, e.Status, e.PID, by)
+		} else {
+			text = fmt.Sprintf(logFmt, e.ID, fit(e.View, 26), e.StartedAt.UTC().Format("15:04:05"),
+				fmtMs(e.DurationMs), rowsTxt, e.Status, by)
+		}
 		out = append(out, statusStyle(st, e.Status).Render(fit(text, width)))
 	}
 	return strings.Join(out, "\n")

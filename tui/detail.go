@@ -139,11 +139,13 @@ func (d *detailModel) view(c *common, width, height int) string {
 	var out []string
 	title := fmt.Sprintf("%s (%s v%d) · %s · %s", w.Name, w.Slug, w.Version, w.ProjectName, w.Status)
 	out = append(out, st.Title.Render(title)+st.Muted.Render("  id "+w.WorkflowID))
-	out = append(out, fmt.Sprintf("window %s  runs %s  running %d  succeeded %d  failed %d  canceled %d  success %s  failure %s",
-		w.Window, fmtCount(w.Runs), w.Running, w.Succeeded, w.Failed, w.Canceled, fmtPct(w.SuccessRate), fmtPct(w.FailureRate)))
-	out = append(out, fmt.Sprintf("duration  p50 %s  p95 %s  p99 %s  avg %s  min %s  max %s  · run time %s · last failure %s",
+	// The numbers wrap on narrow terminals rather than being cut.
+	wrap := lipgloss.NewStyle().Width(width)
+	out = append(out, wrap.Render(fmt.Sprintf("window %s  runs %s  running %d  succeeded %d  failed %d  canceled %d  success %s  failure %s",
+		w.Window, fmtCount(w.Runs), w.Running, w.Succeeded, w.Failed, w.Canceled, fmtPct(w.SuccessRate), fmtPct(w.FailureRate))))
+	out = append(out, wrap.Render(fmt.Sprintf("duration  p50 %s  p95 %s  p99 %s  avg %s  min %s  max %s  · run time %s · last failure %s",
 		fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtMs(w.P99Ms), fmtMs(w.AvgMs), fmtMs(w.MinMs), fmtMs(w.MaxMs),
-		fmtDur(time.Duration(w.ResourceSeconds*float64(time.Second))), fmtAgo(w.LastFailureAt, now)))
+		fmtDur(time.Duration(w.ResourceSeconds*float64(time.Second))), fmtAgo(w.LastFailureAt, now))))
 	out = append(out, "")
 	cw := chartWidth(width)
 	titles := []string{"runs / hour", "success rate %", "p95 duration (s)"}
