@@ -219,6 +219,11 @@ func TestFlowDatabaseRestart(t *testing.T) {
 	t.Run("recovers", func(t *testing.T) {
 		tm := start(t, o)
 		waitText(t, tm, "data as of")
+		// Filter, sort and window survive the reconnect.
+		press(tm, "/")
+		tm.Type("slack")
+		press(tm, "enter", "s", "3")
+		waitText(t, tm, "window 7d · sorted by p50")
 		if err := srv.StopServer(ctx, "immediate"); err != nil {
 			t.Fatal(err)
 		}
@@ -230,6 +235,11 @@ func TestFlowDatabaseRestart(t *testing.T) {
 		view := quitAndView(t, tm)
 		if strings.Contains(view, "reconnecting (attempt") {
 			t.Fatalf("still reconnecting after the server came back:\n%s", view)
+		}
+		for _, kept := range []string{"/slack", "[7d]", "window 7d · sorted by p50"} {
+			if !strings.Contains(view, kept) {
+				t.Fatalf("%q lost across the reconnect:\n%s", kept, view)
+			}
 		}
 	})
 }

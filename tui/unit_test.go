@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -99,5 +100,24 @@ func TestDownsample(t *testing.T) {
 	}
 	if p95[3] != 23 || p95[0] != 5 {
 		t.Errorf("p95 buckets = %v, want the worst hour of each (5 … 23)", p95)
+	}
+}
+
+func TestLagBadgeThresholds(t *testing.T) {
+	m := syntheticModel(3)
+	m.c.opts.LagWarn, m.c.opts.LagCrit = time.Minute, 10*time.Minute
+	for _, c := range []struct {
+		lag  *time.Duration
+		want string
+	}{
+		{ptr(30 * time.Second), "lag 30s ok"},
+		{ptr(2 * time.Minute), "lag 2m00s warn"},
+		{ptr(time.Hour), "lag 1h00m crit"},
+		{nil, "lag: never refreshed"},
+	} {
+		m.views = []store.ViewStatus{{Name: "mv_workflow_metrics", Populated: c.lag != nil, Lag: c.lag}}
+		if got := m.lagBadge(); !strings.Contains(got, c.want) {
+			t.Errorf("lag %v: badge %q, want %q", c.lag, got, c.want)
+		}
 	}
 }
