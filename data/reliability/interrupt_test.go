@@ -64,7 +64,8 @@ func (i injection) String() string {
 type faultEnv struct {
 	t      *testing.T
 	ctx    context.Context
-	pool   *pgxpool.Pool
+	pool   *pgxpool.Pool // the test's own queries
+	spool  *pgxpool.Pool // the store's: a pid we interrupt is never one of ours
 	dsn    string
 	srv    *pgserver.Server
 	schema string
@@ -90,7 +91,15 @@ func newFaultEnv(t *testing.T, ctx context.Context, pool *pgxpool.Pool, dsn stri
 	if err := e.inst.SetClock(ctx, &e.clock); err != nil {
 		t.Fatalf("pinning the clock: %v", err)
 	}
-	e.st = store.New(pool, nil, store.Options{Schema: e.schema, QueryTimeout: 30 * time.Second, RefreshTimeout: 5 * time.Minute})
+	// The store gets a pool of its own: when a refresh finishes just before
+	// the interruption, its backend goes back to the pool, and a cancel or
+	// terminate must not then hit one of the test's own queries.
+	e.spool, err = pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.spool.Close)
+	e.st = store.New(e.spool, nil, store.Options{Schema: e.schema, QueryTimeout: 30 * time.Second, RefreshTimeout: 5 * time.Minute})
 	return e
 }
 
@@ -228,7 +237,7 @@ func (e *faultEnv) inject(inj injection) bool {
 
 	st := e.st
 	if inj.kind == kindStatementTimeout {
-		st = store.New(e.pool, nil, store.Options{Schema: e.schema, QueryTimeout: 30 * time.Second, RefreshTimeout: 150 * time.Millisecond})
+		st = store.New(e.spool, nil, store.Options{Schema: e.schema, QueryTimeout: 30 * time.Second, RefreshTimeout: 150 * time.Millisecond})
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer rcancel()
@@ -316,6 +325,7 @@ func (e *faultEnv) inject(inj injection) bool {
 				// It may have finished already: a miss, not a failure.
 				select {
 				case <-done:
+					e.spool.Reset()
 					return false
 				default:
 					t.Fatalf("%s: %v", inj, err)
@@ -346,6 +356,7 @@ func (e *faultEnv) inject(inj injection) bool {
 			t.Fatalf("%s: %v", inj, err)
 		}
 		e.pool.Reset()
+		e.spool.Reset()
 	}
 	var o outcome
 	select {
@@ -361,7 +372,10 @@ func (e *faultEnv) inject(inj injection) bool {
 		t.Fatal(err)
 	}
 	if row.Status == "ok" && inj.point == pointCompute {
-		return false // finished before the interruption arrived
+		// Finished before the interruption arrived, which then hit an idle
+		// (or, terminated, a dead) connection of the store's pool.
+		e.spool.Reset()
+		return false
 	}
 	wantState, wantErr := "failed", ""
 	switch inj.kind {
