@@ -249,23 +249,25 @@ $meshtop$;
 -- block.
 CREATE PROCEDURE @schema@.refresh(p_view text DEFAULT NULL, p_wait boolean DEFAULT false)
 LANGUAGE plpgsql SECURITY INVOKER
+-- No SET search_path (a procedure with one cannot COMMIT): every name and
+-- operator below is qualified, so a caller's search_path cannot redirect it.
 AS $meshtop$
 DECLARE
   v text;
   v_id bigint;
   v_status text;
 BEGIN
-  IF p_view IS NOT NULL AND NOT (p_view = ANY (@schema@.view_names())) THEN
+  IF p_view IS NOT NULL AND NOT (p_view OPERATOR(pg_catalog.=) ANY (@schema@.view_names())) THEN
     RAISE EXCEPTION 'unknown view %; meshtop refreshes %', p_view,
       pg_catalog.array_to_string(@schema@.view_names(), ', ')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   FOREACH v IN ARRAY @schema@.view_names() LOOP
-    CONTINUE WHEN p_view IS NOT NULL AND v <> p_view;
+    CONTINUE WHEN p_view IS NOT NULL AND v OPERATOR(pg_catalog.<>) p_view;
     v_id := @schema@.refresh_begin(v, p_wait);
     COMMIT;
-    SELECT g.status INTO v_status FROM @schema@.refresh_log g WHERE g.id = v_id;
-    IF v_status = 'running' THEN
+    SELECT g.status INTO v_status FROM @schema@.refresh_log g WHERE g.id OPERATOR(pg_catalog.=) v_id;
+    IF v_status OPERATOR(pg_catalog.=) 'running' THEN
       PERFORM @schema@.refresh_run(v_id);
       COMMIT;
     END IF;
