@@ -938,13 +938,10 @@ func exactLines(s string, h, w int) []string {
 
 func (m Model) headerView() string {
 	st := m.c.styles
-	parts := []string{st.Title.Render("meshtop")}
-	target := m.c.opts.Target
+	var target, server string
+	target = m.c.opts.Target
 	if target == "" && m.server != nil {
 		target = fmt.Sprintf("%s:%d/%s", m.server.Host, m.server.Port, m.server.Database)
-	}
-	if target != "" {
-		parts = append(parts, target)
 	}
 	if m.server != nil {
 		role := "primary"
@@ -954,7 +951,7 @@ func (m Model) headerView() string {
 				role += " (replay lag " + fmtDur(*m.server.ReplicationLag) + ")"
 			}
 		}
-		parts = append(parts, "PG "+m.server.Version+" "+role)
+		server = "PG " + m.server.Version + " " + role
 	}
 	var wins []string
 	for _, w := range store.Windows {
@@ -964,14 +961,27 @@ func (m Model) headerView() string {
 			wins = append(wins, st.WinPassive.Render(" "+string(w)+" "))
 		}
 	}
-	parts = append(parts, strings.Join(wins, ""))
-	parts = append(parts, m.lagBadge())
 	poll := "every " + fmtDur(m.interval)
 	if m.paused {
 		poll = "paused"
 	}
-	parts = append(parts, st.Muted.Render(poll))
-	return fit(strings.Join(parts, st.Muted.Render(" │ ")), m.width)
+	// On a narrow terminal the server version goes first, then the target:
+	// the window, the lag badge and the poll state always show.
+	sep := st.Muted.Render(" │ ")
+	for drop := 0; ; drop++ {
+		parts := []string{st.Title.Render("meshtop")}
+		if target != "" && drop < 2 {
+			parts = append(parts, target)
+		}
+		if server != "" && drop < 1 {
+			parts = append(parts, server)
+		}
+		parts = append(parts, strings.Join(wins, ""), m.lagBadge(), st.Muted.Render(poll))
+		h := strings.Join(parts, sep)
+		if ansi.StringWidth(h) <= m.width || drop >= 2 {
+			return fit(h, m.width)
+		}
+	}
 }
 
 // lagBadge is the worst refresh lag of the views, coloured by LagWarn and
