@@ -1,6 +1,7 @@
 package tui_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -169,5 +170,24 @@ func waitListening(t *testing.T, e env) {
 			t.Fatal("the dashboard never started listening")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestConsoleShowsCronSchedule: with pg_cron the console shows meshtop's
+// job, its interval and its next run.
+func TestConsoleShowsCronSchedule(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewCronDatabase(t), true)
+	exec(t, e.db, "create extension pg_cron")
+	sc, err := e.st.SetSchedule(ctxT(t), 5*time.Minute)
+	if err != nil {
+		t.Fatalf("scheduling: %v", err)
+	}
+	t.Cleanup(func() { _ = e.st.Unschedule(context.Background()) })
+	tm := openConsole(t, e)
+	view := quitAndView(t, tm)
+	want := fmt.Sprintf("schedule: pg_cron job %d, every 5m00s (%s)", sc.JobID, sc.Schedule)
+	if !strings.Contains(view, want) || !strings.Contains(view, "next run") {
+		t.Fatalf("want %q and the next run in:\n%s", want, view)
 	}
 }
