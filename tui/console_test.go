@@ -186,7 +186,7 @@ func TestConsoleShowsCronSchedule(t *testing.T) {
 	t.Cleanup(func() { _ = e.st.Unschedule(context.Background()) })
 	tm := openConsole(t, e)
 	view := quitAndView(t, tm)
-	want := fmt.Sprintf("schedule: pg_cron job %d, every 5m00s (%s)", sc.JobID, sc.Schedule)
+	want := fmt.Sprintf("schedule: pg_cron job %d, every 5m (%s)", sc.JobID, sc.Schedule)
 	if !strings.Contains(view, want) || !strings.Contains(view, "next run") {
 		t.Fatalf("want %q and the next run in:\n%s", want, view)
 	}
