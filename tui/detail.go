@@ -95,11 +95,14 @@ func drawChart(pts []tslc.TimePoint, from, to time.Time, ymin, ymax float64, w i
 }
 
 func timeLabel(w store.Window) linechart.LabelFormatter {
-	layout := "15:04"
+	// Labels sit every few columns, each column being a fraction of an hour
+	// (or of a day): rounding to the hour (day) reads better and is off by
+	// less than a column.
+	layout, unit := "15:04", time.Hour
 	if w.Duration() > 24*time.Hour {
-		layout = "01/02"
+		layout, unit = "01/02", 24*time.Hour
 	}
-	return func(_ int, v float64) string { return time.Unix(int64(v), 0).UTC().Format(layout) }
+	return func(_ int, v float64) string { return time.Unix(int64(v), 0).UTC().Round(unit).Format(layout) }
 }
 
 func trimFloat(v float64) string {
