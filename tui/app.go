@@ -329,6 +329,23 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case tea.KeyMsg:
+		// Keys typed quickly (or batched by a slow SSH link) arrive as one
+		// message of several runes; outside text input each is a command.
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && !m.ov.filtering {
+			var cmds []tea.Cmd
+			var cur tea.Model = m
+			for _, r := range msg.Runes {
+				mm, ok := cur.(Model)
+				if !ok {
+					break
+				}
+				// After a '/', handleKey sends the rest to the filter.
+				var cmd tea.Cmd
+				cur, cmd = mm.handleKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+				cmds = append(cmds, cmd)
+			}
+			return cur, tea.Batch(cmds...)
+		}
 		return m.handleKey(msg)
 
 	case InstalledCheckedMsg:

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
+
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -119,5 +121,19 @@ func TestLagBadgeThresholds(t *testing.T) {
 		if got := m.lagBadge(); !strings.Contains(got, c.want) {
 			t.Errorf("lag %v: badge %q, want %q", c.lag, got, c.want)
 		}
+	}
+}
+
+// Runes that arrive together (fast typing, a slow SSH link) are separate
+// commands; after a '/' they are the filter text.
+func TestBatchedRunesAreSeparateKeys(t *testing.T) {
+	m := syntheticModel(50)
+	nm, _ := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("p3/workflow 4")})
+	m = nm.(Model)
+	if !m.paused || m.window != store.Window7d {
+		t.Fatalf("paused %v, window %s: want paused and 7d", m.paused, m.window)
+	}
+	if !m.ov.filtering || m.ov.filter.Value() != "workflow 4" {
+		t.Fatalf("filtering %v with %q, want the rest as filter text", m.ov.filtering, m.ov.filter.Value())
 	}
 }
