@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"strings"
 	"syscall"
 
@@ -213,17 +212,24 @@ func parseReason(err error) string {
 		}
 	}
 	if inner := pc.Unwrap(); inner != nil {
-		reason += ": " + quotedFragment.ReplaceAllStringFunc(inner.Error(), func(q string) string {
-			if len(q) <= 3 {
-				return q
-			}
-			return `"…"`
-		})
+		reason += ": " + elideQuoted(inner.Error())
 	}
 	return reason
 }
 
-var quotedFragment = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`")
+// elideQuoted replaces everything from the first quote character to the
+// last one with "…" (unless that span is at most one character quoted).
+// Quoted fragments of a DSN can hold the password, and they are not always
+// %q-escaped: "pw@ \" (a raw backslash before the closing quote) fooled a
+// per-fragment pattern, so the whole span goes.
+func elideQuoted(s string) string {
+	first := strings.IndexAny(s, "\"`")
+	last := strings.LastIndexAny(s, "\"`")
+	if first < 0 || last-first+1 <= 3 {
+		return s
+	}
+	return s[:first] + `"…"` + s[last+1:]
+}
 
 // lastPart returns the text after the last ": " of an error chain.
 func lastPart(msg string) string {
