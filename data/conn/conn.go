@@ -23,8 +23,11 @@ type DSNError struct {
 	Err    error
 }
 
+// Error never quotes the connection string: pgx's own message does, and its
+// masking stops at a space, so a password typed with an unquoted space in
+// key/value form showed its tail (found by FuzzDSNErrorsHidePassword).
 func (e *DSNError) Error() string {
-	return fmt.Sprintf("parsing the connection string from %s: %s", e.Source, Redact(e.Err.Error()))
+	return fmt.Sprintf("parsing the connection string from %s: %s", e.Source, parseReason(e.Err))
 }
 
 func (e *DSNError) Unwrap() error { return e.Err }
