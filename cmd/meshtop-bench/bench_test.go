@@ -81,6 +81,18 @@ PASS`
 	}
 }
 
+func TestBenchmarkFamilies(t *testing.T) {
+	for name, want := range map[string]string{
+		"BenchmarkOverviewView10k/workflows=1000":  "BenchmarkOverviewView10k",
+		"BenchmarkOverviewPoll10k/workflows=10000": "BenchmarkOverviewPoll10k",
+		"BenchmarkOverviewView1k":                  "BenchmarkOverviewView",
+	} {
+		if got := family(name); got != want {
+			t.Errorf("family(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
 func TestStatementStripsTheTrailingSemicolon(t *testing.T) {
 	in := "-- head\nselect 1\nfrom t;\n-- trailing note\n\n"
 	if got := statement(in); got != "-- head\nselect 1\nfrom t" {

@@ -39,6 +39,8 @@ type Report struct {
 	RenderBench []string
 	Notes       []string
 	Elapsed     time.Duration
+	LoadStart   string
+	LoadEnd     string
 }
 
 func newReport(cfg config) *Report {
@@ -158,6 +160,7 @@ func (r *Report) Markdown() string {
 	for _, m := range r.Machine {
 		p("- %s", m)
 	}
+	p("- 1-minute load average: %s at the start, %s at the end (other jobs on the machine lengthen the run; they slow both sides of a pair alike)", r.LoadStart, r.LoadEnd)
 	p("")
 	p("## Data sets")
 	p("")
@@ -220,8 +223,11 @@ func (r *Report) Markdown() string {
 	for _, f := range r.Figures {
 		if f.Met != nil && !*f.Met {
 			missed = true
-			p("- %s / %s: %s measured %s (numerator %s %s, denominator %s %s); goal %s.", f.Group, f.Name, f.Pair,
+			p("- **%s / %s**: %s measured %s (numerator %s %s, denominator %s %s); goal %s.", f.Group, f.Name, f.Pair,
 				f.Ratio, num(f.Ratio.MedianB), f.Unit, num(f.Ratio.MedianA), f.Unit, f.Goal)
+			if why := whyMissed(f); why != "" {
+				p("  %s", why)
+			}
 		}
 	}
 	if !missed {
@@ -260,7 +266,28 @@ func groupIntro(group string, cfg config) string {
 			"First frame = time from exec to the first output containing the header text both show once they have read the server (\"PostgreSQL 1…\", the version). "+
 			"CPU = utime+stime from /proc/PID/stat; idle CPU from 5 s after start to the end; RSS = VmHWM. "+
 			"Database time from pg_stat_statements (reset before each run; each tool connects as its own role because pg_stat_statements has no application_name); "+
-			"polls = calls of the tool's most frequent statement.", cfg.footWindow, cfg.footPairs, cfg.footWindow)
+			"both poll once a second, so database time per poll = total / seconds in the window.", cfg.footWindow, cfg.footPairs, cfg.footWindow)
+	}
+	return ""
+}
+
+// whyMissed explains, for the figures whose cause was established while
+// building this benchmark, why a goal is missed and what would close it.
+func whyMissed(f Figure) string {
+	switch {
+	case f.Group == "Retrieval" && strings.HasPrefix(f.Name, "Client round trip"):
+		return "Why: the views side is almost all transfer and decoding of every row of every window (the server part is the sub-millisecond server time above), while the live side is almost all server time. " +
+			"The dashboard reads one window per poll (a quarter of the rows), which is the read a user waits for; the all-windows screen is the issue's definition, kept here."
+	case f.Group == "Write impact" && strings.HasPrefix(f.Name, "Throughput"):
+		return "Why: pgbench runs unthrottled and keeps both cores busy, so every CPU-second a refresh takes is a CPU-second MeshHook's writers lose; one refresh of every view over the last 30 days (about 100k runs and 1M events) takes several seconds of one core, " +
+			"and every 10 s that is far more than 3% of a 2-core machine. The refresh takes no lock the writers wait on (p99 grows only as much as the CPU share). " +
+			"What would close it: refresh less often (the schedule's usual 1 min instead of 10 s cuts the cost 6×), an incremental rollup that re-aggregates only the recent hourly buckets (cost ∝ new runs instead of 30 days of runs), or spare cores on the database server."
+	case f.Group == "Dashboard footprint" && (strings.HasPrefix(f.Name, "CPU seconds") || strings.HasPrefix(f.Name, "Idle CPU") || strings.HasPrefix(f.Name, "Bytes written")):
+		return "Why: every 1 s poll meshtop re-reads and re-decodes the whole overview (all workflow rows of the window, the running-now counts and the view status) and repaints most of the 120×40 screen (about 6 KB per poll vs about 2.6 KB for pg_activity). " +
+			"What would close it: the views only change when a refresh finishes, so re-read the overview only when the refresh log or a NOTIFY says so (poll only refresh_status and running_now in between), and keep unchanged rows byte-identical between frames so the renderer skips them."
+	case f.Group == "Dashboard footprint" && strings.HasPrefix(f.Name, "Database time"):
+		return "Why: see the costliest-statement notes above: each poll re-reads the whole window of mv_workflow_metrics and counts running runs in workflow_runs, while pg_activity's main statement reads only pg_stat_activity. " +
+			"What would close it: re-read the views only after a refresh (they cannot change in between), and keep the running-now count cheap (a partial index on workflow_runs where status = 'running')."
 	}
 	return ""
 }
