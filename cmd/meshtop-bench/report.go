@@ -280,14 +280,14 @@ func whyMissed(f Figure) string {
 			"The dashboard reads one window per poll (a quarter of the rows), which is the read a user waits for; the all-windows screen is the issue's definition, kept here."
 	case f.Group == "Write impact" && strings.HasPrefix(f.Name, "Throughput"):
 		return "Why: pgbench runs unthrottled and keeps both cores busy, so every CPU-second a refresh takes is a CPU-second MeshHook's writers lose; one refresh of every view over the last 30 days (about 100k runs and 1M events) takes several seconds of one core, " +
-			"and every 10 s that is far more than 3% of a 2-core machine. The refresh takes no lock the writers wait on (p99 grows only as much as the CPU share). " +
+			"and every 10 s that is far more than 3% of a 2-core machine. Inserts and updates are not blocked by a refresh (it holds only AccessShareLock on the base tables); the latency rows above show what the shared CPU costs them. " +
 			"What would close it: refresh less often (the schedule's usual 1 min instead of 10 s cuts the cost 6×), an incremental rollup that re-aggregates only the recent hourly buckets (cost ∝ new runs instead of 30 days of runs), or spare cores on the database server."
 	case f.Group == "Dashboard footprint" && (strings.HasPrefix(f.Name, "CPU seconds") || strings.HasPrefix(f.Name, "Idle CPU") || strings.HasPrefix(f.Name, "Bytes written")):
 		return "Why: every 1 s poll meshtop re-reads and re-decodes the whole overview (all workflow rows of the window, the running-now counts and the view status) and repaints most of the 120×40 screen (about 6 KB per poll vs about 2.6 KB for pg_activity). " +
 			"What would close it: the views only change when a refresh finishes, so re-read the overview only when the refresh log or a NOTIFY says so (poll only refresh_status and running_now in between), and keep unchanged rows byte-identical between frames so the renderer skips them."
 	case f.Group == "Dashboard footprint" && strings.HasPrefix(f.Name, "Database time"):
-		return "Why: see the costliest-statement notes above: each poll re-reads the whole window of mv_workflow_metrics and counts running runs in workflow_runs, while pg_activity's main statement reads only pg_stat_activity. " +
-			"What would close it: re-read the views only after a refresh (they cannot change in between), and keep the running-now count cheap (a partial index on workflow_runs where status = 'running')."
+		return "Why: see the costliest-statement notes above: each poll runs several statements (statements-per-poll row), re-reading the whole window of mv_workflow_metrics and counting running runs in workflow_runs, while pg_activity's costly statement reads server statistics once per poll. " +
+			"What would close it: re-read the views only after a refresh (they cannot change in between) and poll only the cheap running-now count and refresh status in between."
 	}
 	return ""
 }
