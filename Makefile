@@ -52,6 +52,7 @@ bench: deps build
 
 ## screenshots: regenerate screenshots/*.png from the deterministic demo
 screenshots: deps build
+	@.ci/install-deps fonts-dejavu-core
 	$(GO) run ./cmd/meshtop-shots -out screenshots
 
 clean:
