@@ -571,3 +571,31 @@ func TestOverdueRefreshCancelledByNextCaller(t *testing.T) {
 		t.Fatalf("next refresh: %s %v", st, err)
 	}
 }
+
+// The status view takes no lock on the views: while a plain refresh (the
+// first one) holds ACCESS EXCLUSIVE on a view, a dashboard polling
+// refresh_status must not queue behind it.
+func TestStatusReadableDuringPlainRefresh(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	loadEdgeData(t, ctx, db)
+	refreshAll(t, ctx, db.Pool, "metrics")
+	holder := connect(t, ctx, db.DSN)
+	if _, err := holder.Exec(ctx, "BEGIN; REFRESH MATERIALIZED VIEW metrics.mv_step_metrics"); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Exec(ctx, "ROLLBACK")
+	reader := connect(t, ctx, db.DSN)
+	if _, err := reader.Exec(ctx, "SET lock_timeout = '1s'"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var size int64
+	if err := reader.QueryRow(ctx, `SELECT count(*), sum(size_bytes)::bigint FROM metrics.refresh_status`).Scan(&n, &size); err != nil {
+		t.Fatalf("refresh_status during a plain refresh: %v", err)
+	}
+	if n != 3 || size <= 0 {
+		t.Fatalf("refresh_status: %d rows, %d bytes", n, size)
+	}
+}

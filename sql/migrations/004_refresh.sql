@@ -324,7 +324,16 @@ WITH v AS (
 SELECT v.view_name,
        c.relispopulated AS populated,
        ok.rows,
-       pg_catalog.pg_total_relation_size(c.oid) AS size_bytes,
+       -- Heap + TOAST + indexes from pg_class.relpages, NOT
+       -- pg_total_relation_size(): that opens the view with ACCESS SHARE and
+       -- so queues behind a plain (first) refresh's ACCESS EXCLUSIVE lock,
+       -- freezing every dashboard poll for the whole refresh. relpages is
+       -- exact after a plain refresh (its index rebuild updates it) and
+       -- refreshed by (auto)vacuum after CONCURRENTLY ones.
+       (SELECT pg_catalog.sum(r.relpages)::bigint * pg_catalog.current_setting('block_size')::bigint
+          FROM pg_catalog.pg_class r
+         WHERE r.oid = c.oid OR r.oid = c.reltoastrelid
+            OR r.oid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid)) AS size_bytes,
        ok.data_as_of AS last_refresh_at,
        @schema@.clock() - ok.data_as_of AS lag,
        ok.duration_ms AS last_duration_ms,
