@@ -42,12 +42,12 @@ func shotNames() []string {
 	return ns
 }
 
-// options are the dashboard's options for a shot: fixed clock, a poll
-// interval long enough that no tick fires (reads are driven by keys and
-// NOTIFY), the clipboard sequence discarded.
+// options are the dashboard's options for a shot: fixed clock, the CLI's
+// default poll interval (polls re-read the same normalised data, so frames
+// stay identical), the clipboard sequence discarded.
 func options(src tui.Source, in tui.Installer) tui.Options {
 	return tui.Options{
-		Store: src, Installer: in, Interval: time.Minute, Window: store.Window24h, Target: target,
+		Store: src, Installer: in, Interval: 2 * time.Second, Window: store.Window24h, Target: target,
 		Clock: func() time.Time { return anchor }, Output: io.Discard,
 	}
 }
