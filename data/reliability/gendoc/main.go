@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
@@ -174,13 +173,13 @@ func render(rep report, tests map[string]string, suiteTime time.Duration, fuzz [
 		w("| %s | %d |\n", strings.TrimPrefix(k, "interruptions."), c[k])
 	}
 	w("| **total** | **%d** |\n\n", c["interruptions.total"])
-	w("Points reached: the first (plain) refresh while it waits for the view's lock; a CONCURRENTLY refresh waiting for the view's lock (held by a session's `COMMENT ON MATERIALIZED VIEW` in an open transaction: `LOCK TABLE` refuses materialized views); holding the view's lock while waiting for a base-table lock; and while computing, at delays of 0–150 ms after the backend is seen running (%d compute-phase attempts came too late and were retried). Restarts use `pg_ctl restart -m immediate` on a cluster of the test's own with `fsync` and `synchronous_commit` on (with them off, as the shared test cluster runs, a crash can lose the committed `running` row — which production settings never do).\n\n", c["interruptions.compute_phase_misses"])
+	w("Points reached: the first (plain) refresh while it waits for the view's lock; a CONCURRENTLY refresh waiting for the view's lock (held by a session's `COMMENT ON MATERIALIZED VIEW` in an open transaction: `LOCK TABLE` refuses materialized views); holding the view's lock while waiting for a base-table lock; and while computing, at delays of 0–150 ms after the backend is seen running (%d compute-phase attempt(s) came too late and were retried). Restarts use `pg_ctl restart -m immediate` on a cluster of the test's own with `fsync` and `synchronous_commit` on (with them off, as the shared test cluster runs, a crash can lose the committed `running` row — which production settings never do).\n\n", c["interruptions.compute_phase_misses"])
 
 	w("## Restarts under the CLI and the dashboard\n\n`meshtop refresh --every 1s` (the binary, password in `DATABASE_URL`) and the dashboard (`tui.New` driven by teatest, 1 s poll) each saw the database stopped with `-m immediate` and started again, and restarted in one step: both kept running, showed the outage (a `failed` line on stderr; the `reconnecting` banner over the last data) and resumed within 5 s of the database returning (the dashboard once after a 10 s outage). The CLI exits 0 on SIGTERM. `/proc/PID/cmdline` of the CLI does not contain the password; stdout, stderr and the server log never do.\n\n")
 
 	w("## Concurrency\n\n%d callers (all views or one, a third with `wait`) for %d s (30 s chosen to keep `make test` short) against live traffic (`fixture.NewTraffic`, 20 runs/s, statement_timeout 5 s = meshtop's lock_timeout), sampled every 50 ms (%d samples):\n\n",
 		c["concurrency.callers"], c["concurrency.seconds"], c["concurrency.samples"])
-	w("- at most **%d** backend refreshing any one view at a time (inside `refresh_run` and not queued on a lock), at most one holder of a view's refresh lock; 'ok' log intervals of a view never overlap;\n", c["concurrency.max_refreshing_per_view"])
+	w("- at most **%d** backend inside `refresh_run` for any one view at a time, at most one holder of a view's refresh lock; 'ok' log intervals of a view never overlap;\n", c["concurrency.max_refreshing_per_view"])
 	w("- %d calls → %d ok and %d skipped log rows, every returned log id present with a final state and every new log row returned to a caller: **%d lost**; no deadlock (40P01) and no error;\n", c["concurrency.calls"], c["concurrency.ok"], c["concurrency.skipped"], c["rows_lost"])
 	w("- traffic wrote %d runs; its longest lock wait seen was %d ms (bound: 5 s), and no traffic statement failed.\n\n", c["concurrency.traffic_runs"], c["concurrency.traffic_max_lock_wait_ms"])
 
@@ -217,6 +216,5 @@ func render(rep report, tests map[string]string, suiteTime time.Duration, fuzz [
 	for _, n := range names {
 		w("| %s | %s |\n", n, tests[n])
 	}
-	w("\nThe suite's own file list: `%s`.\n", filepath.Join("data", "reliability"))
 	return b.String()
 }
