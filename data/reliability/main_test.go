@@ -86,6 +86,13 @@ func (r *recorder) add(name string, n int64) {
 	r.Counts[name] += n
 }
 
+// max keeps the largest value seen under a name.
+func (r *recorder) max(name string, v int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Counts[name] = max(r.Counts[name], v)
+}
+
 // note records a free-form figure (e.g. a duration or a list).
 func (r *recorder) note(name, value string) {
 	r.mu.Lock()

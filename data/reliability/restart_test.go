@@ -226,6 +226,7 @@ func TestRestarts(t *testing.T) {
 			})
 			t.Logf("round %d: resumed %s after the database came back", round, time.Since(back).Round(10*time.Millisecond))
 			report.add("restarts.under_cli", 1)
+			report.max("restarts.cli_resume_ms_max", time.Since(back).Milliseconds())
 		}
 		if len(errs.since(start, "back after")) == 0 {
 			t.Fatalf("the recovery was not reported on stderr:\n%s", errs.String())
@@ -299,6 +300,7 @@ func TestRestarts(t *testing.T) {
 			waitView(resumeDeadline, "the dashboard to resume", healthy)
 			t.Logf("round %d: dashboard resumed %s after the database came back", round, time.Since(back).Round(10*time.Millisecond))
 			report.add("restarts.under_dashboard", 1)
+			report.max("restarts.dashboard_resume_ms_max", time.Since(back).Milliseconds())
 		}
 		quit()
 		if strings.Contains(srv.LogTail(100000), pw) {
