@@ -93,6 +93,11 @@ func TestUninstallLeavesForeignSchemas(t *testing.T) {
 			t.Errorf("uninstall --schema %s: no error for a schema that is not meshtop's", name)
 		}
 	}
+	// The CLI says so in one line.
+	r := runCLI(t, ctx, []string{"DATABASE_URL=" + db.DSN}, "uninstall", "--schema", "auth", "--yes")
+	if msg := strings.TrimSpace(r.stderr); r.code == 0 || strings.Contains(msg, "\n") || !strings.Contains(msg, "not created by meshtop") {
+		t.Errorf("meshtop uninstall --schema auth --yes: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
 	var uid bool
 	if err := db.Pool.QueryRow(ctx, "select to_regprocedure('auth.uid()') is not null").Scan(&uid); err != nil || !uid {
 		t.Errorf("auth.uid() is gone (%v)", err)
