@@ -263,7 +263,7 @@ func groupIntro(group string, cfg config) string {
 		return fmt.Sprintf("The built `bin/meshtop` (`--interval 1s`) vs `pg_activity --refresh 1` on the same database, each under a 120×40 pseudo-terminal (github.com/creack/pty) for %s, "+
 			"%d pairs, alternating which goes first (%s windows instead of 60 s so that at least 5 pairs fit the 15-minute budget). "+
 			"The harness drains the output, counts bytes and answers terminal queries (colours, device attributes) like a terminal emulator. "+
-			"First frame = time from exec to the first output containing the header text both show once they have read the server (\"PostgreSQL 1…\", the version). "+
+			"First frame = time from exec to the first output showing data: meshtop's \"data as of\" line under the overview table, pg_activity's \"PostgreSQL <version>\" header (drawn with its first snapshot). "+
 			"CPU = utime+stime from /proc/PID/stat; idle CPU from 5 s after start to the end; RSS = VmHWM. "+
 			"Database time from pg_stat_statements (reset before each run; each tool connects as its own role because pg_stat_statements has no application_name); "+
 			"both poll once a second, so database time per poll = total / seconds in the window.", cfg.footWindow, cfg.footPairs, cfg.footWindow)
