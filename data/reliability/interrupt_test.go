@@ -263,14 +263,12 @@ func (e *faultEnv) inject(inj injection) bool {
 	// Find the attempt's log row and backend.
 	var logID int64
 	var pid int32
-	var finished bool
 	err = waitFor(ctx, 30*time.Second, "the attempt's log row", func() (bool, error) {
 		err := e.pool.QueryRow(ctx, "select id, pid from "+qident(e.schema)+".refresh_log where id > $1 and view_name = $2 order by id limit 1",
 			afterID, inj.view).Scan(&logID, &pid)
 		if err == pgx.ErrNoRows {
 			select {
 			case o := <-done: // finished before we saw it: report
-				finished = true
 				t.Fatalf("%s: the refresh returned before its log row was seen: %+v %v", inj, o.res, o.err)
 			default:
 			}
@@ -281,7 +279,6 @@ func (e *faultEnv) inject(inj injection) bool {
 	if err != nil {
 		t.Fatalf("%s: %v", inj, err)
 	}
-	_ = finished
 
 	// Reach the point.
 	phase := func(wantLock bool) func() (bool, error) {

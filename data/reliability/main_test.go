@@ -71,12 +71,11 @@ func meshtopBinary(t testing.TB) string {
 }
 
 // report collects the figures docs/RELIABILITY.md is written from.
-var report = &recorder{Counts: map[string]int64{}, Notes: map[string]string{}}
+var report = &recorder{Counts: map[string]int64{}}
 
 type recorder struct {
 	mu     sync.Mutex
-	Counts map[string]int64  `json:"counts"`
-	Notes  map[string]string `json:"notes"`
+	Counts map[string]int64 `json:"counts"`
 }
 
 // add increments a named count.
@@ -91,13 +90,6 @@ func (r *recorder) max(name string, v int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.Counts[name] = max(r.Counts[name], v)
-}
-
-// note records a free-form figure (e.g. a duration or a list).
-func (r *recorder) note(name, value string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.Notes[name] = value
 }
 
 func (r *recorder) write(path string) error {

@@ -23,8 +23,7 @@ import (
 )
 
 type report struct {
-	Counts map[string]int64  `json:"counts"`
-	Notes  map[string]string `json:"notes"`
+	Counts map[string]int64 `json:"counts"`
 }
 
 type fuzzResult struct {
