@@ -266,7 +266,8 @@ func groupIntro(group string, cfg config) string {
 			"First frame = time from exec to the first output showing data: meshtop's \"data as of\" line under the overview table, pg_activity's \"PostgreSQL <version>\" header (drawn with its first snapshot). "+
 			"CPU = utime+stime from /proc/PID/stat; idle CPU from 5 s after start to the end; RSS = VmHWM. "+
 			"Database time from pg_stat_statements (reset before each run; each tool connects as its own role because pg_stat_statements has no application_name); "+
-			"both poll once a second, so database time per poll = total / seconds in the window.", cfg.footWindow, cfg.footPairs, cfg.footWindow)
+			"both poll once a second, so database time per poll = total / seconds in the window. pg_stat_statements' execution time includes writing the result rows to the client, "+
+			"so unlike the retrieval group's EXPLAIN time it grows with the rows a poll fetches.", cfg.footWindow, cfg.footPairs, cfg.footWindow)
 	}
 	return ""
 }
@@ -283,10 +284,10 @@ func whyMissed(f Figure) string {
 			"and every 10 s that is far more than 3% of a 2-core machine. Inserts and updates are not blocked by a refresh (it holds only AccessShareLock on the base tables); the latency rows above show what the shared CPU costs them. " +
 			"What would close it: refresh less often (the schedule's usual 1 min instead of 10 s cuts the cost 6×), an incremental rollup that re-aggregates only the recent hourly buckets (cost ∝ new runs instead of 30 days of runs), or spare cores on the database server."
 	case f.Group == "Dashboard footprint" && (strings.HasPrefix(f.Name, "CPU seconds") || strings.HasPrefix(f.Name, "Idle CPU") || strings.HasPrefix(f.Name, "Bytes written")):
-		return "Why: every 1 s poll meshtop re-reads and re-decodes the whole overview (all workflow rows of the window, the running-now counts and the view status) and repaints most of the 120×40 screen (about 6 KB per poll vs about 2.6 KB for pg_activity). " +
+		return "Why: every 1 s poll meshtop re-reads and re-decodes the whole overview (all workflow rows of the window, the running-now counts and the view status) and repaints a large part of the 120×40 screen (see the bytes-per-second row; a full 120×40 screen is 4,800 cells before colour codes). " +
 			"What would close it: the views only change when a refresh finishes, so re-read the overview only when the refresh log or a NOTIFY says so (poll only refresh_status and running_now in between), and keep unchanged rows byte-identical between frames so the renderer skips them."
 	case f.Group == "Dashboard footprint" && strings.HasPrefix(f.Name, "Database time"):
-		return "Why: see the costliest-statement notes above: each poll runs several statements (statements-per-poll row), re-reading the whole window of mv_workflow_metrics and counting running runs in workflow_runs, while pg_activity's costly statement reads server statistics once per poll. " +
+		return "Why: see the costliest-statement notes above: each poll runs several statements (statements-per-poll row) and re-reads every row of the window from mv_workflow_metrics plus the hourly points of every workflow for the sparklines (execution time here includes sending those rows), while pg_activity's costly statement reads server statistics once per poll. " +
 			"What would close it: re-read the views only after a refresh (they cannot change in between) and poll only the cheap running-now count and refresh status in between."
 	}
 	return ""
