@@ -49,7 +49,7 @@ func newReport(cfg config) *Report {
 		cmd = "BENCH_SIZE=large make bench"
 	}
 	if cfg.scale != 1 {
-		cmd = fmt.Sprintf("go run ./cmd/meshtop-bench -scale %g", cfg.scale)
+		cmd = fmt.Sprintf("go run ./cmd/meshtop-bench -size %s -scale %g", cfg.size, cfg.scale)
 	}
 	return &Report{cfg: cfg, Date: time.Now().UTC(), Command: cmd}
 }
