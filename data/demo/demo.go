@@ -144,6 +144,13 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if opts.TrafficRate > 0 {
 		progress(fmt.Sprintf("starting live traffic (%g runs/s)", opts.TrafficRate))
 		env.traffic = fixture.NewTraffic(env.pool, fixture.TrafficSpec{RatePerSec: opts.TrafficRate, Seed: opts.Seed})
+		// Partitions first, synchronously: the caller installs meshtop
+		// next, and its CREATE INDEX CONCURRENTLY deadlocks with a
+		// partition being created at the same time.
+		if err := env.traffic.Prepare(ctx); err != nil {
+			cancel()
+			return fail(err)
+		}
 		go func() { env.done <- env.traffic.Run(tctx) }()
 	} else {
 		env.done <- nil

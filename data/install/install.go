@@ -378,6 +378,17 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 			onStep(StepEvent{Version: s.m.Version, Name: s.m.Name})
 			t0 := time.Now()
 			err := runStep(ctx, conn, s)
+			for try := 1; err != nil && s.m.NoTransaction && isDeadlock(err) && try < 3; try++ {
+				// DDL on workflow_runs running at the same moment (say,
+				// MeshHook's monthly partition maintenance, whose foreign
+				// key locks workflow_runs) made our CREATE INDEX
+				// CONCURRENTLY the deadlock victim. The build left an
+				// invalid index: plan the step again (drop, rebuild).
+				var again []step
+				if again, err = in.plan(ctx, q, []Migration{s.m}); err == nil {
+					err = runStep(ctx, conn, again[0])
+				}
+			}
 			onStep(StepEvent{Version: s.m.Version, Name: s.m.Name, Done: true, Err: err, Duration: time.Since(t0)})
 			if err != nil {
 				return err
@@ -461,4 +472,10 @@ func (in *Installer) Objects() []Object {
 		out = append(out, Object{"role", r + " (NOLOGIN, if missing)"})
 	}
 	return out
+}
+
+// isDeadlock reports whether err is PostgreSQL's deadlock_detected.
+func isDeadlock(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "40P01"
 }

@@ -215,3 +215,51 @@ func TestHostileSchemaName(t *testing.T) {
 		t.Errorf("Check(public) = %v; want a schema-name error", err)
 	}
 }
+
+// The installer's CREATE INDEX CONCURRENTLY can lose a deadlock to other DDL
+// on workflow_runs (MeshHook creating a workflow_events partition takes SHARE
+// ROW EXCLUSIVE on it for the foreign key). Here a session the index build
+// must wait for (an older REPEATABLE READ snapshot) then asks for such a
+// lock: PostgreSQL aborts the index build, which has waited longer. The
+// installer rebuilds the index and succeeds once that session is done.
+func TestInstallRetriesIndexBuildAfterDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	other := connect(t, ctx, db.DSN)
+	if _, err := other.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM public.projects"); err != nil {
+		t.Fatal(err)
+	}
+	installed := make(chan error, 1)
+	go func() {
+		_, err := install.New(db.Pool, "metrics").Apply(ctx, nil)
+		installed <- err
+	}()
+	admin := connect(t, ctx, db.DSN)
+	waitFor(t, ctx, "the index build to wait for the older snapshot", func() (bool, error) {
+		var n int
+		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE pid <> pg_backend_pid() AND query ILIKE '%CREATE INDEX CONCURRENTLY%' AND wait_event = 'virtualxid'`).Scan(&n)
+		return n == 1, err
+	})
+	// Now conflict with the build's SHARE UPDATE EXCLUSIVE lock: a cycle.
+	locked := make(chan error, 1)
+	go func() {
+		_, err := other.Exec(ctx, "LOCK TABLE public.workflow_runs IN SHARE ROW EXCLUSIVE MODE")
+		locked <- err
+	}()
+	if err := <-locked; err != nil {
+		t.Fatalf("the other session lost the deadlock instead: %v", err)
+	}
+	if _, err := other.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-installed; err != nil {
+		t.Fatalf("install after a deadlocked index build: %v", err)
+	}
+	var valid bool
+	if err := admin.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE c.relname = 'meshtop_workflow_runs_started_at_idx'`).Scan(&valid); err != nil || !valid {
+		t.Fatalf("index valid = %v, %v", valid, err)
+	}
+}
