@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -117,14 +118,20 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 	b.Queue(s.query("server")).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&ov.Server.Version, &ov.Server.VersionNum, &ov.Server.InRecovery, &lag)
 	})
-	b.Queue(s.query("workflows"), string(w)).Query(func(rows pgx.Rows) error {
-		var err error
-		ov.Workflows, err = scanWorkflows(rows)
-		return err
-	})
 	s.mu.Lock()
 	cached := s.spark[w]
+	cachedWF, ok := s.wf[w]
 	s.mu.Unlock()
+	if !ok {
+		cachedWF.logID = -1 // never a refresh id: read
+	}
+	var wfID int64
+	var wfRead []WorkflowMetrics
+	b.Queue(s.query("workflows"), string(w), cachedWF.logID).Query(func(rows pgx.Rows) error {
+		var err error
+		wfID, wfRead, err = scanOverviewWorkflows(rows)
+		return err
+	})
 	var sparkID int64
 	var spark map[string][]HourlyPoint
 	b.Queue(s.query("hourly"), sparkSpan(w).Seconds(), bucketFor(w).Seconds(),
@@ -145,8 +152,52 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 	finishServerInfo(&ov.Server, lag)
 	ov.DataAsOf = dataAsOf(ov.Views, ViewMetrics, ViewHourly)
 	ov.Hourly = s.sparklines(w, cached, sparkID, spark, ov.Views)
-	sortWorkflows(ov.Workflows)
+	ov.Workflows = s.workflowRows(w, cachedWF, wfID, wfRead)
 	return ov, nil
+}
+
+// workflowRows picks the overview's workflow rows: freshly read ones (read
+// non-nil), or the cached ones when store_workflows.sql found the view
+// unchanged since and returned nothing. The caller gets its own copy: the
+// cache is shared by every poll, and a dashboard keeps the last overview.
+func (s *Store) workflowRows(w Window, cached workflowCache, readID int64, read []WorkflowMetrics) []WorkflowMetrics {
+	if read == nil {
+		return slices.Clone(cached.rows)
+	}
+	sortWorkflows(read)
+	if readID == 0 {
+		readID = -1 // no successful refresh logged: read again next time
+	}
+	s.mu.Lock()
+	s.wf[w] = workflowCache{logID: readID, rows: read}
+	s.mu.Unlock()
+	return slices.Clone(read)
+}
+
+// scanOverviewWorkflows reads store_workflows.sql: nil rows when the query
+// returned none (view unchanged since the cached read), else the refresh
+// id and the rows (possibly empty: a row with an empty workflow id marks a
+// view read but without rows for the window).
+func scanOverviewWorkflows(rows pgx.Rows) (int64, []WorkflowMetrics, error) {
+	defer rows.Close()
+	var id int64
+	var ws []WorkflowMetrics
+	for rows.Next() {
+		var m WorkflowMetrics
+		var win string
+		if err := rows.Scan(append([]any{&id}, workflowDest(&m, &win)...)...); err != nil {
+			return 0, nil, err
+		}
+		if ws == nil {
+			ws = []WorkflowMetrics{}
+		}
+		if m.WorkflowID == "" {
+			continue
+		}
+		m.Window = Window(win)
+		ws = append(ws, m)
+	}
+	return id, ws, rows.Err()
 }
 
 // sparklines picks the overview's sparkline points: freshly read ones, or
@@ -427,15 +478,21 @@ func scanWorkflows(rows pgx.Rows) ([]WorkflowMetrics, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (WorkflowMetrics, error) {
 		var m WorkflowMetrics
 		var win string
-		err := r.Scan(&m.WorkflowID, &m.ProjectID, &m.ProjectName, &m.Name, &m.Slug,
-			&m.Version, &m.Status, &win,
-			&m.Runs, &m.Succeeded, &m.Failed, &m.Canceled, &m.Running,
-			&m.SuccessRate, &m.FailureRate,
-			&m.AvgMs, &m.P50Ms, &m.P95Ms, &m.P99Ms, &m.MinMs, &m.MaxMs,
-			&m.ResourceSeconds, &m.LastFailureAt, &m.LastUpdated)
+		err := r.Scan(workflowDest(&m, &win)...)
 		m.Window = Window(win)
 		return m, err
 	})
+}
+
+// workflowDest lists the scan targets of a workflow row (store_workflow.sql,
+// and store_workflows.sql after its refresh id); *win receives the window.
+func workflowDest(m *WorkflowMetrics, win *string) []any {
+	return []any{&m.WorkflowID, &m.ProjectID, &m.ProjectName, &m.Name, &m.Slug,
+		&m.Version, &m.Status, win,
+		&m.Runs, &m.Succeeded, &m.Failed, &m.Canceled, &m.Running,
+		&m.SuccessRate, &m.FailureRate,
+		&m.AvgMs, &m.P50Ms, &m.P95Ms, &m.P99Ms, &m.MinMs, &m.MaxMs,
+		&m.ResourceSeconds, &m.LastFailureAt, &m.LastUpdated}
 }
 
 func scanHourly(rows pgx.Rows) ([]HourlyPoint, error) {

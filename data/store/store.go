@@ -73,7 +73,16 @@ type Store struct {
 	err     error // configuration error, returned by every method
 
 	mu    sync.Mutex
-	spark map[Window]sparkCache // overview sparklines by window
+	spark map[Window]sparkCache    // overview sparklines by window
+	wf    map[Window]workflowCache // overview workflow rows by window
+}
+
+// workflowCache holds the overview's workflow rows of one window, sorted,
+// as read after the successful refresh logID of mv_workflow_metrics (-1:
+// read again).
+type workflowCache struct {
+	logID int64
+	rows  []WorkflowMetrics
 }
 
 // sparkCache holds the overview's sparkline points of one window as computed
@@ -98,7 +107,7 @@ func New(primary, replica *pgxpool.Pool, opts Options) *Store {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
-	s := &Store{primary: primary, replica: replica, opts: opts, schema: opts.Schema, spark: map[Window]sparkCache{}}
+	s := &Store{primary: primary, replica: replica, opts: opts, schema: opts.Schema, spark: map[Window]sparkCache{}, wf: map[Window]workflowCache{}}
 	s.quoted, s.err = meshsql.QuoteSchema(opts.Schema)
 	if s.err == nil {
 		s.q, s.err = loadQueries(s.quoted)
