@@ -1,2 +1,0 @@
--- placeholder.sql keeps the //go:embed queries/*.sql pattern non-empty.
-SELECT 1;
