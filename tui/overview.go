@@ -62,9 +62,19 @@ type overviewModel struct {
 	filtering bool
 
 	// Rendered sparklines of visible rows, by workflow id; dropped whenever
-	// the data, window or width changes. Off-screen rows are never drawn.
-	sparks map[string][2]string
-	totals totals // of the filtered rows, computed in apply
+	// their input changes (the hourly view was refreshed, the window
+	// changed) or the width does. Off-screen rows are never drawn. Polls
+	// between two refreshes of the hourly view redraw none: drawing them was
+	// most of an idle dashboard's CPU time.
+	sparks   map[string][2]string
+	sparkKey sparkKey
+	totals   totals // of the filtered rows, computed in apply
+}
+
+// sparkKey identifies the input of the drawn sparklines.
+type sparkKey struct {
+	window   store.Window
+	hourlyID int64 // log id of the hourly view's last successful refresh
 }
 
 type totals struct {
@@ -84,7 +94,16 @@ func newOverview() overviewModel {
 func (o *overviewModel) setData(ov store.Overview) {
 	o.data = ov
 	o.loaded = true
-	o.sparks = map[string][2]string{}
+	key := sparkKey{window: ov.Window}
+	for _, v := range ov.Views {
+		if v.Name == store.ViewHourly {
+			key.hourlyID = v.LastRefreshID
+		}
+	}
+	if key != o.sparkKey || key.hourlyID == 0 {
+		o.sparks = map[string][2]string{}
+		o.sparkKey = key
+	}
 	o.apply()
 }
 
