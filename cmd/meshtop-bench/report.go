@@ -250,7 +250,7 @@ func groupIntro(group string, cfg config) string {
 		return "One dashboard screen: every window of every workflow (`mv_workflow_metrics`, 4 rows per workflow) plus the hourly series of the busiest workflow, " +
 			"read from the views vs the same numbers computed live from the raw tables by `sql/queries/live_workflow_metrics.sql` and `live_workflow_metrics_hourly.sql` " +
 			"(the pre-implementation state; both use meshtop's started_at index, so the live side is already the best case for raw tables). " +
-			"Server time is the sum of `EXPLAIN (ANALYZE, TIMING OFF)` \"Execution Time\"; the client round trip runs the same statements through pgx and decodes every row."
+			"Server time is the sum of `EXPLAIN (ANALYZE, TIMING OFF)` \"Execution Time\"; the client round trip runs the same statements through pgx and decodes every value of every row into typed Go values (uuid, text, integers, float8, timestamptz), as the dashboard's store does."
 	case "Refresh scaling":
 		return "Refresh of all three views (`mv_workflow_metrics_hourly`, `mv_workflow_metrics`, `mv_step_metrics`, in that order, as `REFRESH MATERIALIZED VIEW` statements) " +
 			"with history H vs 10×H at the same runs per hour; the naive all-time view (data/bench/setup.sql: the same columns as mv_workflow_metrics over ALL runs) for contrast. " +
@@ -258,6 +258,7 @@ func groupIntro(group string, cfg config) string {
 	case "Write impact":
 		return fmt.Sprintf("pgbench (`sql/bench/meshhook_tx.pgbench`: insert a run as running, step events, finish it succeeded/failed with finished_at, run_completed) "+
 			"without vs with `CALL %s.refresh()` every %s from another connection (the product's refresh path: guard, log, CONCURRENTLY). "+
+			"After every pgbench run the runs and events it wrote are deleted (`data/bench/remove_written.sql`), the two tables vacuumed and the views refreshed, so every run starts from the same data set and the same 30-day window. "+
 			"p99 is computed from pgbench's per-transaction logs.", cfg.schema, cfg.refreshEvery)
 	case "Dashboard footprint":
 		return fmt.Sprintf("The built `bin/meshtop` (`--interval 1s`) vs `pg_activity --refresh 1` on the same database, each under a 120×40 pseudo-terminal (github.com/creack/pty) for %s, "+

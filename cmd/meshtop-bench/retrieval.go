@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/meshtop/meshtop/data/bench"
 	meshsql "github.com/meshtop/meshtop/sql"
@@ -164,8 +166,9 @@ func readScreen(ctx context.Context, conn *pgx.Conn, stmts []stmt) (screenCost, 
 			cancel()
 			return c, fmt.Errorf("running %q: %w", firstLine(s), err)
 		}
+		dest := scanTargets(rows.FieldDescriptions())
 		for rows.Next() {
-			if _, err := rows.Values(); err != nil {
+			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
 				cancel()
 				return c, fmt.Errorf("reading rows of %q: %w", firstLine(s), err)
@@ -180,6 +183,34 @@ func readScreen(ctx context.Context, conn *pgx.Conn, stmts []stmt) (screenCost, 
 		}
 	}
 	return c, nil
+}
+
+// scanTargets returns one typed destination per column, chosen by the
+// column's type as the dashboard's store does (it scans into uuid, text,
+// integer, float8 and timestamptz fields, never into interface values):
+// both sides of the round trip decode every value of every row this way.
+// A type not listed decodes into an interface value.
+func scanTargets(fields []pgconn.FieldDescription) []any {
+	dest := make([]any, len(fields))
+	for i, f := range fields {
+		switch f.DataTypeOID {
+		case pgtype.UUIDOID:
+			dest[i] = new(pgtype.UUID)
+		case pgtype.TextOID, pgtype.VarcharOID:
+			dest[i] = new(pgtype.Text)
+		case pgtype.Int8OID:
+			dest[i] = new(pgtype.Int8)
+		case pgtype.Int4OID:
+			dest[i] = new(pgtype.Int4)
+		case pgtype.Float8OID:
+			dest[i] = new(pgtype.Float8)
+		case pgtype.TimestamptzOID:
+			dest[i] = new(pgtype.Timestamptz)
+		default:
+			dest[i] = new(any)
+		}
+	}
+	return dest
 }
 
 func boolp(b bool) *bool { return &b }

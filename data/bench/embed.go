@@ -33,6 +33,7 @@ const (
 	Setup           = "setup.sql"
 	NaiveRefresh    = "naive_refresh.sql"
 	InsertRuns      = "insert_runs.sql"
+	RemoveWritten   = "remove_written.sql"
 	StatementsOfApp = "statements_of_role.sql"
 	TopStatements   = "top_statements_of_role.sql"
 )

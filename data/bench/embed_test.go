@@ -6,7 +6,7 @@ import (
 )
 
 func TestEveryNamedFileIsEmbeddedAndCommented(t *testing.T) {
-	for _, name := range []string{ScreenViews, ScreenHourly, Setup, NaiveRefresh, InsertRuns, StatementsOfApp, TopStatements} {
+	for _, name := range []string{ScreenViews, ScreenHourly, Setup, NaiveRefresh, InsertRuns, RemoveWritten, StatementsOfApp, TopStatements} {
 		text := SQL(name)
 		if !strings.HasPrefix(text, "--") {
 			t.Errorf("%s does not start with a comment explaining it", name)
