@@ -59,7 +59,7 @@ func main() {
 	flag.IntVar(&cfg.pgbenchSeconds, "pgbench-seconds", 20, "duration of each pgbench run")
 	flag.IntVar(&cfg.pgbenchClients, "pgbench-clients", 4, "pgbench clients (MeshHook workers)")
 	flag.DurationVar(&cfg.refreshEvery, "refresh-every", 10*time.Second, "refresh interval during the write-impact runs")
-	flag.StringVar(&groups, "groups", "retrieval,refresh,write,footprint", "comma-separated groups to run")
+	flag.StringVar(&groups, "groups", defaultGroups, "comma-separated groups to run")
 	flag.IntVar(&cfg.workflows, "workflows", 1000, "workflows (slugs) per data set")
 	flag.IntVar(&cfg.projects, "projects", 20, "projects per data set")
 	flag.Int64Var(&cfg.seed, "seed", 6, "fixture seed")
@@ -84,6 +84,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "meshtop-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// defaultGroups are every group, in the order they run.
+const defaultGroups = "retrieval,refresh,write,footprint"
+
+// groupList is the groups that run, comma-separated in running order.
+func (c config) groupList() string {
+	var on []string
+	for _, g := range strings.Split(defaultGroups, ",") {
+		if c.groups[g] {
+			on = append(on, g)
+		}
+	}
+	return strings.Join(on, ",")
 }
 
 func envOr(name, def string) string {

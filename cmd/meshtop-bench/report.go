@@ -51,6 +51,9 @@ func newReport(cfg config) *Report {
 	if cfg.scale != 1 {
 		cmd = fmt.Sprintf("go run ./cmd/meshtop-bench -size %s -scale %g", cfg.size, cfg.scale)
 	}
+	if g := cfg.groupList(); g != defaultGroups {
+		cmd = fmt.Sprintf("go run ./cmd/meshtop-bench -size %s -scale %g -groups %s", cfg.size, cfg.scale, g)
+	}
 	return &Report{cfg: cfg, Date: time.Now().UTC(), Command: cmd}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,10 @@ type pgbenchResult struct {
 	Txns      int
 	Refreshes int       // refreshes started during the run
 	RefreshMs []float64 // durations of those that finished before pgbench did
+	// RefreshCPU is the CPU time (user+system, seconds) the refreshing
+	// backend used while pgbench ran, from /proc/PID/stat (the cluster runs
+	// on this machine); -1 when it could not be read.
+	RefreshCPU float64
 }
 
 // writeImpact runs pgbench with the MeshHook-shaped script without (A) and
@@ -60,6 +65,7 @@ func (b *runner) writeImpact(ctx context.Context, d *dataset) error {
 	var tps, p99, p50 []Pair
 	var refreshes []float64
 	var refreshMs []float64
+	var refreshCPU []float64 // CPU seconds of the refreshing backend per run
 	for i := 0; i < b.cfg.pairs; i++ {
 		var without, with pgbenchResult
 		order := []bool{false, true}
@@ -82,12 +88,23 @@ func (b *runner) writeImpact(ctx context.Context, d *dataset) error {
 		p50 = append(p50, Pair{A: without.P50Ms, B: with.P50Ms})
 		refreshes = append(refreshes, float64(with.Refreshes))
 		refreshMs = append(refreshMs, with.RefreshMs...)
+		if with.RefreshCPU >= 0 {
+			refreshCPU = append(refreshCPU, with.RefreshCPU)
+		}
 		logf("  pair %d: without %.0f tps p99 %.1f ms; with %.0f tps p99 %.1f ms (%d refreshes)",
 			i+1, without.TPS, without.P99Ms, with.TPS, with.P99Ms, with.Refreshes)
 	}
 	rt := Summarise(tps, false)
 	note := fmt.Sprintf("pgbench -M prepared -c %d -j 2 -T %d, unthrottled (saturates the machine); %s refreshes started per run (median), those that finished within the run took a median %.0f ms",
 		b.cfg.pgbenchClients, b.cfg.pgbenchSeconds, num(Median(refreshes)), Median(refreshMs))
+	if len(refreshCPU) > 0 {
+		// What the refreshes cost the writers: the CPU the refreshing
+		// backend took, as a share of the CPU the machine had in the run.
+		cpus := float64(runtime.NumCPU())
+		share := Median(refreshCPU) / (float64(b.cfg.pgbenchSeconds) * cpus)
+		note += fmt.Sprintf("; the refreshing backend used a median %.1f CPU-seconds per run (/proc/PID/stat), %.0f%% of the %.0f cores' %d s, "+
+			"which is the throughput an unthrottled, CPU-bound pgbench can be expected to lose", Median(refreshCPU), 100*share, cpus, b.cfg.pgbenchSeconds)
+	}
 	b.report.Add(Figure{
 		Group: "Write impact", Name: "Throughput (transactions/s), " + d.Label,
 		Pair: fmt.Sprintf("with refresh every %s / without", b.cfg.refreshEvery), Unit: "tps", Ratio: rt,
@@ -154,7 +171,22 @@ func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag strin
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var refreshErr error
+	res.RefreshCPU = -1
+	var backend int       // the refreshing backend's pid
+	var cpuBefore float64 // its CPU time before the first refresh
 	if withRefresh {
+		// One connection makes every refresh of the run, so that its
+		// backend's CPU time is the refreshes' CPU time.
+		conn, err := d.Pool.Acquire(ctx)
+		if err != nil {
+			stop()
+			return res, fmt.Errorf("acquiring the refresh connection: %w", err)
+		}
+		defer conn.Release()
+		backend = int(conn.Conn().PgConn().PID())
+		if cpuBefore, err = cpuSeconds(backend); err != nil {
+			backend = 0 // not readable here: the note leaves the CPU out
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -165,7 +197,7 @@ func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag strin
 				mu.Lock()
 				res.Refreshes++
 				mu.Unlock()
-				_, err := d.Pool.Exec(rctx, "call "+b.schema+".refresh()")
+				_, err := conn.Exec(rctx, "call "+b.schema+".refresh()")
 				if rctx.Err() != nil {
 					return // pgbench ended during this refresh
 				}
@@ -184,6 +216,13 @@ func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag strin
 		}()
 	}
 	err := cmd.Run()
+	if backend != 0 {
+		// Read before stopping the refresh loop: the CPU the refreshes
+		// took while pgbench ran.
+		if after, cerr := cpuSeconds(backend); cerr == nil {
+			res.RefreshCPU = after - cpuBefore
+		}
+	}
 	stop()
 	wg.Wait()
 	if err != nil {
