@@ -46,6 +46,7 @@ type config struct {
 	meshtopBin     string
 	keep           bool
 	scale          float64
+	flags          []string // the measuring flags given on the command line, for the report
 }
 
 func main() {
@@ -68,6 +69,15 @@ func main() {
 	flag.BoolVar(&cfg.keep, "keep", false, "print the cluster's DSN and wait for ctrl+c before removing it")
 	flag.Float64Var(&cfg.scale, "scale", 1, "multiply every data set's run count (e.g. 0.05 for a quick trial of the harness; figures are then not the documented ones)")
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "out", "size", "keep", "meshtop":
+			// Where the report goes and how the run is driven, not what it
+			// measures (the size is always shown).
+		default:
+			cfg.flags = append(cfg.flags, "-"+f.Name+" "+f.Value.String())
+		}
+	})
 	cfg.groups = map[string]bool{}
 	for _, g := range strings.Split(groups, ",") {
 		if g = strings.TrimSpace(g); g != "" {
@@ -88,17 +98,6 @@ func main() {
 
 // defaultGroups are every group, in the order they run.
 const defaultGroups = "retrieval,refresh,write,footprint"
-
-// groupList is the groups that run, comma-separated in running order.
-func (c config) groupList() string {
-	var on []string
-	for _, g := range strings.Split(defaultGroups, ",") {
-		if c.groups[g] {
-			on = append(on, g)
-		}
-	}
-	return strings.Join(on, ",")
-}
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {

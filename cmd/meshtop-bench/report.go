@@ -48,11 +48,13 @@ func newReport(cfg config) *Report {
 	if cfg.size == "large" {
 		cmd = "BENCH_SIZE=large make bench"
 	}
-	if cfg.scale != 1 {
-		cmd = fmt.Sprintf("go run ./cmd/meshtop-bench -size %s -scale %g", cfg.size, cfg.scale)
-	}
-	if g := cfg.groupList(); g != defaultGroups {
-		cmd = fmt.Sprintf("go run ./cmd/meshtop-bench -size %s -scale %g -groups %s", cfg.size, cfg.scale, g)
+	if len(cfg.flags) > 0 {
+		// Run with measuring flags: show them, so the command reproduces
+		// this file.
+		cmd = "go run ./cmd/meshtop-bench -size " + cfg.size + " " + strings.Join(cfg.flags, " ")
+		if cfg.out != "" {
+			cmd += " -out " + cfg.out
+		}
 	}
 	return &Report{cfg: cfg, Date: time.Now().UTC(), Command: cmd}
 }
