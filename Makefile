@@ -5,7 +5,7 @@ PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FREEZE      := github.com/charmbracelet/freeze@v0.2.2
 
-.PHONY: all deps build demo test test-short fuzz lint bench screenshots golden clean
+.PHONY: all deps build demo test test-short fuzz lint bench bench-extra screenshots golden clean
 
 all: build
 
@@ -49,6 +49,12 @@ golden: deps
 bench: deps build
 	@.ci/install-deps pg-activity
 	$(GO) run ./cmd/meshtop-bench -out docs/BENCHMARKS.md
+
+## bench-extra: the figures outside the 15-minute default: retrieval and refresh scaling on 10M runs
+## (docs/BENCHMARKS-large.md) and write impact at the documented 1-minute schedule (docs/BENCHMARKS-write-1m.md)
+bench-extra: deps build
+	$(GO) run ./cmd/meshtop-bench -size large -groups retrieval,refresh -out docs/BENCHMARKS-large.md
+	$(GO) run ./cmd/meshtop-bench -groups write -refresh-every 1m -pgbench-seconds 60 -out docs/BENCHMARKS-write-1m.md
 
 ## screenshots: regenerate screenshots/*.png from the deterministic demo
 screenshots: deps build

@@ -244,6 +244,7 @@ func (r *Report) Markdown() string {
 	p("```")
 	p("make bench                   # default data sets, about 15 minutes on 2 cores; rewrites docs/BENCHMARKS.md")
 	p("BENCH_SIZE=large make bench  # adds the 10M-run data set")
+	p("make bench-extra             # 10M-run retrieval and refresh scaling (docs/BENCHMARKS-large.md), write impact at a 1-minute schedule (docs/BENCHMARKS-write-1m.md)")
 	p("go run ./cmd/meshtop-bench -h  # pairs, window lengths, groups")
 	p("```")
 	return b.String()
