@@ -171,6 +171,7 @@ func (r *Report) Markdown() string {
 	p("")
 	p("Generated with `fixture.Generate` (%d workflows in %d projects, seed %d). H and 10×H have the same runs per hour (~139/h),", r.cfg.workflows, r.cfg.projects, r.cfg.seed)
 	p("so their 30-day windows hold the same number of runs; step events exist for the last 30 days only (what the views read).")
+	p("Runs are inserted in start order, as MeshHook inserts a run when it starts, so the runs of the last 30 days sit together at the end of the heap as in a production table.")
 	p("Each database then has meshtop installed (`install.Apply`, schema `%s`) and its views populated.", r.cfg.schema)
 	p("")
 	for _, s := range r.Sets {
