@@ -965,7 +965,7 @@ func (m Model) headerView() string {
 		if m.server.InRecovery {
 			role = "replica"
 			if m.server.ReplicationLag != nil {
-				role += " (replay lag " + fmtDur(*m.server.ReplicationLag) + ")"
+				role += " (replay lag " + fmtReplayLag(*m.server.ReplicationLag) + ")"
 			}
 		}
 		server = "PG " + m.server.Version + " " + role
@@ -1018,11 +1018,11 @@ func (m Model) lagBadge() string {
 	}
 	switch {
 	case worst >= m.c.opts.LagCrit:
-		return st.BadgeBad.Render("lag " + fmtDur(worst) + " crit")
+		return st.BadgeBad.Render("lag " + fmtAge(worst) + " crit")
 	case worst >= m.c.opts.LagWarn:
-		return st.BadgeWarn.Render("lag " + fmtDur(worst) + " warn")
+		return st.BadgeWarn.Render("lag " + fmtAge(worst) + " warn")
 	}
-	return st.BadgeGood.Render("lag " + fmtDur(worst) + " ok")
+	return st.BadgeGood.Render("lag " + fmtAge(worst) + " ok")
 }
 
 func (m Model) tabsView() string {

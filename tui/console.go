@@ -110,7 +110,7 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 		if v.LastRefreshAt != nil {
 			last = v.LastRefreshAt.UTC().Format("15:04:05")
 			if v.Lag != nil {
-				last += " (" + fmtDur(*v.Lag) + ")"
+				last += " (" + fmtAge(*v.Lag) + ")"
 			}
 		}
 		status := v.LastStatus

@@ -148,7 +148,7 @@ func (d *detailModel) view(c *common, width, height int) string {
 		w.Window, fmtCount(w.Runs), w.Running, w.Succeeded, w.Failed, w.Canceled, fmtPct(w.SuccessRate), fmtPct(w.FailureRate))))
 	out = append(out, wrap.Render(fmt.Sprintf("duration  p50 %s  p95 %s  p99 %s  avg %s  min %s  max %s  · run time %s · last failure %s",
 		fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtMs(w.P99Ms), fmtMs(w.AvgMs), fmtMs(w.MinMs), fmtMs(w.MaxMs),
-		fmtDur(time.Duration(w.ResourceSeconds*float64(time.Second))), fmtAgo(w.LastFailureAt, now))))
+		fmtDur(time.Duration(w.ResourceSeconds*float64(time.Second))), fmtAgeAgo(w.LastFailureAt, now))))
 	out = append(out, "")
 	cw := chartWidth(width)
 	titles := []string{"runs / hour", "success rate %", "p95 duration (s)"}
@@ -178,7 +178,7 @@ func (d *detailModel) view(c *common, width, height int) string {
 		s := d.data.Steps[i]
 		text := fmt.Sprintf("%-24s %-14s %10d %9d %8s %9s %9s %12s",
 			fit(s.NodeID, 24), fit(s.NodeType, 14), s.Executions, s.Failures, fmtPct(s.FailureRate),
-			fmtMs(s.P50Ms), fmtMs(s.P95Ms), fmtAgoShort(s.LastFailureAt, now))
+			fmtMs(s.P50Ms), fmtMs(s.P95Ms), fmtAgeShort(s.LastFailureAt, now))
 		style := lipgloss.NewStyle()
 		switch {
 		case s.FailureRate != nil && *s.FailureRate >= failCrit:

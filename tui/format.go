@@ -62,7 +62,43 @@ func fmtDur(d time.Duration) string {
 	}
 }
 
-// fmtAgo is a relative time ("3m10s ago") against the model clock.
+// fmtAge formats an age coarsely: "<1m", then whole minutes "12m", hours
+// "3h" (up to 48h) and days "2d". Ages on the dashboard (last failure, data
+// as of, refresh lag) tick every second, and seconds tell an SRE nothing
+// there; a text that changes once a minute keeps the terminal from
+// redrawing every row every second. Times in the future (a clock ahead of
+// ours) read "<1m".
+func fmtAge(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "<1m"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d/time.Hour))
+	default:
+		return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+	}
+}
+
+// fmtAgeAgo is fmtAge for a time: "3m ago", "<1m ago", or a dash for nil.
+func fmtAgeAgo(t *time.Time, now time.Time) string {
+	if t == nil {
+		return dash
+	}
+	return fmtAge(now.Sub(*t)) + " ago"
+}
+
+// fmtAgeShort is fmtAge for a time without " ago", for narrow columns.
+func fmtAgeShort(t *time.Time, now time.Time) string {
+	if t == nil {
+		return dash
+	}
+	return fmtAge(now.Sub(*t))
+}
+
+// fmtAgo is a relative time at seconds precision ("3m10s ago", "in 35s")
+// against the model clock, for countdowns and elapsed times that matter.
 func fmtAgo(t *time.Time, now time.Time) string {
 	if t == nil {
 		return dash
@@ -138,3 +174,13 @@ func fitRight(s string, w int) string {
 func ptr[T any](v T) *T { return &v }
 
 func slicesSort(s []string) { slices.Sort(s) }
+
+// fmtReplayLag is a replica's replay lag: seconds under a minute, where a
+// few seconds against tens of seconds is what tells a healthy replica from a
+// falling-behind one, coarse (fmtAge) above.
+func fmtReplayLag(d time.Duration) string {
+	if d < time.Minute {
+		return fmtDur(d.Truncate(time.Second))
+	}
+	return fmtAge(d)
+}

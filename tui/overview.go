@@ -413,16 +413,8 @@ func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, now t
 	return lay.cells([numSortable]string{
 		name, w.ProjectName, fmtCount(w.Runs), fmt.Sprint(o.data.RunningNow[w.WorkflowID]),
 		fmtPct(w.SuccessRate), fmtPct(w.FailureRate), fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtMs(w.AvgMs),
-		fmtAgoShort(w.LastFailureAt, now),
+		fmtAgeShort(w.LastFailureAt, now),
 	})
-}
-
-// fmtAgoShort is fmtAgo without the " ago" when space is short.
-func fmtAgoShort(t *time.Time, now time.Time) string {
-	if t == nil {
-		return dash
-	}
-	return strings.TrimSuffix(fmtAgo(t, now), " ago")
 }
 
 func (o *overviewModel) computeTotals() totals {
@@ -461,7 +453,7 @@ func (o *overviewModel) totalsText(lay tableLayout, now time.Time) string {
 	label := fmt.Sprintf("  Σ %d/%d workflows", len(o.rows), len(o.data.Workflows))
 	return lay.cells([numSortable]string{
 		label, "", fmtCount(t.runs), fmt.Sprint(t.running), fmtPct(t.sr), fmtPct(t.fr),
-		dash, dash, fmtMs(t.avg), fmtAgoShort(t.last, now),
+		dash, dash, fmtMs(t.avg), fmtAgeShort(t.last, now),
 	})
 }
 
@@ -471,7 +463,7 @@ func (o *overviewModel) asOfLine(c *common, now time.Time) string {
 		return st.Warn.Render("data as of: never refreshed — refresh from the console (tab, R) or schedule it")
 	}
 	return st.Muted.Render(fmt.Sprintf("data as of %s (%s) · window %s · %s",
-		fmtTime(*o.data.DataAsOf), fmtAgo(o.data.DataAsOf, now), o.data.Window, o.sortLabel()))
+		fmtTime(*o.data.DataAsOf), fmtAgeAgo(o.data.DataAsOf, now), o.data.Window, o.sortLabel()))
 }
 
 func (o *overviewModel) sortLabel() string {

@@ -112,9 +112,9 @@ func TestLagBadgeThresholds(t *testing.T) {
 		lag  *time.Duration
 		want string
 	}{
-		{ptr(30 * time.Second), "lag 30s ok"},
-		{ptr(2 * time.Minute), "lag 2m00s warn"},
-		{ptr(time.Hour), "lag 1h00m crit"},
+		{ptr(30 * time.Second), "lag <1m ok"},
+		{ptr(2*time.Minute + 30*time.Second), "lag 2m warn"},
+		{ptr(time.Hour), "lag 1h crit"},
 		{nil, "lag: never refreshed"},
 	} {
 		m.views = []store.ViewStatus{{Name: "mv_workflow_metrics", Populated: c.lag != nil, Lag: c.lag}}
@@ -135,5 +135,27 @@ func TestBatchedRunesAreSeparateKeys(t *testing.T) {
 	}
 	if !m.ov.filtering || m.ov.filter.Value() != "workflow 4" {
 		t.Fatalf("filtering %v with %q, want the rest as filter text", m.ov.filtering, m.ov.filter.Value())
+	}
+}
+
+func TestFmtAgeIsCoarse(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{-5 * time.Second, "<1m"}, {0, "<1m"}, {59 * time.Second, "<1m"},
+		{time.Minute, "1m"}, {3*time.Minute + 5*time.Second, "3m"}, {59*time.Minute + 59*time.Second, "59m"},
+		{time.Hour, "1h"}, {6*time.Hour + 57*time.Minute, "6h"}, {47 * time.Hour, "47h"},
+		{48 * time.Hour, "2d"}, {30*24*time.Hour + 5*time.Hour, "30d"},
+	} {
+		if got := fmtAge(c.d); got != c.want {
+			t.Errorf("fmtAge(%v) = %q, want %q", c.d, got, c.want)
+		}
+	}
+	if got := fmtReplayLag(12*time.Second + 400*time.Millisecond); got != "12s" {
+		t.Errorf("replay lag under a minute = %q, want seconds", got)
+	}
+	if got := fmtReplayLag(3*time.Minute + 10*time.Second); got != "3m" {
+		t.Errorf("replay lag over a minute = %q, want minutes", got)
 	}
 }
