@@ -3,6 +3,7 @@ package tui
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -69,7 +70,33 @@ type overviewModel struct {
 	sparks   map[string][2]string
 	sparkKey sparkKey
 	totals   totals // of the filtered rows, computed in apply
+
+	// Rendered row text of visible rows, by workflow id, with the inputs
+	// it was rendered from (rowKey). Between two refreshes of the metrics
+	// view a poll changes at most the running-now count of a few rows, so
+	// most rows are served from here. Emptied when the workflow rows
+	// change (a refresh, another window).
+	rowCache map[string]rowEntry
 }
+
+// rowKey is everything a rendered table row depends on besides the
+// workflow's metrics (the cache is emptied when those change).
+type rowKey struct {
+	running  int64
+	age      string // the coarse last-failure age
+	width    int
+	selected bool
+	dim      bool
+}
+
+type rowEntry struct {
+	key  rowKey
+	text string
+}
+
+// maxRowCache bounds the row cache: scrolling through a long table adds
+// an entry per row seen; past this the cache starts over.
+const maxRowCache = 1024
 
 // sparkKey identifies the input of the drawn sparklines.
 type sparkKey struct {
@@ -88,10 +115,19 @@ func newOverview() overviewModel {
 	ti.Prompt = "/"
 	ti.Placeholder = "filter by name, slug or project"
 	ti.CharLimit = 64
-	return overviewModel{sortCol: colFailure, sortDesc: true, filter: ti, sparks: map[string][2]string{}}
+	return overviewModel{sortCol: colFailure, sortDesc: true, filter: ti, sparks: map[string][2]string{}, rowCache: map[string]rowEntry{}}
 }
 
+// setData takes a poll's overview. Between two refreshes of the metrics view
+// the workflow rows are the same as last time (the store caches them) and
+// only the running-now counts move: then the order and totals are kept and
+// only what the counts touch is recomputed.
 func (o *overviewModel) setData(ov store.Overview) {
+	sameRows := o.loaded && ov.Window == o.data.Window && sameWorkflows(o.data.Workflows, ov.Workflows)
+	sameRunning := maps.Equal(o.data.RunningNow, ov.RunningNow)
+	if sameRows {
+		ov.Workflows = o.data.Workflows // keep the slice the rows index
+	}
 	o.data = ov
 	o.loaded = true
 	key := sparkKey{window: ov.Window}
@@ -104,7 +140,52 @@ func (o *overviewModel) setData(ov store.Overview) {
 		o.sparks = map[string][2]string{}
 		o.sparkKey = key
 	}
-	o.apply()
+	switch {
+	case !sameRows:
+		clear(o.rowCache)
+		o.apply()
+	case sameRunning:
+		// Nothing the order or the totals depend on changed.
+	case o.sortCol == colRunning:
+		o.apply()
+	default:
+		o.totals.running = o.runningTotal()
+	}
+}
+
+// sameWorkflows reports whether two reads of the workflow rows hold the
+// same metrics, in the same order.
+func sameWorkflows(a, b []store.WorkflowMetrics) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !sameWorkflow(&a[i], &b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameWorkflow(a, b *store.WorkflowMetrics) bool {
+	return a.WorkflowID == b.WorkflowID && a.ProjectID == b.ProjectID && a.ProjectName == b.ProjectName &&
+		a.Name == b.Name && a.Slug == b.Slug && a.Version == b.Version && a.Status == b.Status &&
+		a.Window == b.Window && a.Runs == b.Runs && a.Succeeded == b.Succeeded && a.Failed == b.Failed &&
+		a.Canceled == b.Canceled && a.Running == b.Running &&
+		samePtr(a.SuccessRate, b.SuccessRate) && samePtr(a.FailureRate, b.FailureRate) &&
+		samePtr(a.AvgMs, b.AvgMs) && samePtr(a.P50Ms, b.P50Ms) && samePtr(a.P95Ms, b.P95Ms) &&
+		samePtr(a.P99Ms, b.P99Ms) && samePtr(a.MinMs, b.MinMs) && samePtr(a.MaxMs, b.MaxMs) &&
+		a.ResourceSeconds == b.ResourceSeconds && a.LastUpdated.Equal(b.LastUpdated) &&
+		((a.LastFailureAt == nil) == (b.LastFailureAt == nil)) &&
+		(a.LastFailureAt == nil || a.LastFailureAt.Equal(*b.LastFailureAt))
+}
+
+// samePtr compares two optional values (not their addresses).
+func samePtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // apply recomputes the visible row order after a change of data, filter or
@@ -364,17 +445,7 @@ func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 	now := c.now()
 	for i := o.off; i < end; i++ {
 		w := &o.data.Workflows[o.rows[i]]
-		s := o.rowText(w, lay, now, i == o.sel)
-		var style lipgloss.Style
-		switch {
-		case dim:
-			style = st.Dim
-		case i == o.sel:
-			style = st.Selected.Inherit(healthStyle(st, w))
-		default:
-			style = healthStyle(st, w)
-		}
-		row := style.Render(s)
+		row := o.renderRow(st, w, lay, width, now, i == o.sel, dim)
 		if lay.sparks {
 			sp := o.sparkFor(c, w)
 			row += " " + sp[0] + " " + sp[1]
@@ -389,6 +460,34 @@ func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 	return b.String()
 }
 
+// renderRow is a styled table row (without sparklines), from the row cache
+// when nothing it shows has changed.
+func (o *overviewModel) renderRow(st Styles, w *store.WorkflowMetrics, lay tableLayout, width int, now time.Time, selected, dim bool) string {
+	key := rowKey{running: o.data.RunningNow[w.WorkflowID], age: fmtAgeShort(w.LastFailureAt, now),
+		width: width, selected: selected, dim: dim}
+	if e, ok := o.rowCache[w.WorkflowID]; ok && e.key == key {
+		return e.text
+	}
+	var style lipgloss.Style
+	switch {
+	case dim:
+		style = st.Dim
+	case selected:
+		style = st.Selected.Inherit(healthStyle(st, w))
+	default:
+		style = healthStyle(st, w)
+	}
+	text := style.Render(o.rowText(w, lay, key.age, selected))
+	switch {
+	case o.rowCache == nil:
+		o.rowCache = map[string]rowEntry{}
+	case len(o.rowCache) >= maxRowCache:
+		clear(o.rowCache) // View works on a copy of the model: keep the map
+	}
+	o.rowCache[w.WorkflowID] = rowEntry{key: key, text: text}
+	return text
+}
+
 func healthStyle(st Styles, w *store.WorkflowMetrics) lipgloss.Style {
 	switch {
 	case w.FailureRate != nil && *w.FailureRate >= failCrit:
@@ -401,7 +500,7 @@ func healthStyle(st Styles, w *store.WorkflowMetrics) lipgloss.Style {
 	return lipgloss.NewStyle()
 }
 
-func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, now time.Time, selected bool) string {
+func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, age string, selected bool) string {
 	mark := "  "
 	if selected {
 		mark = "▸ "
@@ -413,12 +512,12 @@ func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, now t
 	return lay.cells([numSortable]string{
 		name, w.ProjectName, fmtCount(w.Runs), fmt.Sprint(o.data.RunningNow[w.WorkflowID]),
 		fmtPct(w.SuccessRate), fmtPct(w.FailureRate), fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtMs(w.AvgMs),
-		fmtAgeShort(w.LastFailureAt, now),
+		age,
 	})
 }
 
 func (o *overviewModel) computeTotals() totals {
-	var runs, succ, fail, canc, running int64
+	var runs, succ, fail, canc int64
 	var durSum, durN float64
 	var last *time.Time
 	for _, r := range o.rows {
@@ -427,7 +526,6 @@ func (o *overviewModel) computeTotals() totals {
 		succ += w.Succeeded
 		fail += w.Failed
 		canc += w.Canceled
-		running += o.data.RunningNow[w.WorkflowID]
 		if w.AvgMs != nil {
 			n := float64(w.Succeeded + w.Failed + w.Canceled)
 			durSum += *w.AvgMs * n
@@ -445,7 +543,19 @@ func (o *overviewModel) computeTotals() totals {
 	if durN > 0 {
 		avg = ptr(durSum / durN)
 	}
-	return totals{runs: runs, running: running, sr: sr, fr: fr, avg: avg, last: last}
+	return totals{runs: runs, running: o.runningTotal(), sr: sr, fr: fr, avg: avg, last: last}
+}
+
+// runningTotal is the running-now count of the filtered rows.
+func (o *overviewModel) runningTotal() int64 {
+	var n int64
+	if len(o.data.RunningNow) == 0 {
+		return 0
+	}
+	for _, r := range o.rows {
+		n += o.data.RunningNow[o.data.Workflows[r].WorkflowID]
+	}
+	return n
 }
 
 func (o *overviewModel) totalsText(lay tableLayout, now time.Time) string {

@@ -2,7 +2,9 @@ package tui
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,16 +93,45 @@ func BenchmarkOverviewView10k(b *testing.B) {
 	}
 }
 
-// BenchmarkOverviewPoll10k is the frame after a poll: new data is filtered,
-// sorted and totalled, and the visible rows' sparklines are drawn afresh.
+// BenchmarkOverviewPoll10k is the frame after a poll that follows a refresh
+// of the metrics view: the new rows are filtered, sorted and totalled, and
+// the visible rows are rendered afresh (the sparklines are kept: the hourly
+// view was not refreshed).
 func BenchmarkOverviewPoll10k(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("workflows=%d", n), func(b *testing.B) {
 			m := syntheticModel(n)
-			ov := m.ov.data
+			// Two reads that differ in every row, as after a refresh.
+			ovs := [2]store.Overview{m.ov.data, m.ov.data}
+			ovs[1].Workflows = slices.Clone(ovs[0].Workflows)
+			for i := range ovs[1].Workflows {
+				ovs[1].Workflows[i].LastUpdated = ovs[1].Workflows[i].LastUpdated.Add(time.Minute)
+			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				m.ov.setData(ov)
+				m.ov.setData(ovs[i%2])
+				_ = m.View()
+			}
+		})
+	}
+}
+
+// BenchmarkOverviewPollUnchanged10k is the frame after a poll between two
+// refreshes: the same rows (the store's cached copy) and one workflow's
+// running-now count changed, so the order is kept and only that row is
+// rendered again.
+func BenchmarkOverviewPollUnchanged10k(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("workflows=%d", n), func(b *testing.B) {
+			m := syntheticModel(n)
+			_ = m.View()
+			ovs := [2]store.Overview{m.ov.data, m.ov.data}
+			ovs[1].Workflows = slices.Clone(ovs[0].Workflows)
+			ovs[1].RunningNow = maps.Clone(ovs[0].RunningNow)
+			ovs[1].RunningNow[m.ov.selected().WorkflowID]++
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m.ov.setData(ovs[i%2])
 				_ = m.View()
 			}
 		})

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -157,5 +159,67 @@ func TestFmtAgeIsCoarse(t *testing.T) {
 	}
 	if got := fmtReplayLag(3*time.Minute + 10*time.Second); got != "3m" {
 		t.Errorf("replay lag over a minute = %q, want minutes", got)
+	}
+}
+
+// A poll between two refreshes brings the same rows (a copy from the
+// store's cache) and new running-now counts: the order is kept unless it
+// is by the running column, the totals and the touched row follow the new
+// counts, and new rows (a refresh) are sorted again and rendered afresh.
+func TestPollWithUnchangedRowsUpdatesOnlyRunning(t *testing.T) {
+	m := syntheticModel(200)
+	_ = m.View()
+	ov := m.ov.data
+	order := slices.Clone(m.ov.rows)
+	sel := m.ov.selected()
+	runningTotal := func() int64 {
+		var n int64
+		for _, r := range m.ov.rows {
+			n += m.ov.data.RunningNow[m.ov.data.Workflows[r].WorkflowID]
+		}
+		return n
+	}
+
+	next := ov
+	next.Workflows = slices.Clone(ov.Workflows)
+	next.RunningNow = maps.Clone(ov.RunningNow)
+	next.RunningNow[sel.WorkflowID] = 987
+	m.ov.setData(next)
+	if !slices.Equal(order, m.ov.rows) {
+		t.Fatal("the row order changed although only running-now counts did (sorted by fail%)")
+	}
+	if got, want := m.ov.totals.running, runningTotal(); got != want {
+		t.Fatalf("running total %d, want %d", got, want)
+	}
+	view := m.View()
+	if !strings.Contains(view, " 987 ") || !strings.Contains(view, fmt.Sprintf(" %d ", runningTotal())) {
+		t.Fatalf("the new running count (987, total %d) is not on screen:\n%s", runningTotal(), view)
+	}
+
+	// Sorted by the running column, a new count re-sorts.
+	m.ov.sortCol, m.ov.sortDesc = colRunning, true
+	m.ov.apply()
+	third := next
+	third.RunningNow = maps.Clone(next.RunningNow)
+	last := m.ov.data.Workflows[m.ov.rows[len(m.ov.rows)-1]].WorkflowID
+	third.RunningNow[last] = 5000
+	m.ov.setData(third)
+	if got := m.ov.data.Workflows[m.ov.rows[0]].WorkflowID; got != last {
+		t.Fatalf("sorted by running descending, first row %s, want %s (5000 running)", got, last)
+	}
+
+	// A refresh brings new rows: sorted and rendered again.
+	m.ov.sortCol, m.ov.sortDesc = colFailure, true
+	m.ov.apply()
+	fourth := third
+	fourth.Workflows = slices.Clone(third.Workflows)
+	top := &fourth.Workflows[m.ov.rows[len(m.ov.rows)-1]]
+	top.Name, top.FailureRate = "freshly failing", ptr(0.99)
+	m.ov.setData(fourth)
+	if got := m.ov.data.Workflows[m.ov.rows[0]].Name; got != "freshly failing" {
+		t.Fatalf("after new rows the first row is %q, want the one now failing most", got)
+	}
+	if view := m.View(); !strings.Contains(view, "freshly failing") || !strings.Contains(view, "99.0%") {
+		t.Fatalf("the refreshed row is not rendered from its new data:\n%s", view)
 	}
 }
