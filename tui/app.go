@@ -86,6 +86,25 @@ type common struct {
 	keys   keyMap
 	clock  func() time.Time
 	opts   Options
+
+	// Lines of the last frame that are rebuilt only when what they show
+	// changes (View runs after every message, most of which change none of
+	// them); common is shared by every copy of the model, so they survive
+	// View's value receiver.
+	header, tabs, help memo
+	fits               map[string]struct{} // body lines known to fit fitsWidth cells
+	fitsWidth          int
+}
+
+// memo is one cached line and the inputs it was drawn from.
+type memo struct{ key, line string }
+
+// get returns the line for key, drawing it with draw when key changed.
+func (mm *memo) get(key string, draw func() string) string {
+	if mm.key != key || mm.line == "" {
+		mm.key, mm.line = key, draw()
+	}
+	return mm.line
 }
 
 func (c *common) now() time.Time { return c.clock() }
@@ -867,7 +886,14 @@ func (m Model) View() string {
 	if m.width == 0 || m.height == 0 {
 		return "starting meshtop…"
 	}
+	if !m.c.styles.current() {
+		// The colour profile changed since the styles were built: rebuild
+		// them (c is shared by every copy of the model).
+		m.c.styles = NewStyles(m.c.styles.Theme)
+		m.c.header, m.c.tabs, m.c.help = memo{}, memo{}, memo{}
+	}
 	st := m.c.styles
+	m.help.Styles.ShortKey, m.help.Styles.FullKey = st.Accent, st.Accent
 	if m.width < MinWidth || m.height < MinHeight {
 		msg := fmt.Sprintf("meshtop needs a terminal of at least %d×%d\nthis one is %d×%d: make it larger", MinWidth, MinHeight, m.width, m.height)
 		return lipgloss.Place(m.width, m.height, lipgloss.Center, lipgloss.Center, st.Warn.Render(msg))
@@ -880,9 +906,11 @@ func (m Model) View() string {
 	}
 	lines = append(lines, m.tabsView())
 	body := m.bodyView(m.bodyHeight())
-	lines = append(lines, exactLines(body, m.bodyHeight(), m.width)...)
+	lines = append(lines, m.c.exactLines(body, m.bodyHeight(), m.width)...)
 	lines = append(lines, m.statusView())
-	lines = append(lines, fit(m.help.ShortHelpView(m.c.keys.shortHelp(m.screen)), m.width))
+	lines = append(lines, m.c.help.get(fmt.Sprint(m.screen, "|", m.width), func() string {
+		return fit(m.help.ShortHelpView(m.c.keys.shortHelp(m.screen)), m.width)
+	}))
 	return strings.Join(lines, "\n")
 }
 
@@ -943,16 +971,27 @@ func connReason(err string) string {
 	return "connection lost"
 }
 
-// exactLines cuts or pads s to exactly h lines of at most w cells.
-func exactLines(s string, h, w int) []string {
+// exactLines cuts or pads s to exactly h lines of at most w cells. It
+// remembers which lines fit: measuring a styled line's width (escape
+// sequences, grapheme clusters) is costly, and most lines of a frame are
+// the same as in the last one.
+func (c *common) exactLines(s string, h, w int) []string {
 	ls := strings.Split(s, "\n")
 	if len(ls) > h {
 		ls = ls[:h]
 	}
+	if c.fits == nil || c.fitsWidth != w || len(c.fits) > 4*h+64 {
+		c.fits, c.fitsWidth = map[string]struct{}{}, w
+	}
 	for i, l := range ls {
+		if _, ok := c.fits[l]; ok || len(l) <= w { // a byte per cell at least
+			continue
+		}
 		if ansi.StringWidth(l) > w {
 			ls[i] = ansi.Truncate(l, w, "")
+			continue
 		}
+		c.fits[l] = struct{}{}
 	}
 	for len(ls) < h {
 		ls = append(ls, "")
@@ -961,7 +1000,6 @@ func exactLines(s string, h, w int) []string {
 }
 
 func (m Model) headerView() string {
-	st := m.c.styles
 	var target, server string
 	target = m.c.opts.Target
 	if target == "" && m.server != nil {
@@ -977,6 +1015,17 @@ func (m Model) headerView() string {
 		}
 		server = "PG " + m.server.Version + " " + role
 	}
+	poll := "every " + fmtDur(m.interval)
+	if m.paused {
+		poll = "paused"
+	}
+	lag, level := m.lagState()
+	key := strings.Join([]string{target, server, string(m.window), lag, fmt.Sprint(level), poll, fmt.Sprint(m.width)}, "\x00")
+	return m.c.header.get(key, func() string { return m.drawHeader(target, server, poll) })
+}
+
+func (m Model) drawHeader(target, server, poll string) string {
+	st := m.c.styles
 	var wins []string
 	for _, w := range store.Windows {
 		if w == m.window {
@@ -984,10 +1033,6 @@ func (m Model) headerView() string {
 		} else {
 			wins = append(wins, st.WinPassive.Render(" "+string(w)+" "))
 		}
-	}
-	poll := "every " + fmtDur(m.interval)
-	if m.paused {
-		poll = "paused"
 	}
 	// On a narrow terminal the server version goes first, then the target:
 	// the window, the lag badge and the poll state always show.
@@ -1008,31 +1053,58 @@ func (m Model) headerView() string {
 	}
 }
 
+// Levels of the lag badge.
+const (
+	lagUnknown = iota
+	lagOK
+	lagWarn
+	lagCrit
+)
+
 // lagBadge is the worst refresh lag of the views, coloured by LagWarn and
 // LagCrit, with a word for terminals without colour.
 func (m Model) lagBadge() string {
 	st := m.c.styles
+	text, level := m.lagState()
+	switch level {
+	case lagCrit:
+		return st.BadgeBad.Render(text)
+	case lagWarn:
+		return st.BadgeWarn.Render(text)
+	case lagOK:
+		return st.BadgeGood.Render(text)
+	}
+	return st.Muted.Render(text)
+}
+
+// lagState is the lag badge's text and level.
+func (m Model) lagState() (string, int) {
 	views := m.views
 	if len(views) == 0 {
-		return st.Muted.Render("lag ?")
+		return "lag ?", lagUnknown
 	}
 	var worst time.Duration
 	for _, v := range views {
 		if !v.Populated || v.Lag == nil {
-			return st.BadgeBad.Render("lag: never refreshed")
+			return "lag: never refreshed", lagCrit
 		}
 		worst = max(worst, *v.Lag)
 	}
 	switch {
 	case worst >= m.c.opts.LagCrit:
-		return st.BadgeBad.Render("lag " + fmtAge(worst) + " crit")
+		return "lag " + fmtAge(worst) + " crit", lagCrit
 	case worst >= m.c.opts.LagWarn:
-		return st.BadgeWarn.Render("lag " + fmtAge(worst) + " warn")
+		return "lag " + fmtAge(worst) + " warn", lagWarn
 	}
-	return st.BadgeGood.Render("lag " + fmtAge(worst) + " ok")
+	return "lag " + fmtAge(worst) + " ok", lagOK
 }
 
 func (m Model) tabsView() string {
+	key := fmt.Sprint(m.screen, m.dt.id != "", m.showHelp, m.c.opts.ReadOnly, m.width)
+	return m.c.tabs.get(key, m.drawTabs)
+}
+
+func (m Model) drawTabs() string {
 	st := m.c.styles
 	var tabs []string
 	for _, s := range []screen{screenOverview, screenDetail, screenConsole} {

@@ -1,7 +1,10 @@
 package tui
 
 import (
+	"strconv"
+
 	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
 )
 
 // Theme is meshtop's palette. Every colour the dashboard uses is named here;
@@ -59,33 +62,72 @@ type Styles struct {
 	BadgeGood  lipgloss.Style
 	BadgeWarn  lipgloss.Style
 	BadgeBad   lipgloss.Style
+
+	profile termenv.Profile // what the colours were resolved for
+	dark    bool
 }
 
-// NewStyles builds the styles of a theme.
+// NewStyles builds the styles of a theme for lipgloss's colour profile and
+// background (see stylesFor).
 func NewStyles(t Theme) Styles {
-	badge := lipgloss.NewStyle().Bold(true).Foreground(t.OnColor).Padding(0, 1)
+	return stylesFor(t, lipgloss.ColorProfile(), lipgloss.HasDarkBackground())
+}
+
+// stylesFor builds the styles of a theme with every colour resolved once for
+// a colour profile and background. A style holding an AdaptiveColor
+// converts it on every Render, and on a 256-colour terminal that is a
+// nearest-colour search in HSLuv space: it was most of the cost of drawing
+// a frame. The resolved colours give the same escape sequences.
+func stylesFor(t Theme, p termenv.Profile, dark bool) Styles {
+	c := func(ac lipgloss.AdaptiveColor) lipgloss.TerminalColor { return resolveColor(ac, p, dark) }
+	badge := lipgloss.NewStyle().Bold(true).Foreground(c(t.OnColor)).Padding(0, 1)
 	return Styles{
 		Theme:      t,
-		Title:      lipgloss.NewStyle().Bold(true).Foreground(t.Accent),
-		Muted:      lipgloss.NewStyle().Foreground(t.Muted),
-		Accent:     lipgloss.NewStyle().Foreground(t.Accent),
-		Good:       lipgloss.NewStyle().Foreground(t.Good),
-		Warn:       lipgloss.NewStyle().Foreground(t.Warn),
-		Bad:        lipgloss.NewStyle().Foreground(t.Bad),
-		Dim:        lipgloss.NewStyle().Foreground(t.Muted).Faint(true),
+		profile:    p,
+		dark:       dark,
+		Title:      lipgloss.NewStyle().Bold(true).Foreground(c(t.Accent)),
+		Muted:      lipgloss.NewStyle().Foreground(c(t.Muted)),
+		Accent:     lipgloss.NewStyle().Foreground(c(t.Accent)),
+		Good:       lipgloss.NewStyle().Foreground(c(t.Good)),
+		Warn:       lipgloss.NewStyle().Foreground(c(t.Warn)),
+		Bad:        lipgloss.NewStyle().Foreground(c(t.Bad)),
+		Dim:        lipgloss.NewStyle().Foreground(c(t.Muted)).Faint(true),
 		Bold:       lipgloss.NewStyle().Bold(true),
-		Header:     lipgloss.NewStyle().Bold(true).Foreground(t.Accent),
-		Selected:   lipgloss.NewStyle().Background(t.SelBg).Bold(true),
-		TabActive:  lipgloss.NewStyle().Bold(true).Foreground(t.Accent).Underline(true),
-		TabPassive: lipgloss.NewStyle().Foreground(t.Muted),
-		WinActive:  lipgloss.NewStyle().Bold(true).Foreground(t.OnColor).Background(t.Accent),
-		WinPassive: lipgloss.NewStyle().Foreground(t.Muted),
-		Banner:     lipgloss.NewStyle().Bold(true).Foreground(t.OnColor).Background(t.Banner),
-		Error:      lipgloss.NewStyle().Foreground(t.Bad).Bold(true),
-		Status:     lipgloss.NewStyle().Foreground(t.Muted),
-		Box:        lipgloss.NewStyle().Border(lipgloss.RoundedBorder()).BorderForeground(t.Muted),
-		BadgeGood:  badge.Background(t.Good),
-		BadgeWarn:  badge.Background(t.Warn),
-		BadgeBad:   badge.Background(t.Bad),
+		Header:     lipgloss.NewStyle().Bold(true).Foreground(c(t.Accent)),
+		Selected:   lipgloss.NewStyle().Background(c(t.SelBg)).Bold(true),
+		TabActive:  lipgloss.NewStyle().Bold(true).Foreground(c(t.Accent)).Underline(true),
+		TabPassive: lipgloss.NewStyle().Foreground(c(t.Muted)),
+		WinActive:  lipgloss.NewStyle().Bold(true).Foreground(c(t.OnColor)).Background(c(t.Accent)),
+		WinPassive: lipgloss.NewStyle().Foreground(c(t.Muted)),
+		Banner:     lipgloss.NewStyle().Bold(true).Foreground(c(t.OnColor)).Background(c(t.Banner)),
+		Error:      lipgloss.NewStyle().Foreground(c(t.Bad)).Bold(true),
+		Status:     lipgloss.NewStyle().Foreground(c(t.Muted)),
+		Box:        lipgloss.NewStyle().Border(lipgloss.RoundedBorder()).BorderForeground(c(t.Muted)),
+		BadgeGood:  badge.Background(c(t.Good)),
+		BadgeWarn:  badge.Background(c(t.Warn)),
+		BadgeBad:   badge.Background(c(t.Bad)),
 	}
+}
+
+// current reports whether the styles were built for lipgloss's present
+// colour profile and background (a test or NO_COLOR may change them).
+func (s Styles) current() bool {
+	return s.profile == lipgloss.ColorProfile() && s.dark == lipgloss.HasDarkBackground()
+}
+
+// resolveColor picks the light or dark colour and converts it to the
+// profile: a 256- or 16-colour index, which lipgloss then uses as it is, or
+// the hex colour itself on true-colour (and colourless) terminals.
+func resolveColor(ac lipgloss.AdaptiveColor, p termenv.Profile, dark bool) lipgloss.TerminalColor {
+	hex := ac.Light
+	if dark {
+		hex = ac.Dark
+	}
+	switch c := p.Color(hex).(type) {
+	case termenv.ANSI256Color:
+		return lipgloss.Color(strconv.Itoa(int(c)))
+	case termenv.ANSIColor:
+		return lipgloss.Color(strconv.Itoa(int(c)))
+	}
+	return lipgloss.Color(hex)
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
 
 	"github.com/meshtop/meshtop/data/store"
 )
@@ -222,4 +224,35 @@ func TestPollWithUnchangedRowsUpdatesOnlyRunning(t *testing.T) {
 	if view := m.View(); !strings.Contains(view, "freshly failing") || !strings.Contains(view, "99.0%") {
 		t.Fatalf("the refreshed row is not rendered from its new data:\n%s", view)
 	}
+}
+
+// Colours resolved once for a profile give exactly the escape sequences
+// lipgloss writes for the adaptive colours it converts on every Render.
+func TestResolvedColoursRenderLikeAdaptiveOnes(t *testing.T) {
+	th := DefaultTheme()
+	colours := []lipgloss.AdaptiveColor{th.Text, th.Muted, th.Accent, th.Good, th.Warn, th.Bad, th.SelBg, th.Banner, th.OnColor}
+	for _, p := range []termenv.Profile{termenv.TrueColor, termenv.ANSI256, termenv.ANSI, termenv.Ascii} {
+		for _, dark := range []bool{true, false} {
+			r := lipgloss.NewRenderer(io.Discard)
+			r.SetColorProfile(p)
+			r.SetHasDarkBackground(dark)
+			for _, ac := range colours {
+				want := r.NewStyle().Foreground(ac).Background(ac).Render("x")
+				rc := resolveColor(ac, p, dark)
+				if got := r.NewStyle().Foreground(rc).Background(rc).Render("x"); got != want {
+					t.Errorf("profile %v, dark %v, %v: resolved %q, adaptive %q", p, dark, ac, got, want)
+				}
+			}
+		}
+	}
+	if p := termenv.ANSI256; !strings.Contains(r256(p, DefaultTheme().Accent), "38;5;") {
+		t.Errorf("a 256-colour profile should give an indexed colour, got %q", r256(p, DefaultTheme().Accent))
+	}
+}
+
+func r256(p termenv.Profile, ac lipgloss.AdaptiveColor) string {
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(p)
+	r.SetHasDarkBackground(true)
+	return r.NewStyle().Foreground(resolveColor(ac, p, true)).Render("x")
 }
