@@ -891,6 +891,8 @@ func (m Model) View() string {
 		// them (c is shared by every copy of the model).
 		m.c.styles = NewStyles(m.c.styles.Theme)
 		m.c.header, m.c.tabs, m.c.help = memo{}, memo{}, memo{}
+		clear(m.ov.rowCache) // styled with the old colours
+		clear(m.ov.sparks)
 	}
 	st := m.c.styles
 	m.help.Styles.ShortKey, m.help.Styles.FullKey = st.Accent, st.Accent

@@ -256,3 +256,19 @@ func r256(p termenv.Profile, ac lipgloss.AdaptiveColor) string {
 	r.SetHasDarkBackground(true)
 	return r.NewStyle().Foreground(resolveColor(ac, p, true)).Render("x")
 }
+
+// A colour profile set after the model was built (NO_COLOR, a test) is
+// honoured: styles, memoised lines and cached rows are redrawn with it.
+func TestViewFollowsColourProfileChange(t *testing.T) {
+	lipgloss.SetColorProfile(termenv.ANSI256)
+	m := syntheticModel(50)
+	coloured := m.View()
+	lipgloss.SetColorProfile(termenv.Ascii)
+	plain := m.View()
+	if !strings.Contains(coloured, "\x1b[") {
+		t.Fatal("no escape sequence in the 256-colour frame")
+	}
+	if strings.Contains(plain, "\x1b[") {
+		t.Fatalf("escape sequences left after switching to no colour:\n%q", plain)
+	}
+}
