@@ -43,7 +43,10 @@ func syntheticOverview(n int, now time.Time) store.Overview {
 		}
 	}
 	lag := 30 * time.Second
-	ov.Views = []store.ViewStatus{{Name: "mv_workflow_metrics", Populated: true, Lag: &lag}}
+	ov.Views = []store.ViewStatus{
+		{Name: store.ViewHourly, Populated: true, Lag: &lag, LastRefreshID: 1},
+		{Name: store.ViewMetrics, Populated: true, Lag: &lag, LastRefreshID: 2},
+	}
 	ov.DataAsOf = ptr(now.Add(-lag))
 	return ov
 }
