@@ -192,8 +192,15 @@ func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag strin
 			defer wg.Done()
 			tick := time.NewTicker(b.cfg.refreshEvery)
 			defer tick.Stop()
+			end := time.Now().Add(time.Duration(seconds) * time.Second)
 			for {
 				t := time.Now()
+				if !t.Before(end.Add(-time.Second)) {
+					// The tick that coincides with pgbench's end would
+					// start a refresh only to cancel it: at a cadence
+					// equal to the run's length, one refresh per run.
+					return
+				}
 				mu.Lock()
 				res.Refreshes++
 				mu.Unlock()
