@@ -102,7 +102,7 @@ func (b *runner) writeImpact(ctx context.Context, d *dataset) error {
 		// backend took, as a share of the CPU the machine had in the run.
 		cpus := float64(runtime.NumCPU())
 		share := Median(refreshCPU) / (float64(b.cfg.pgbenchSeconds) * cpus)
-		note += fmt.Sprintf("; the refreshing backend used a median %.1f CPU-seconds per run (/proc/PID/stat), %.0f%% of the %.0f cores' %d s, "+
+		note += fmt.Sprintf("; the refreshing backend used a median %.1f CPU-seconds per run (/proc/PID/stat), %.1f%% of the %.0f cores' %d s, "+
 			"which is the throughput an unthrottled, CPU-bound pgbench can be expected to lose", Median(refreshCPU), 100*share, cpus, b.cfg.pgbenchSeconds)
 	}
 	b.report.Add(Figure{
