@@ -2,6 +2,8 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -52,6 +54,24 @@ func TestParseProcFiles(t *testing.T) {
 	}
 	if _, err := parseStatCPU("garbage"); err == nil {
 		t.Fatal("parseStatCPU accepted garbage")
+	}
+	if ns, err := parseSchedstat("348407837 566261 69\n"); err != nil || ns != 348407837 {
+		t.Fatalf("parseSchedstat = %v, %v; want 348407837 ns", ns, err)
+	}
+	// This process: the per-thread nanosecond sum agrees with the tick
+	// count of /proc/PID/stat to within its sampling error (10 ms ticks).
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Skip("no /proc here")
+	}
+	ticks, err := parseStatCPU(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cpuSeconds(os.Getpid())
+	tasks, _ := filepath.Glob("/proc/self/task/*")
+	if err != nil || got <= 0 || got < ticks-math.Max(0.05, 0.1*ticks) || got > ticks+0.01*float64(len(tasks))+0.05 {
+		t.Fatalf("cpuSeconds(self) = %v, %v; /proc/self/stat says %v s over %d threads", got, err, ticks, len(tasks))
 	}
 	rss, err := parseVmHWM("Name:\tmeshtop\nVmPeak:\t  900000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t 10000 kB\n")
 	if err != nil || rss != 20 {

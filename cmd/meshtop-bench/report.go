@@ -272,7 +272,7 @@ func groupIntro(group string, cfg config) string {
 			"%d pairs, alternating which goes first (%s windows instead of 60 s so that at least 5 pairs fit the 15-minute budget). "+
 			"The harness drains the output, counts bytes and answers terminal queries (colours, device attributes) like a terminal emulator. "+
 			"First frame = time from exec to the first output showing data: meshtop's \"data as of\" line under the overview table, pg_activity's \"PostgreSQL <version>\" header (drawn with its first snapshot). "+
-			"CPU = utime+stime from /proc/PID/stat; idle CPU from 5 s after start to the end; RSS = VmHWM. "+
+			"CPU = time on CPU summed over the process's threads from /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat's 10 ms ticks are too coarse for an idle process); idle CPU from 5 s after start to the end; RSS = VmHWM. "+
 			"Database time from pg_stat_statements (reset before each run; each tool connects as its own role because pg_stat_statements has no application_name); "+
 			"both poll once a second, so database time per poll = total / seconds in the window. pg_stat_statements' execution time includes writing the result rows to the client, "+
 			"so unlike the retrieval group's EXPLAIN time it grows with the rows a poll fetches.", cfg.footWindow, cfg.footPairs, cfg.footWindow)
