@@ -31,7 +31,7 @@ type pgbenchResult struct {
 	Refreshes int       // refreshes started during the run
 	RefreshMs []float64 // durations of those that finished before pgbench did
 	// RefreshCPU is the CPU time (user+system, seconds) the refreshing
-	// backend used while pgbench ran, from /proc/PID/stat (the cluster runs
+	// backend used while pgbench ran, from /proc/PID/task/*/schedstat (the cluster runs
 	// on this machine); -1 when it could not be read.
 	RefreshCPU float64
 }
@@ -102,7 +102,7 @@ func (b *runner) writeImpact(ctx context.Context, d *dataset) error {
 		// backend took, as a share of the CPU the machine had in the run.
 		cpus := float64(runtime.NumCPU())
 		share := Median(refreshCPU) / (float64(b.cfg.pgbenchSeconds) * cpus)
-		note += fmt.Sprintf("; the refreshing backend used a median %.1f CPU-seconds per run (/proc/PID/stat), %.1f%% of the %.0f cores' %d s, "+
+		note += fmt.Sprintf("; the refreshing backend used a median %.1f CPU-seconds per run (its schedstat), %.1f%% of the %.0f cores' %d s, "+
 			"which is the throughput an unthrottled, CPU-bound pgbench can be expected to lose", Median(refreshCPU), 100*share, cpus, b.cfg.pgbenchSeconds)
 	}
 	b.report.Add(Figure{
