@@ -286,7 +286,7 @@ func whyMissed(f Figure) string {
 	switch {
 	case f.Group == "Retrieval" && strings.HasPrefix(f.Name, "Client round trip"):
 		return "Why: the views side is almost all transfer and decoding of every row of every window (the server part is the sub-millisecond server time above), while the live side is almost all server time. " +
-			"That part is PostgreSQL encoding and pgx decoding every value (about 5,600 rows × 24 columns here, a few milliseconds on loopback whatever the history), so the ratio falls as the live side gets faster: with the runs laid out by time, as in production, computing the screen live takes seconds rather than tens of seconds. " +
+			"That part is PostgreSQL encoding and pgx decoding every value (about 5,600 rows × 24 columns here, a few milliseconds on loopback whatever the history), so the ratio falls as the live side gets faster: with the runs laid out by time, as in production, the window's runs sit on consecutive pages and computing the screen live got faster. " +
 			"The dashboard itself reads one window after each refresh (a quarter of these rows); the all-windows screen is the issue's definition, kept here. " +
 			"What would close it: fewer values per screen read. The four windows' rows repeat each workflow's name, project, version and status; one row per workflow with the windows side by side would drop those and three quarters of the per-row overhead, at the price of a wider, less regular view for every other reader."
 	case f.Group == "Write impact" && strings.HasPrefix(f.Name, "Throughput"):
