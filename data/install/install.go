@@ -71,6 +71,11 @@ type Object struct {
 type Installer struct {
 	pool   *pgxpool.Pool
 	schema string
+	// pause, when set (tests only), is called at named points — before a
+	// migration's own SQL runs inside its step ("005_access") and before
+	// Uninstall drops roles ("uninstall:roles") — so a test can force an
+	// interleaving with another session.
+	pause func(at string)
 }
 
 // New returns an Installer for schema (validated when used).
@@ -231,7 +236,11 @@ func (in *Installer) plan(ctx context.Context, q querier, pending []Migration) (
 		record := fmt.Sprintf("INSERT INTO %s.meshtop_migrations (version, name, checksum) VALUES (%d, %s, %s)",
 			quoted, m.Version, literal(m.Name), literal(m.Checksum))
 		if !m.NoTransaction {
-			out = append(out, step{m: m, stmts: []string{"BEGIN", m.SQL, record, "COMMIT"}})
+			stmts := []string{"BEGIN"}
+			if usesRoles(m.SQL) {
+				stmts = append(stmts, ensureRolesSQL)
+			}
+			out = append(out, step{m: m, stmts: append(stmts, m.SQL, record, "COMMIT")})
 			continue
 		}
 		// The only no-transaction migration builds the started_at index.
@@ -268,6 +277,26 @@ func indexState(ctx context.Context, q querier) (string, error) {
 		return "", fmt.Errorf("checking for %s: %w", IndexName, err)
 	}
 	return state, nil
+}
+
+// ensureRolesSQL creates meshtop's roles where missing; it opens every
+// migration transaction that grants to them (see the file's comment).
+var ensureRolesSQL = func() string {
+	b, err := fs.ReadFile(meshsql.Queries, "queries/install_ensure_roles.sql")
+	if err != nil {
+		panic("embedded install_ensure_roles.sql: " + err.Error())
+	}
+	return strings.TrimSpace(string(b))
+}()
+
+// usesRoles reports whether migration SQL names one of meshtop's roles.
+func usesRoles(sql string) bool {
+	for _, r := range Roles {
+		if strings.Contains(sql, r) {
+			return true
+		}
+	}
+	return false
 }
 
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -377,7 +406,14 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 		for _, s := range steps {
 			onStep(StepEvent{Version: s.m.Version, Name: s.m.Name})
 			t0 := time.Now()
-			err := runStep(ctx, conn, s)
+			err := in.runStep(ctx, conn, s)
+			// A meshtop role this migration grants to was dropped by an
+			// uninstall in another database of the cluster after the step
+			// made sure it exists: the step rolled back; run it again
+			// (it creates the role anew).
+			for try := 1; err != nil && !s.m.NoTransaction && isRoleGone(err) && try < 5; try++ {
+				err = in.runStep(ctx, conn, s)
+			}
 			for try := 1; err != nil && s.m.NoTransaction && isDeadlock(err) && try < 3; try++ {
 				// DDL on workflow_runs running at the same moment (say,
 				// MeshHook's monthly partition maintenance, whose foreign
@@ -386,7 +422,7 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 				// invalid index: plan the step again (drop, rebuild).
 				var again []step
 				if again, err = in.plan(ctx, q, []Migration{s.m}); err == nil {
-					err = runStep(ctx, conn, again[0])
+					err = in.runStep(ctx, conn, again[0])
 				}
 			}
 			onStep(StepEvent{Version: s.m.Version, Name: s.m.Name, Done: true, Err: err, Duration: time.Since(t0)})
@@ -400,9 +436,12 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 	return applied, err
 }
 
-func runStep(ctx context.Context, conn *pgxpool.Conn, s step) error {
+func (in *Installer) runStep(ctx context.Context, conn *pgxpool.Conn, s step) error {
 	inTx := false
 	for _, st := range s.stmts {
+		if in.pause != nil && st == s.m.SQL {
+			in.pause(s.m.Name)
+		}
 		if _, err := conn.Exec(ctx, st); err != nil {
 			if inTx {
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -463,6 +502,8 @@ func (in *Installer) Objects() []Object {
 		{"function", s + ".refresh_begin(text, boolean)"},
 		{"function", s + ".refresh_run(bigint)"},
 		{"function", s + ".refresh_cancel(text)"},
+		{"function", s + ".refresh_abort(bigint, text)"},
+		{"function", s + ".guard_release(text)"},
 		{"function", s + ".running_now()"},
 		{"function", s + ".tenant_workflow_metrics(text)"},
 		{"procedure", s + ".refresh(text, boolean)"},
@@ -472,6 +513,15 @@ func (in *Installer) Objects() []Object {
 		out = append(out, Object{"role", r + " (NOLOGIN, if missing)"})
 	}
 	return out
+}
+
+// isRoleGone reports whether err is undefined_object about a role: "role
+// \"meshtop_reader\" does not exist" (dropped before the statement looked it
+// up) or "role 16384 was concurrently dropped" (while it waited to record a
+// dependency on it).
+func isRoleGone(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42704" && strings.HasPrefix(pgErr.Message, "role ")
 }
 
 // isDeadlock reports whether err is PostgreSQL's deadlock_detected.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -78,12 +79,28 @@ ORDER BY r.rolname DESC`, Roles)
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("finding roles meshtop created: %w", err)
 		}
+		if in.pause != nil {
+			in.pause("uninstall:roles")
+		}
 		var errs []error
 		for _, r := range drop {
-			if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize()); err != nil {
+			_, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize())
+			if isInUse(err) {
+				// An install in another database of the cluster granted to
+				// the role since we looked: it is in use again, so it stays.
+				continue
+			}
+			if err != nil {
 				errs = append(errs, fmt.Errorf("dropping role %s: %w", r, err))
 			}
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// isInUse reports whether err is dependent_objects_still_exist (DROP ROLE of
+// a role that objects depend on).
+func isInUse(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "2BP01"
 }

@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -92,6 +94,11 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 	err = s.cancellable(ctx, conn, func(qctx context.Context) error {
 		return conn.QueryRow(qctx, s.query("refresh_begin"), view, wait).Scan(&id)
 	})
+	if ctx.Err() != nil {
+		// A cancel request may still be on its way to this session: never
+		// hand the connection to another caller.
+		healthy = false
+	}
 	if err != nil {
 		return nil, s.refreshErr(ctx, err, action)
 	}
@@ -113,15 +120,37 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 		return r, nil
 	}
 
-	// Run it even if ctx was cancelled meanwhile: the cancel request then
-	// ends it as 'failed' and releases the guard, rather than leaving a
-	// 'running' row behind.
+	if s.beforeRun != nil {
+		s.beforeRun(ctx)
+	}
 	r := &RefreshResult{}
 	var logView string
-	err = s.cancellable(ctx, conn, func(qctx context.Context) error {
-		return conn.QueryRow(qctx, s.query("refresh_run"), id).
-			Scan(&r.LogID, &logView, &r.Status, &r.Rows, &r.DurationMs, &r.Error)
-	})
+	if cerr := ctx.Err(); cerr != nil {
+		// Cancelled between refresh_begin and refresh_run: record it
+		// rather than start a refresh nobody waits for.
+		err = s.abort(ctx, conn, id, r, &logView, "canceling statement due to user request (before the refresh started)")
+	} else {
+		err = s.cancellable(ctx, conn, func(qctx context.Context) error {
+			return conn.QueryRow(qctx, s.query("refresh_run"), id).
+				Scan(&r.LogID, &logView, &r.Status, &r.Rows, &r.DurationMs, &r.Error)
+		})
+		if ctx.Err() != nil {
+			healthy = false // as after refresh_begin
+		}
+		if err != nil {
+			// refresh_run records every error it sees, but a cancel that
+			// reaches the server after it returned and before its
+			// transaction committed rolls that record back. The session
+			// still holds the guard: record the outcome on it. A cancel
+			// request may still be in flight: the connection is not reused.
+			healthy = false
+			if aerr := s.abort(ctx, conn, id, r, &logView, oneLine(err)); aerr != nil {
+				err = errors.Join(err, aerr)
+			} else {
+				err = nil
+			}
+		}
+	}
 	if err != nil {
 		healthy = false
 		return nil, s.refreshErr(ctx, err, action)
@@ -131,6 +160,25 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 		return r, fmt.Errorf("%s: %w", action, cerr)
 	}
 	return r, nil
+}
+
+// abort records log row id of this connection's session as 'failed' with
+// msg and releases its guard (refresh_abort), bounded by QueryTimeout and
+// not cancelled by ctx. A cancel request still in flight from cancellable
+// may end the first try: it is tried once more. On success it fills r and
+// returns nil; a row that was no longer running comes back as it is.
+func (s *Store) abort(ctx context.Context, conn *pgxpool.Conn, id int64, r *RefreshResult, view *string, msg string) error {
+	var err error
+	for try := 0; try < 2; try++ {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.QueryTimeout)
+		err = conn.QueryRow(actx, s.query("refresh_abort"), id, msg).
+			Scan(&r.LogID, view, &r.Status, &r.Rows, &r.DurationMs, &r.Error)
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("recording the interrupted refresh (log row %d): %w", id, err)
 }
 
 func (s *Store) refreshErr(ctx context.Context, err error, action string) error {
@@ -143,15 +191,21 @@ func (s *Store) refreshErr(ctx context.Context, err error, action string) error 
 // cancellable runs fn with a context that ctx's cancellation does not
 // reach, bounded by RefreshTimeout plus a minute (the server's
 // statement_timeout fires first). When ctx is cancelled it sends the server
-// one cancel request for this connection, so the statement ends with
+// a cancel request for this connection, so the statement ends with
 // query_canceled inside PostgreSQL (which the refresh functions record)
 // instead of pgx dropping the connection under a running refresh.
+//
+// A cancel request that reaches the backend before the statement does (the
+// query still in flight) is ignored by PostgreSQL, so it is sent again every
+// cancelResend while fn has not returned. After cancelGiveUp without an
+// answer, fn's context is cancelled too: pgx drops the connection, which
+// ends the session and releases its guard lock (the log row then reads
+// 'interrupted').
 func (s *Store) cancellable(ctx context.Context, conn *pgxpool.Conn, fn func(context.Context) error) error {
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.RefreshTimeout+time.Minute)
 	defer cancel()
 	done := make(chan struct{})
 	watcher := make(chan struct{})
-	started := time.Now()
 	go func() {
 		defer close(watcher)
 		select {
@@ -159,24 +213,36 @@ func (s *Store) cancellable(ctx context.Context, conn *pgxpool.Conn, fn func(con
 			return
 		case <-ctx.Done():
 		}
-		// A cancel that reaches an idle backend is ignored: give the
-		// statement a moment to arrive at the server first.
-		if d := 50*time.Millisecond - time.Since(started); d > 0 {
+		giveUp := time.NewTimer(cancelGiveUp)
+		defer giveUp.Stop()
+		resend := time.NewTicker(cancelResend)
+		defer resend.Stop()
+		for {
+			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.QueryTimeout)
+			_ = conn.Conn().PgConn().CancelRequest(cctx)
+			ccancel()
 			select {
 			case <-done:
 				return
-			case <-time.After(d):
+			case <-giveUp.C:
+				cancel()
+				return
+			case <-resend.C:
 			}
 		}
-		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.QueryTimeout)
-		defer ccancel()
-		_ = conn.Conn().PgConn().CancelRequest(cctx)
 	}()
 	err := fn(qctx)
 	close(done)
 	<-watcher
 	return err
 }
+
+// How often a cancel request is repeated while the statement has not
+// returned, and when to stop waiting for it (see cancellable).
+const (
+	cancelResend = 500 * time.Millisecond
+	cancelGiveUp = 30 * time.Second
+)
 
 var holderRE = regexp.MustCompile(`pid (\d+) since ([^)]+)\)`)
 
@@ -221,4 +287,14 @@ func (s *Store) CancelRefresh(ctx context.Context, view string) (int, error) {
 		return 0, wrap(err, "cancelling the refresh", RoleRefresher)
 	}
 	return n, nil
+}
+
+// oneLine is err's message for the refresh log: PostgreSQL's message text
+// when it is a server error, else the whole chain.
+func oneLine(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
+	}
+	return err.Error()
 }

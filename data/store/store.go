@@ -72,6 +72,11 @@ type Store struct {
 	q       map[string]string
 	err     error // configuration error, returned by every method
 
+	// beforeRun, when set (tests only), is called between refresh_begin and
+	// refresh_run with the context of the refresh, so a test can force an
+	// interleaving there.
+	beforeRun func(ctx context.Context)
+
 	mu    sync.Mutex
 	spark map[Window]sparkCache    // overview sparklines by window
 	wf    map[Window]workflowCache // overview workflow rows by window
