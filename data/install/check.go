@@ -45,18 +45,47 @@ func versionWarning(v int, version string) string {
 	return ""
 }
 
-// Warnings returns advice that does not block installing (an unpatched
-// server version).
+// publicCreatorsWarning returns the warning for the roles (quoted, or
+// PUBLIC) that may create objects in schema public, or "".
+func publicCreatorsWarning(roles []string) string {
+	if len(roles) == 0 {
+		return ""
+	}
+	need := "they need"
+	if len(roles) == 1 {
+		need = "it needs"
+	}
+	return fmt.Sprintf("%s may create objects in schema public. tenant_workflow_metrics runs MeshHook's public.user_project_ids() "+
+		"with search_path pg_catalog, public, pg_temp (every API request's path has public too), so its current definition cannot be misled, "+
+		"but such a role could shadow a name MeshHook adds to it later (docs/SECURITY.md): REVOKE CREATE ON SCHEMA public FROM %s unless %s it.",
+		joinAnd(roles), strings.Join(roles, ", "), need)
+}
+
+// Warnings returns advice that does not block installing: an unpatched
+// server version, and roles other than public's owner, its members, the
+// superusers and the installing role that hold CREATE on schema public.
 func (in *Installer) Warnings(ctx context.Context) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var num int
 	var version string
-	if err := in.pool.QueryRow(ctx, bookkeeping+"SELECT current_setting('server_version_num')::int, current_setting('server_version')").Scan(&num, &version); err != nil {
-		return nil, fmt.Errorf("reading the server version: %w", err)
+	var creators []string
+	if err := in.pool.QueryRow(ctx, bookkeeping+`SELECT current_setting('server_version_num')::int, current_setting('server_version'),
+  ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END
+        FROM pg_catalog.pg_namespace n
+        CROSS JOIN LATERAL pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a
+        LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+        WHERE n.nspname = 'public' AND a.privilege_type = 'CREATE'
+          AND (a.grantee = 0 OR NOT (r.rolsuper OR r.rolname = current_user
+                                     OR pg_catalog.pg_has_role(r.oid, n.nspowner, 'MEMBER')))
+        ORDER BY a.grantee <> 0, r.rolname)`).Scan(&num, &version, &creators); err != nil {
+		return nil, fmt.Errorf("reading the server version and who may create in schema public: %w", err)
 	}
 	var out []string
 	if w := versionWarning(num, version); w != "" {
+		out = append(out, w)
+	}
+	if w := publicCreatorsWarning(creators); w != "" {
 		out = append(out, w)
 	}
 	return out, nil

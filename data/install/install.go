@@ -506,6 +506,7 @@ func (in *Installer) Objects() []Object {
 		{"function", s + ".guard_release(text)"},
 		{"function", s + ".running_now()"},
 		{"function", s + ".tenant_workflow_metrics(text)"},
+		{"function", s + ".tenant_project_ids()"},
 		{"procedure", s + ".refresh(text, boolean)"},
 		{"index", "public." + IndexName + " on public.workflow_runs (started_at), built concurrently"},
 	}

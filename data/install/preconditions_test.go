@@ -206,3 +206,36 @@ func TestVersionSentences(t *testing.T) {
 		}
 	}
 }
+
+// TestWarnsWhoMayCreateInPublic: a role other than public's owner that may
+// CREATE there (PUBLIC, as on a database upgraded from PostgreSQL 14, or an
+// API role) is named in a warning with the REVOKE to run; the default of
+// PostgreSQL 15 gives none.
+func TestWarnsWhoMayCreateInPublic(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	in := install.New(db.Pool, "metrics")
+	if w, err := in.Warnings(ctx); err != nil || len(w) != 0 {
+		t.Fatalf("Warnings with PostgreSQL 15's default ACL on public = %v, %v; want none", w, err)
+	}
+	if _, err := db.Pool.Exec(ctx, "GRANT CREATE ON SCHEMA public TO PUBLIC, authenticated"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := in.Warnings(ctx)
+	if err != nil || len(w) != 1 {
+		t.Fatalf("Warnings = %v, %v; want one", w, err)
+	}
+	for _, want := range []string{"PUBLIC and authenticated may create objects in schema public", "pg_catalog, public, pg_temp",
+		"REVOKE CREATE ON SCHEMA public FROM PUBLIC, authenticated unless they need it."} {
+		if !strings.Contains(w[0], want) {
+			t.Errorf("warning %q does not say %q", w[0], want)
+		}
+	}
+	if _, err := db.Pool.Exec(ctx, "REVOKE CREATE ON SCHEMA public FROM PUBLIC, authenticated"); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := in.Warnings(ctx); err != nil || len(w) != 0 {
+		t.Fatalf("Warnings after the REVOKE = %v, %v; want none", w, err)
+	}
+}
