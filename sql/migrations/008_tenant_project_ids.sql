@@ -1,4 +1,4 @@
--- 007_tenant_project_ids: tenant_workflow_metrics works with MeshHook's own
+-- 008_tenant_project_ids: tenant_workflow_metrics works with MeshHook's own
 -- public.user_project_ids().
 --
 -- Why: MeshHook defines
