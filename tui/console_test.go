@@ -142,7 +142,10 @@ func TestGoldenConsoleRunningElsewhere(t *testing.T) {
 	if _, err := conn.Exec(ctx, "select metrics.refresh_begin('mv_step_metrics')"); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, tm, "⟳ mv_step_metrics")
+	// The running banner and the log come from separate reads: wait for
+	// both, the log's row of the running refresh ("—" for duration and
+	// rows) included.
+	waitText(t, tm, "⟳ mv_step_metrics", "— running")
 	view := quitAndView(t, tm)
 	if !strings.Contains(view, "running") {
 		t.Fatalf("the refresh started elsewhere is not shown as running:\n%s", view)

@@ -227,12 +227,29 @@ func TestInstallRetriesIndexBuildAfterDeadlock(t *testing.T) {
 	ctx := ctxT(t)
 	db := pgtest.NewDatabase(t)
 	other := connect(t, ctx, db.DSN)
-	if _, err := other.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM public.projects"); err != nil {
+	// PostgreSQL looks for a deadlock once, deadlock_timeout after a session
+	// starts to wait, and the session that finds the cycle is its victim.
+	// For the index build to be the one, it must look after the cycle has
+	// formed and before the other session looks: the other session waits
+	// 5 minutes before looking, the build 10 s (only the cycle's second
+	// wait, started right after the build is seen waiting, must come
+	// within those 10 s).
+	if _, err := other.Exec(ctx, "SET deadlock_timeout = '5min'; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM public.projects"); err != nil {
 		t.Fatal(err)
 	}
+	cfg, err := pgxpool.ParseConfig(db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["deadlock_timeout"] = "10s"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
 	installed := make(chan error, 1)
 	go func() {
-		_, err := install.New(db.Pool, "metrics").Apply(ctx, nil)
+		_, err := install.New(pool, "metrics").Apply(ctx, nil)
 		installed <- err
 	}()
 	admin := connect(t, ctx, db.DSN)
