@@ -21,6 +21,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/meshtop/meshtop/data/install"
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -291,7 +292,9 @@ func (m *Model) setViews(v []store.ViewStatus, seq int) {
 	}
 }
 
-func (m *Model) setStatus(s string, isErr bool) { m.status, m.statusErr = s, isErr }
+// setStatus sets the status line. Status texts quote names and errors from
+// the database: they are put on one sanitized line here, once.
+func (m *Model) setStatus(s string, isErr bool) { m.status, m.statusErr = safetext.Line(s), isErr }
 
 // handleErr routes an error: a lost connection starts reconnecting, any
 // other error goes to the status bar. It returns the command to run.
@@ -1021,6 +1024,9 @@ func (m Model) headerView() string {
 	if m.paused {
 		poll = "paused"
 	}
+	// The target and the server's version come from the operator's
+	// configuration and the server, not from tenants; sanitized all the same.
+	target, server = safetext.Sanitize(target), safetext.Sanitize(server)
 	lag, level := m.lagState()
 	key := strings.Join([]string{target, server, string(m.window), lag, fmt.Sprint(level), poll, fmt.Sprint(m.width)}, "\x00")
 	return m.c.header.get(key, func() string { return m.drawHeader(target, server, poll) })

@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/bubbles/progress"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -176,12 +177,12 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 		if e.Rows != nil {
 			rowsTxt = fmtCount(*e.Rows)
 		}
-		by := e.TriggeredBy
-		if e.ApplicationName != "" {
-			by += " (" + e.ApplicationName + ")"
+		by := e.TriggeredBy.String()
+		if !e.ApplicationName.IsEmpty() {
+			by += " (" + e.ApplicationName.String() + ")"
 		}
-		if e.Error != "" {
-			by = e.Error
+		if !e.Error.IsEmpty() {
+			by = e.Error.Line()
 		}
 		var text string
 		if wide {
@@ -241,8 +242,8 @@ func (cs *consoleModel) scheduleLine(c *common, now time.Time) string {
 	if len(s.LastRuns) > 0 {
 		r := s.LastRuns[0]
 		line += fmt.Sprintf(" · last cron run %s at %s", r.Status, r.Start.UTC().Format("15:04:05"))
-		if r.Status != "succeeded" && r.Message != "" {
-			line += ": " + r.Message
+		if r.Status != "succeeded" && !r.Message.IsEmpty() {
+			line += ": " + r.Message.Line()
 		}
 	}
 	return line
@@ -279,7 +280,7 @@ func (cs *consoleModel) watchLines(c *common, width int, now time.Time) []string
 		out = append(out, fmt.Sprintf("⟳ %-27s %s  %s  %s %s  pid %d, log %d",
 			r.View, state, fmtDur(elapsed), bar.ViewAs(pct), of, r.PID, r.LogID))
 		for _, b := range r.BlockedBy {
-			out = append(out, st.Bad.Render(fit(fmt.Sprintf("    blocked by pid %d (for %s): %s", b.PID, fmtDur(b.Age), oneLine(b.Query)), width)))
+			out = append(out, st.Bad.Render(fit(fmt.Sprintf("    blocked by pid %d (for %s): %s", b.PID, fmtDur(b.Age), b.Query.Line()), width)))
 		}
 	}
 	for view, at := range sortedOurs(cs.ours) {
@@ -308,10 +309,10 @@ func (cs *consoleModel) watchLines(c *common, width int, now time.Time) []string
 		case "ok":
 			out = append(out, st.Good.Render(fmt.Sprintf("✓ %-27s done in %s with %d rows (log %d)", r.View, fmtMsVal(r.DurationMs), r.Rows, r.LogID)))
 		case "skipped":
-			msg := fmt.Sprintf("– %-27s skipped: %s", r.View, r.Error)
+			msg := fmt.Sprintf("– %-27s skipped: %s", r.View, r.Error.Line())
 			out = append(out, st.Warn.Render(fit(msg, width)))
 		default:
-			out = append(out, st.Bad.Render(fit(fmt.Sprintf("✗ %-27s failed after %s: %s", r.View, fmtMsVal(r.DurationMs), oneLine(r.Error)), width)))
+			out = append(out, st.Bad.Render(fit(fmt.Sprintf("✗ %-27s failed after %s: %s", r.View, fmtMsVal(r.DurationMs), r.Error.Line()), width)))
 		}
 	}
 	if cs.last.err != nil {
@@ -336,4 +337,6 @@ func sortedOurs(m map[string]time.Time) func(func(string, time.Time) bool) {
 	}
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// oneLine puts text that is not a safetext.Text — an error's message, which
+// quotes the database — on one sanitized line.
+func oneLine(s string) string { return safetext.Line(s) }

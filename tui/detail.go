@@ -177,7 +177,7 @@ func (d *detailModel) view(c *common, width, height int) string {
 	for i := d.stepOff; i < len(d.data.Steps) && i < d.stepOff+rows; i++ {
 		s := d.data.Steps[i]
 		text := fmt.Sprintf("%-24s %-14s %10d %9d %8s %9s %9s %12s",
-			fit(s.NodeID, 24), fit(s.NodeType, 14), s.Executions, s.Failures, fmtPct(s.FailureRate),
+			fit(s.NodeID.String(), 24), fit(s.NodeType.String(), 14), s.Executions, s.Failures, fmtPct(s.FailureRate),
 			fmtMs(s.P50Ms), fmtMs(s.P95Ms), fmtAgeShort(s.LastFailureAt, now))
 		style := lipgloss.NewStyle()
 		switch {

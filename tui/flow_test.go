@@ -80,7 +80,7 @@ func TestFlowFilterThenDetail(t *testing.T) {
 	tm := start(t, o)
 	waitText(t, tm, "data as of")
 	press(tm, "/")
-	tm.Type(want.Slug)
+	tm.Type(want.Slug.String())
 	press(tm, "enter", "enter")
 	waitText(t, tm, "runs / hour", "Step (node)")
 	press(tm, "y")
@@ -91,10 +91,10 @@ func TestFlowFilterThenDetail(t *testing.T) {
 	if !strings.Contains(clip.String(), osc) {
 		t.Fatalf("no OSC 52 copy of %s in %q", want.WorkflowID, clip.String())
 	}
-	if !strings.Contains(view, want.WorkflowID) || !strings.Contains(view, want.Name) {
+	if !strings.Contains(view, want.WorkflowID) || !strings.Contains(view, want.Name.String()) {
 		t.Fatalf("detail of %s (%s) not shown:\n%s", want.Name, want.WorkflowID, view)
 	}
-	if len(det.Steps) == 0 || !strings.Contains(view, det.Steps[0].NodeID) {
+	if len(det.Steps) == 0 || !strings.Contains(view, det.Steps[0].NodeID.String()) {
 		t.Fatalf("step hotspot %v not shown:\n%s", det.Steps, view)
 	}
 }

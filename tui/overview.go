@@ -209,7 +209,7 @@ func (o *overviewModel) apply() {
 			if c != 0 {
 				return c
 			}
-			return cmp.Or(cmp.Compare(ws[a].Name, ws[b].Name), cmp.Compare(ws[a].Version, ws[b].Version), cmp.Compare(ws[a].WorkflowID, ws[b].WorkflowID))
+			return cmp.Or(ws[a].Name.Compare(ws[b].Name), cmp.Compare(ws[a].Version, ws[b].Version), cmp.Compare(ws[a].WorkflowID, ws[b].WorkflowID))
 		})
 	o.totals = o.computeTotals()
 	o.sel = 0
@@ -224,19 +224,20 @@ func (o *overviewModel) apply() {
 	o.clampSel()
 }
 
+// matches filters on the names as they are shown (sanitized).
 func matches(w *store.WorkflowMetrics, q string) bool {
-	return strings.Contains(strings.ToLower(w.Name), q) ||
-		strings.Contains(strings.ToLower(w.Slug), q) ||
-		strings.Contains(strings.ToLower(w.ProjectName), q)
+	return strings.Contains(strings.ToLower(w.Name.String()), q) ||
+		strings.Contains(strings.ToLower(w.Slug.String()), q) ||
+		strings.Contains(strings.ToLower(w.ProjectName.String()), q)
 }
 
 // compareBy orders two rows by a column; undefined values sort as smallest.
 func compareBy(a, b *store.WorkflowMetrics, col column, running map[string]int64) int {
 	switch col {
 	case colName:
-		return cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+		return cmp.Compare(strings.ToLower(a.Name.String()), strings.ToLower(b.Name.String()))
 	case colProject:
-		return cmp.Compare(strings.ToLower(a.ProjectName), strings.ToLower(b.ProjectName))
+		return cmp.Compare(strings.ToLower(a.ProjectName.String()), strings.ToLower(b.ProjectName.String()))
 	case colRuns:
 		return cmp.Compare(a.Runs, b.Runs)
 	case colRunning:
@@ -506,11 +507,11 @@ func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, age s
 		mark = "▸ "
 	}
 	name := fmt.Sprintf("%s%s v%d · %s", mark, w.Name, w.Version, w.Slug)
-	if w.Status == "archived" {
+	if w.Status.Is("archived") {
 		name += " [archived]"
 	}
 	return lay.cells([numSortable]string{
-		name, w.ProjectName, fmtCount(w.Runs), fmt.Sprint(o.data.RunningNow[w.WorkflowID]),
+		name, w.ProjectName.String(), fmtCount(w.Runs), fmt.Sprint(o.data.RunningNow[w.WorkflowID]),
 		fmtPct(w.SuccessRate), fmtPct(w.FailureRate), fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtMs(w.AvgMs),
 		age,
 	})

@@ -11,6 +11,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -25,8 +26,8 @@ func syntheticOverview(n int, now time.Time) store.Overview {
 		runs := int64(r.IntN(5000))
 		failed := runs * int64(r.IntN(15)) / 100
 		w := store.WorkflowMetrics{
-			WorkflowID: id, ProjectName: fmt.Sprintf("project-%d", i%7), Name: fmt.Sprintf("workflow %d", i),
-			Slug: fmt.Sprintf("wf-%d", i), Version: 1 + i%3, Status: "published", Window: store.Window24h,
+			WorkflowID: id, ProjectName: safetext.New(fmt.Sprintf("project-%d", i%7)), Name: safetext.New(fmt.Sprintf("workflow %d", i)),
+			Slug: safetext.New(fmt.Sprintf("wf-%d", i)), Version: 1 + i%3, Status: safetext.New("published"), Window: store.Window24h,
 			Runs: runs, Succeeded: runs - failed, Failed: failed,
 		}
 		if runs > 0 {

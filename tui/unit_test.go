@@ -17,6 +17,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -216,9 +217,9 @@ func TestPollWithUnchangedRowsUpdatesOnlyRunning(t *testing.T) {
 	fourth := third
 	fourth.Workflows = slices.Clone(third.Workflows)
 	top := &fourth.Workflows[m.ov.rows[len(m.ov.rows)-1]]
-	top.Name, top.FailureRate = "freshly failing", ptr(0.99)
+	top.Name, top.FailureRate = safetext.New("freshly failing"), ptr(0.99)
 	m.ov.setData(fourth)
-	if got := m.ov.data.Workflows[m.ov.rows[0]].Name; got != "freshly failing" {
+	if got := m.ov.data.Workflows[m.ov.rows[0]].Name; !got.Is("freshly failing") {
 		t.Fatalf("after new rows the first row is %q, want the one now failing most", got)
 	}
 	if view := m.View(); !strings.Contains(view, "freshly failing") || !strings.Contains(view, "99.0%") {

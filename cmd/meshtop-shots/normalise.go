@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -121,11 +122,12 @@ func (n normalised) Refresh(ctx context.Context, view string, wait bool) ([]stor
 }
 
 // normError drops the pid and time a skipped refresh names.
-func normError(s string) string {
+func normError(t safetext.Text) safetext.Text {
+	s := t.Raw()
 	if i := strings.Index(s, "(pid "); i >= 0 {
-		return s[:i] + "(pid N since T)"
+		return safetext.New(s[:i] + "(pid N since T)")
 	}
-	return s
+	return t
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -235,7 +235,7 @@ func TestConcurrentRefreshes(t *testing.T) {
 				t.Errorf("refresh(%q, wait) was skipped", c.view)
 			}
 			if r.Status == "skipped" {
-				if !strings.Contains(r.Error, "already refreshing") {
+				if !strings.Contains(r.Error.Raw(), "already refreshing") {
 					t.Errorf("skipped without saying why: %+v", r)
 				}
 				if r.HolderPID == 0 {

@@ -47,6 +47,11 @@ func New(s string) Text { return Text{raw: s, safe: Sanitize(s)} }
 // character and no invalid UTF-8 (see Sanitize).
 func (t Text) String() string { return t.safe }
 
+// Line is the sanitized text on one line: white space runs, line breaks
+// included, become one space (see Line). For error messages and query
+// texts, where a line break carries no meaning worth an escape.
+func (t Text) Line() string { return Line(t.raw) }
+
 // Raw is the exact text as stored in the database. Never print it to a
 // terminal: it is for JSON, comparisons and queries.
 func (t Text) Raw() string { return t.raw }

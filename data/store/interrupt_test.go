@@ -66,11 +66,11 @@ func TestCancelOutsideTheRefreshIsRecorded(t *testing.T) {
 			if release != nil {
 				release()
 			}
-			if !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].Status != "failed" || !strings.Contains(res[0].Error, c.wantErr) {
+			if !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].Status != "failed" || !strings.Contains(res[0].Error.Raw(), c.wantErr) {
 				t.Errorf("cancelled Refresh = %+v, %v; want one failed result (%q) and context.Canceled", res, err, c.wantErr)
 			}
 			log, err := e.st.RefreshLog(ctx, 1)
-			if err != nil || len(log) != 1 || log[0].Status != "failed" || !strings.Contains(log[0].Error, c.wantErr) {
+			if err != nil || len(log) != 1 || log[0].Status != "failed" || !strings.Contains(log[0].Error.Raw(), c.wantErr) {
 				t.Errorf("log after cancel = %+v, %v; want the row failed with %q", log, err, c.wantErr)
 			}
 			if n := guardLocks(t, e); n != 0 {

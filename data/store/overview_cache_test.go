@@ -7,6 +7,7 @@ import (
 
 	sqlfiles "github.com/meshtop/meshtop/sql"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -27,9 +28,9 @@ func TestOverviewWorkflowRowsCachedUntilRefresh(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(first.Workflows, again.Workflows) {
 		t.Fatalf("second overview differs from the first (%v)", err)
 	}
-	again.Workflows[0].Name = "changed by the caller"
+	again.Workflows[0].Name = safetext.New("changed by the caller")
 	third, err := e.st.Overview(ctx, store.Window24h)
-	if err != nil || third.Workflows[0].Name == "changed by the caller" {
+	if err != nil || third.Workflows[0].Name.Is("changed by the caller") {
 		t.Fatalf("callers share the cached rows (%v)", err)
 	}
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshtop/meshtop/data/safetext"
 )
 
 // Server describes the primary (the server refreshes, installs and
@@ -236,11 +238,11 @@ func (s *Store) sparklines(w Window, cached sparkCache, readID int64, read map[s
 func sortWorkflows(ws []WorkflowMetrics) {
 	sort.Slice(ws, func(i, j int) bool {
 		a, b := ws[i], ws[j]
-		if a.ProjectName != b.ProjectName {
-			return a.ProjectName < b.ProjectName
+		if c := a.ProjectName.Compare(b.ProjectName); c != 0 {
+			return c < 0
 		}
-		if a.Name != b.Name {
-			return a.Name < b.Name
+		if c := a.Name.Compare(b.Name); c != 0 {
+			return c < 0
 		}
 		if a.Version != b.Version {
 			return a.Version < b.Version
@@ -460,7 +462,7 @@ func (s *Store) Running(ctx context.Context) ([]RunningRefresh, error) {
 			return rr, fmt.Errorf("decoding blockers: %w", err)
 		}
 		for _, b := range bs {
-			bl := Blocker{PID: b.PID, Query: b.Query}
+			bl := Blocker{PID: b.PID, Query: safetext.New(b.Query)}
 			if b.AgeS != nil {
 				bl.Age = seconds(*b.AgeS)
 			}

@@ -50,13 +50,13 @@ func TestOverviewAndWorkflowMatchTheViews(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Window != w || m.Runs != runs || m.Failed != failed || !eqf(m.P95Ms, p95) || !eqf(m.SuccessRate, sr) || m.Name != name {
+			if m.Window != w || m.Runs != runs || m.Failed != failed || !eqf(m.P95Ms, p95) || !eqf(m.SuccessRate, sr) || !m.Name.Is(name) {
 				t.Errorf("Overview(%s) row %s = %+v; view has runs=%d failed=%d p95=%v sr=%v name=%s", w, m.WorkflowID, m, runs, failed, p95, sr, name)
 			}
 			if !m.LastUpdated.Equal(anchor) {
 				t.Errorf("LastUpdated = %s, want the pinned clock %s", m.LastUpdated, anchor)
 			}
-			if m.ProjectName == "" {
+			if m.ProjectName.IsEmpty() {
 				t.Errorf("row %s has no project name", m.WorkflowID)
 			}
 		}

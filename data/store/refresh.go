@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshtop/meshtop/data/safetext"
 )
 
 // Refresh refreshes one view, or all of them in dependency order when view
@@ -115,7 +117,7 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 		return nil, wrap(err, action+": reading log row "+strconv.FormatInt(id, 10), RoleRefresher)
 	}
 	if status != "running" {
-		r := &RefreshResult{View: view, LogID: id, Status: status, Error: errText}
+		r := &RefreshResult{View: view, LogID: id, Status: status, Error: safetext.New(errText)}
 		r.HolderPID, r.HolderSince = parseHolder(errText)
 		return r, nil
 	}

@@ -60,7 +60,7 @@ func TestRefreshSkippedAndWait(t *testing.T) {
 		t.Fatalf("Refresh = %+v, %v", res, err)
 	}
 	r := res[0]
-	if r.Status != "skipped" || r.HolderPID != holderPID || r.HolderSince == nil || !strings.Contains(r.Error, "already refreshing") {
+	if r.Status != "skipped" || r.HolderPID != holderPID || r.HolderSince == nil || !strings.Contains(r.Error.Raw(), "already refreshing") {
 		t.Errorf("skipped result = %+v; want holder pid %d with its start time", r, holderPID)
 	}
 
@@ -205,7 +205,7 @@ func TestRunningWaitingForLockThenContextCancelled(t *testing.T) {
 	r := running[0]
 	b := r.BlockedBy[slices.IndexFunc(r.BlockedBy, func(b store.Blocker) bool { return b.PID == blocker })]
 	if r.View != store.ViewMetrics || r.PID == 0 ||
-		!strings.Contains(strings.ToLower(b.Query), "lock table") || b.Age <= 0 {
+		!strings.Contains(strings.ToLower(b.Query.Raw()), "lock table") || b.Age <= 0 {
 		t.Errorf("Running = %+v; want blocked by pid %d running LOCK TABLE", r, blocker)
 	}
 	// A reader without pg_read_all_stats sees the wait through pg_locks and
@@ -213,7 +213,7 @@ func TestRunningWaitingForLockThenContextCancelled(t *testing.T) {
 	reader := store.New(loginPool(t, e.db, e.db.Name+"_rdr", store.RoleReader), nil, store.Options{})
 	rr, err := reader.Running(ctx)
 	if err != nil || len(rr) != 1 || !rr[0].WaitingForLock ||
-		!slices.ContainsFunc(rr[0].BlockedBy, func(b store.Blocker) bool { return b.PID == blocker && b.Query == "<insufficient privilege>" }) {
+		!slices.ContainsFunc(rr[0].BlockedBy, func(b store.Blocker) bool { return b.PID == blocker && b.Query.Is("<insufficient privilege>") }) {
 		t.Errorf("reader's Running = %+v, %v; want waiting, blocked by %d with a hidden query", rr, err, blocker)
 	}
 	vs, err := e.st.Views(ctx)
@@ -226,7 +226,7 @@ func TestRunningWaitingForLockThenContextCancelled(t *testing.T) {
 
 	cancel()
 	o := <-done
-	if !errors.Is(o.err, context.Canceled) || len(o.res) != 1 || o.res[0].Status != "failed" || !strings.Contains(o.res[0].Error, "cancel") {
+	if !errors.Is(o.err, context.Canceled) || len(o.res) != 1 || o.res[0].Status != "failed" || !strings.Contains(o.res[0].Error.Raw(), "cancel") {
 		t.Errorf("cancelled Refresh = %+v, %v; want a failed result and context.Canceled", o.res, o.err)
 	}
 	log, err := e.st.RefreshLog(ctx, 1)

@@ -7,6 +7,8 @@ package store
 import (
 	"fmt"
 	"time"
+
+	"github.com/meshtop/meshtop/data/safetext"
 )
 
 // Window is a trailing time window of the metrics, counted by a run's
@@ -49,17 +51,25 @@ func (w Window) Duration() time.Duration {
 	return 0
 }
 
+// Text that tenants, other sessions or other roles wrote into the database
+// (names, slugs, node ids, errors, query texts, application names) is a
+// safetext.Text: renderers get its sanitized form from String, and only
+// machine-readable output asks for Raw (docs/SECURITY.md, "Database text on
+// a terminal"). TestDisplayTypesCarryText keeps it that way. Plain string
+// fields hold only what cannot carry such text: uuids, meshtop's own view
+// names and states, values PostgreSQL or pg_cron validate.
+
 // WorkflowMetrics is one row of mv_workflow_metrics: one workflow definition
 // (version) in one window. Pointers are nil where a metric is undefined
 // (no completed runs, no finished runs).
 type WorkflowMetrics struct {
-	WorkflowID  string
-	ProjectID   string
-	ProjectName string
-	Name        string
-	Slug        string
+	WorkflowID  string // uuid
+	ProjectID   string // uuid
+	ProjectName safetext.Text
+	Name        safetext.Text
+	Slug        safetext.Text
 	Version     int
-	Status      string // definition status: draft, published, archived
+	Status      safetext.Text // definition status: draft, published, archived (not constrained by MeshHook)
 	Window      Window
 
 	Runs      int64 // execution_count: every run started in the window
@@ -93,8 +103,8 @@ type HourlyPoint struct {
 // StepMetrics is one row of mv_step_metrics: a node of a workflow.
 type StepMetrics struct {
 	WorkflowID    string
-	NodeID        string
-	NodeType      string
+	NodeID        safetext.Text // from the event payload, written by the tenant's workflow definition
+	NodeType      safetext.Text
 	Window        Window
 	Executions    int64
 	Failures      int64
@@ -106,7 +116,7 @@ type StepMetrics struct {
 // Blocker is a backend holding a lock a refresh waits for.
 type Blocker struct {
 	PID   int32
-	Query string
+	Query safetext.Text // pg_stat_activity.query: any session's SQL, with its literal values
 	Age   time.Duration
 }
 
@@ -119,10 +129,10 @@ type RefreshLogEntry struct {
 	DurationMs      *float64
 	Rows            *int64
 	Status          string // running, ok, failed, skipped, interrupted
-	Error           string
+	Error           safetext.Text
 	PID             int32
-	TriggeredBy     string // role
-	ApplicationName string
+	TriggeredBy     safetext.Text // role name
+	ApplicationName safetext.Text // chosen by the client
 	Concurrently    bool
 	DataAsOf        *time.Time // the metrics clock when the refresh ran
 }
@@ -150,7 +160,7 @@ type ViewStatus struct {
 	LastDurationMs    *float64       // last successful refresh
 	MedianDurationMs  *float64       // median of recent successful refreshes
 	LastStatus        string
-	LastError         string
+	LastError         safetext.Text
 	RecentDurationsMs []float64 // oldest first, for a sparkline
 	LastRefreshID     int64     // log id of the last successful refresh, 0 if none
 	Running           *RunningRefresh
@@ -160,8 +170,8 @@ type ViewStatus struct {
 type CronRun struct {
 	Start   time.Time
 	End     *time.Time
-	Status  string
-	Message string
+	Status  string        // set by pg_cron
+	Message safetext.Text // the command's output or error
 }
 
 // Schedule is the pg_cron schedule of the refresh.
@@ -196,7 +206,7 @@ type RefreshResult struct {
 	Status     string // ok, failed, skipped
 	Rows       int64
 	DurationMs float64
-	Error      string
+	Error      safetext.Text
 	// For skipped: who holds the guard.
 	HolderPID   int32
 	HolderSince *time.Time

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -88,8 +89,8 @@ func TestCheckFailedRefreshes(t *testing.T) {
 	// Workflows with fewer than 10 completed runs are not judged.
 	rate := 0.5
 	ov := store.Overview{Views: views, Workflows: []store.WorkflowMetrics{
-		{Name: "few", Slug: "few", Version: 1, Succeeded: 4, Failed: 5, SuccessRate: &rate},
-		{Name: "many", Slug: "many", Version: 2, Succeeded: 5, Failed: 5, SuccessRate: &rate},
+		{Name: safetext.New("few"), Slug: safetext.New("few"), Version: 1, Succeeded: 4, Failed: 5, SuccessRate: &rate},
+		{Name: safetext.New("many"), Slug: safetext.New("many"), Version: 2, Succeeded: 5, Failed: 5, SuccessRate: &rate},
 	}}
 	code, summary, perf := evaluate(f, ov, nil)
 	if code != CheckWarning || strings.Contains(summary, "few") || !strings.Contains(summary, "many (many v2) success 50.0% < 90.0% in 24h") ||

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -96,7 +97,7 @@ func printResults(w io.Writer, results []store.RefreshResult) {
 		case "ok":
 			fmt.Fprintf(w, "%-28s %-8s %8d rows  %6.0f ms\n", r.View, r.Status, r.Rows, r.DurationMs)
 		default:
-			fmt.Fprintf(w, "%-28s %-8s %s\n", r.View, r.Status, oneLine(r.Error))
+			fmt.Fprintf(w, "%-28s %-8s %s\n", r.View, r.Status, r.Error.Line())
 		}
 	}
 }
@@ -181,6 +182,6 @@ func resultsText(results []store.RefreshResult) string {
 	return b.String()
 }
 
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
+// oneLine puts text that is not a safetext.Text — an error's message, which
+// quotes the database — on one sanitized line.
+func oneLine(s string) string { return safetext.Line(s) }

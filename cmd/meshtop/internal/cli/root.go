@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/meshtop/meshtop/data/conn"
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -110,13 +111,14 @@ func Main(ctx context.Context, args []string, env IO) (code int) {
 	return code
 }
 
-// Message is the one line printed for err (without the "meshtop: " prefix).
+// Message is the one line printed for err (without the "meshtop: " prefix),
+// sanitized: error messages quote the database.
 func Message(err error) string {
 	var re *replicaError
 	if errors.As(err, &re) {
-		return "replica: " + conn.Explain(re.err)
+		return "replica: " + safetext.Line(conn.Explain(re.err))
 	}
-	return conn.Explain(err)
+	return safetext.Line(conn.Explain(err))
 }
 
 // globals are the connection flags every command shares.

@@ -98,8 +98,8 @@ func writeSchedule(out io.Writer, sc store.Schedule) {
 			end = r.End.Sub(r.Start).Round(time.Millisecond).String()
 		}
 		msg := ""
-		if r.Message != "" {
-			msg = "  " + oneLine(r.Message)
+		if !r.Message.IsEmpty() {
+			msg = "  " + r.Message.Line()
 		}
 		fmt.Fprintf(out, "  %s  %-10s %s%s\n", r.Start.UTC().Format(time.RFC3339), r.Status, end, msg)
 	}

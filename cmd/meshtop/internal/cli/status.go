@@ -1,17 +1,19 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"sort"
-	"text/tabwriter"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -31,15 +33,15 @@ type StatusJSON struct {
 
 // ViewJSON is one materialized view's freshness.
 type ViewJSON struct {
-	Name           string        `json:"name"`
-	Populated      bool          `json:"populated"`
-	Rows           int64         `json:"rows"`
-	LastRefreshAt  *string       `json:"last_refresh_at"`
-	LagSeconds     *float64      `json:"lag_seconds"`
-	LastDurationMs *float64      `json:"last_duration_ms"`
-	LastStatus     *string       `json:"last_status"`
-	LastError      *string       `json:"last_error"`
-	Schedule       *ScheduleJSON `json:"schedule"`
+	Name           string         `json:"name"`
+	Populated      bool           `json:"populated"`
+	Rows           int64          `json:"rows"`
+	LastRefreshAt  *string        `json:"last_refresh_at"`
+	LagSeconds     *float64       `json:"lag_seconds"`
+	LastDurationMs *float64       `json:"last_duration_ms"`
+	LastStatus     *string        `json:"last_status"`
+	LastError      *safetext.Text `json:"last_error"`
+	Schedule       *ScheduleJSON  `json:"schedule"`
 }
 
 // ScheduleJSON is the pg_cron job that refreshes the views.
@@ -52,23 +54,23 @@ type ScheduleJSON struct {
 
 // WorkflowJSON is one workflow definition's metrics in the window.
 type WorkflowJSON struct {
-	WorkflowID    string   `json:"workflow_id"`
-	ProjectID     string   `json:"project_id"`
-	Name          string   `json:"name"`
-	Slug          string   `json:"slug"`
-	Version       int      `json:"version"`
-	Runs          int64    `json:"runs"`
-	Succeeded     int64    `json:"succeeded"`
-	Failed        int64    `json:"failed"`
-	Canceled      int64    `json:"canceled"`
-	Running       int64    `json:"running"`
-	SuccessRate   *float64 `json:"success_rate"`
-	FailureRate   *float64 `json:"failure_rate"`
-	AvgDurationMs *float64 `json:"avg_duration_ms"`
-	P50DurationMs *float64 `json:"p50_duration_ms"`
-	P95DurationMs *float64 `json:"p95_duration_ms"`
-	P99DurationMs *float64 `json:"p99_duration_ms"`
-	LastFailureAt *string  `json:"last_failure_at"`
+	WorkflowID    string        `json:"workflow_id"`
+	ProjectID     string        `json:"project_id"`
+	Name          safetext.Text `json:"name"`
+	Slug          safetext.Text `json:"slug"`
+	Version       int           `json:"version"`
+	Runs          int64         `json:"runs"`
+	Succeeded     int64         `json:"succeeded"`
+	Failed        int64         `json:"failed"`
+	Canceled      int64         `json:"canceled"`
+	Running       int64         `json:"running"`
+	SuccessRate   *float64      `json:"success_rate"`
+	FailureRate   *float64      `json:"failure_rate"`
+	AvgDurationMs *float64      `json:"avg_duration_ms"`
+	P50DurationMs *float64      `json:"p50_duration_ms"`
+	P95DurationMs *float64      `json:"p95_duration_ms"`
+	P99DurationMs *float64      `json:"p99_duration_ms"`
+	LastFailureAt *string       `json:"last_failure_at"`
 }
 
 func (a *app) statusCmd() *cobra.Command {
@@ -97,9 +99,17 @@ includes replication lag.`,
 				return s.wrap(err)
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.stdout())
+				// Values stay exact; JSONSafe only escapes (\uXXXX) what a
+				// terminal would act on, should the document be printed on
+				// one.
+				var buf bytes.Buffer
+				enc := json.NewEncoder(&buf)
 				enc.SetIndent("", "  ")
-				return enc.Encode(doc)
+				if err := enc.Encode(doc); err != nil {
+					return err
+				}
+				_, err := a.stdout().Write(safetext.JSONSafe(buf.Bytes()))
+				return err
 			}
 			writeStatusTable(a.stdout(), doc, ov)
 			return nil
@@ -142,7 +152,7 @@ func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *Schedu
 			LastRefreshAt:  rfc3339(v.LastRefreshAt),
 			LastDurationMs: round(v.LastDurationMs, 1e3),
 			LastStatus:     nonEmpty(v.LastStatus),
-			LastError:      nonEmpty(v.LastError),
+			LastError:      nonEmptyText(v.LastError),
 			Schedule:       sched,
 		}
 		if v.Lag != nil {
@@ -182,14 +192,14 @@ func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *Schedu
 func sortWorkflows(wfs []store.WorkflowMetrics) {
 	sort.SliceStable(wfs, func(i, j int) bool {
 		a, b := wfs[i], wfs[j]
-		if a.ProjectName != b.ProjectName {
-			return a.ProjectName < b.ProjectName
+		if c := a.ProjectName.Compare(b.ProjectName); c != 0 {
+			return c < 0
 		}
-		if a.Name != b.Name {
-			return a.Name < b.Name
+		if c := a.Name.Compare(b.Name); c != 0 {
+			return c < 0
 		}
-		if a.Slug != b.Slug {
-			return a.Slug < b.Slug
+		if c := a.Slug.Compare(b.Slug); c != 0 {
+			return c < 0
 		}
 		if a.Version != b.Version {
 			return a.Version > b.Version
@@ -223,9 +233,17 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-// writeStatusTable prints the views and workflows sections.
+func nonEmptyText(s safetext.Text) *safetext.Text {
+	if s.IsEmpty() {
+		return nil
+	}
+	return &s
+}
+
+// writeStatusTable prints the views and workflows sections. Names and
+// errors are printed in their sanitized form (safetext.Text's String) and
+// the columns are aligned by display width, not bytes or runes.
 func writeStatusTable(out io.Writer, doc StatusJSON, ov store.Overview) {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	asOf := "never"
 	if ov.DataAsOf != nil {
 		asOf = ov.DataAsOf.UTC().Format(time.RFC3339)
@@ -235,8 +253,8 @@ func writeStatusTable(out io.Writer, doc StatusJSON, ov store.Overview) {
 		role = "standby"
 	}
 	fmt.Fprintf(out, "meshtop status  window %s  generated %s  data as of %s  server %s (%s)\n\n",
-		doc.Window, doc.GeneratedAt, asOf, ov.Server.Version, role)
-	fmt.Fprintln(tw, "VIEW\tPOPULATED\tROWS\tLAST REFRESH\tLAG\tLAST MS\tSTATUS\tSCHEDULE")
+		doc.Window, doc.GeneratedAt, asOf, safetext.Sanitize(ov.Server.Version), role)
+	views := [][]string{{"VIEW", "POPULATED", "ROWS", "LAST REFRESH", "LAG", "LAST MS", "STATUS", "SCHEDULE"}}
 	for _, v := range doc.Views {
 		sched := "-"
 		if v.Schedule != nil {
@@ -244,31 +262,58 @@ func writeStatusTable(out io.Writer, doc StatusJSON, ov store.Overview) {
 		}
 		status := deref(v.LastStatus, "-")
 		if v.LastError != nil {
-			status += ": " + truncate(oneLine(*v.LastError), 60)
+			status += ": " + truncate(v.LastError.Line(), 60)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.Name, yesNo(v.Populated), v.Rows,
-			deref(v.LastRefreshAt, "never"), lagText(v.LagSeconds), msText(v.LastDurationMs), status, sched)
+		views = append(views, []string{v.Name, yesNo(v.Populated), fmt.Sprint(v.Rows),
+			deref(v.LastRefreshAt, "never"), lagText(v.LagSeconds), msText(v.LastDurationMs), status, sched})
 	}
-	tw.Flush()
+	writeTable(out, views)
 	fmt.Fprintln(out)
-	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKFLOW\tSLUG\tVER\tPROJECT\tRUNS\tOK\tFAILED\tCANCELED\tRUNNING\tSUCCESS\tP50\tP95\tLAST FAILURE")
+	wfs := [][]string{{"WORKFLOW", "SLUG", "VER", "PROJECT", "RUNS", "OK", "FAILED", "CANCELED", "RUNNING", "SUCCESS", "P50", "P95", "LAST FAILURE"}}
 	for _, w := range doc.Workflows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n",
-			truncate(w.Name, 32), w.Slug, w.Version, truncate(projectName(ov, w.WorkflowID), 20),
-			w.Runs, w.Succeeded, w.Failed, w.Canceled, w.Running, pctText(w.SuccessRate),
-			msText(w.P50DurationMs), msText(w.P95DurationMs), deref(w.LastFailureAt, "-"))
+		wfs = append(wfs, []string{
+			truncate(w.Name.String(), 32), w.Slug.String(), fmt.Sprint(w.Version), truncate(projectName(ov, w.WorkflowID).String(), 20),
+			fmt.Sprint(w.Runs), fmt.Sprint(w.Succeeded), fmt.Sprint(w.Failed), fmt.Sprint(w.Canceled), fmt.Sprint(w.Running),
+			pctText(w.SuccessRate), msText(w.P50DurationMs), msText(w.P95DurationMs), deref(w.LastFailureAt, "-")})
 	}
-	tw.Flush()
+	writeTable(out, wfs)
 }
 
-func projectName(ov store.Overview, id string) string {
+// writeTable left-aligns rows in columns two spaces apart, measuring cells
+// by their display width (text/tabwriter counts runes, which misaligns
+// wide and combining characters); the last cell of a row is not padded.
+// Cells must be sanitized already.
+func writeTable(out io.Writer, rows [][]string) {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r[:len(r)-1] {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], safetext.Width(c))
+		}
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		b.Reset()
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-safetext.Width(c)+2))
+			}
+		}
+		b.WriteByte('\n')
+		_, _ = io.WriteString(out, b.String())
+	}
+}
+
+func projectName(ov store.Overview, id string) safetext.Text {
 	for _, m := range ov.Workflows {
 		if m.WorkflowID == id {
 			return m.ProjectName
 		}
 	}
-	return ""
+	return safetext.Text{}
 }
 
 func deref(s *string, def string) string {
@@ -312,10 +357,5 @@ func pctText(r *float64) string {
 	return fmt.Sprintf("%.1f%%", *r*100)
 }
 
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
+// truncate cuts sanitized text to n cells, ending in "…" when cut.
+func truncate(s string, n int) string { return safetext.Truncate(s, n, "…") }
