@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -78,9 +79,11 @@ func (a *app) checkCmd() *cobra.Command {
 }
 
 // checkResult prints the plugin line and returns the quiet exit error (nil
-// for OK).
+// for OK). The plugin format is line based: whatever a workflow's name or an
+// error contains, the output is one sanitized line (names are sanitized
+// already; safetext.Line also folds what an error message may hold).
 func (a *app) checkResult(code int, summary, perf string) error {
-	line := "MESHTOP " + checkStateName[code] + " - " + summary
+	line := "MESHTOP " + checkStateName[code] + " - " + safetext.Line(summary)
 	if perf != "" {
 		line += " | " + perf
 	}
