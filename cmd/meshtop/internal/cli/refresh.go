@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -181,7 +180,3 @@ func resultsText(results []store.RefreshResult) string {
 	printResults(&b, results)
 	return b.String()
 }
-
-// oneLine puts text that is not a safetext.Text — an error's message, which
-// quotes the database — on one sanitized line.
-func oneLine(s string) string { return safetext.Line(s) }
