@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -69,13 +70,57 @@ type Options struct {
 	MaxConns int32
 }
 
-// Open creates a pool and pings it once, so a wrong password or an
-// unreachable host fails now with an error Explain understands. TLS settings
-// in the DSN (sslmode, sslrootcert, …) are honoured as pgx parses them.
+// Pooling is what Open found between meshtop and PostgreSQL.
+type Pooling int
+
+const (
+	// Direct: no pooler, or a proxy that hands PostgreSQL's own backend key
+	// through (a TCP proxy); every client connection is one server session.
+	Direct Pooling = iota
+	// SessionPooler: a pooler in session mode (Supabase's pooler on port
+	// 5432, pool_mode = session): each client connection keeps one server
+	// session for its lifetime, so it behaves like Direct.
+	SessionPooler
+	// TransactionPooler: a pooler in transaction (or statement) mode
+	// (Supabase's port 6543): consecutive transactions of one client
+	// connection may run on different server sessions, so nothing that
+	// outlives a transaction works (prepared statements, session SET,
+	// session advisory locks, LISTEN).
+	TransactionPooler
+)
+
+func (p Pooling) String() string {
+	switch p {
+	case SessionPooler:
+		return "session pooler"
+	case TransactionPooler:
+		return "transaction pooler"
+	}
+	return "direct"
+}
+
+// Open creates a pool and checks it with one query, so a wrong password or
+// an unreachable host fails now with an error Explain understands. TLS
+// settings in the DSN (sslmode, sslrootcert, …) are honoured as pgx parses
+// them. It is OpenDetect without the answer.
 func Open(ctx context.Context, opts Options) (*pgxpool.Pool, error) {
+	pool, _, err := OpenDetect(ctx, opts)
+	return pool, err
+}
+
+// OpenDetect is Open that also finds out whether a connection pooler sits
+// in between (see detect). Through a transaction pooler it reopens the pool
+// in pgx's describe-cache mode (unless the DSN chose a
+// default_query_exec_mode itself): every statement is parsed in the same
+// round trip that runs it, so no named prepared statement (pgx's
+// stmtcache_…) is left on, or expected from, a pooled server session. A
+// direct connection keeps the named-statement cache: it saves the server
+// the parse and plan of every poll (the overview read measured 1.2 ms with
+// it against 2.8 ms without on the test fixture).
+func OpenDetect(ctx context.Context, opts Options) (*pgxpool.Pool, Pooling, error) {
 	cfg, err := pgxpool.ParseConfig(opts.DSN)
 	if err != nil {
-		return nil, &DSNError{Source: "the connection string", Err: err}
+		return nil, Direct, &DSNError{Source: "the connection string", Err: err}
 	}
 	if opts.ApplicationName != "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = opts.ApplicationName
@@ -91,15 +136,85 @@ func Open(ctx context.Context, opts Options) (*pgxpool.Pool, error) {
 		cfg.MaxConns = 4
 	}
 	cfg.MinConns = 0
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	target := TargetOf(cfg.ConnConfig.Config)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg.Copy())
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", TargetOf(cfg.ConnConfig.Config), err)
+		return nil, Direct, fmt.Errorf("connecting to %s: %w", target, err)
 	}
-	if err := pool.Ping(ctx); err != nil {
+	pooling, err := detect(ctx, pool)
+	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connecting to %s: %w", TargetOf(cfg.ConnConfig.Config), err)
+		return nil, Direct, fmt.Errorf("connecting to %s: %w", target, err)
 	}
-	return pool, nil
+	if pooling == TransactionPooler && cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+		pool.Close()
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			return nil, Direct, fmt.Errorf("connecting to %s: %w", target, err)
+		}
+	}
+	return pool, pooling, nil
+}
+
+// detect tells a direct connection from a pooler, and a session pooler from
+// a transaction pooler, with statements that leave nothing behind (simple
+// protocol, no prepared statement, no setting, a rolled-back transaction).
+//
+// A pooler answers the client's startup with its own cancel key, so the
+// backend pid PostgreSQL reports differs from the one the connection was
+// given: one query (which is also Open's ping) clears a direct connection.
+// Behind a pooler, two client connections A and B tell the mode: A reads
+// its backend pid and finishes its transaction, B opens a transaction and
+// reads its pid, then A reads its pid again while B's transaction is open.
+// In session mode A keeps its server session, so B's differs from it and
+// A's second read is the first; in transaction mode A's session went back
+// to the pool, and either B was handed it or A now runs on another one
+// (B's open transaction holds it). A statement pooler refuses B's BEGIN.
+func detect(ctx context.Context, pool *pgxpool.Pool) (Pooling, error) {
+	a, err := pool.Acquire(ctx)
+	if err != nil {
+		return Direct, err
+	}
+	defer a.Release()
+	pidA, err := backendPID(ctx, a.Conn())
+	if err != nil {
+		return Direct, err
+	}
+	if pidA == a.Conn().PgConn().PID() {
+		return Direct, nil
+	}
+	b, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig)
+	if err != nil {
+		return Direct, err
+	}
+	defer b.Close(context.WithoutCancel(ctx))
+	tx, err := b.Begin(ctx)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return TransactionPooler, nil // "transaction blocks not allowed in statement pooling mode"
+	}
+	if err != nil {
+		return Direct, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	pidB, err := backendPID(ctx, b)
+	if err != nil {
+		return Direct, err
+	}
+	pidA2, err := backendPID(ctx, a.Conn())
+	if err != nil {
+		return Direct, err
+	}
+	if pidB == pidA || pidA2 != pidA {
+		return TransactionPooler, nil
+	}
+	return SessionPooler, nil
+}
+
+func backendPID(ctx context.Context, c *pgx.Conn) (uint32, error) {
+	var pid int32
+	err := c.QueryRow(ctx, "select pg_catalog.pg_backend_pid()", pgx.QueryExecModeSimpleProtocol).Scan(&pid)
+	return uint32(pid), err
 }
 
 // Target describes where pool connects to, without a password:

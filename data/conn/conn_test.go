@@ -149,3 +149,43 @@ func TestResolve(t *testing.T) {
 		t.Errorf("libpq env: %q %v", got, err)
 	}
 }
+
+// TestOpenDetectsPooler runs OpenDetect directly and through a real
+// PgBouncer in each pool mode.
+func TestOpenDetectsPooler(t *testing.T) {
+	db := pgtest.NewDatabase(t, pgtest.Empty)
+	cases := []struct {
+		name string
+		dsn  string
+		want Pooling
+	}{
+		{"direct", db.DSN, Direct},
+		{"session", pgtest.PgBouncer(t, "session").DSN(db.Name), SessionPooler},
+		{"transaction", pgtest.PgBouncer(t, "transaction").DSN(db.Name), TransactionPooler},
+		{"statement", pgtest.PgBouncer(t, "statement").DSN(db.Name), TransactionPooler},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			// Repeatedly: a pooled server session keeps what an earlier
+			// client left, and the answer must not depend on that.
+			for i := 0; i < 5; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				pool, got, err := OpenDetect(ctx, Options{DSN: c.dsn})
+				if err != nil {
+					cancel()
+					t.Fatalf("OpenDetect: %v", err)
+				}
+				var one int
+				err = pool.QueryRow(ctx, "select $1::int", 1).Scan(&one)
+				pool.Close()
+				cancel()
+				if got != c.want {
+					t.Fatalf("attempt %d: pooling %v, want %v", i, got, c.want)
+				}
+				if err != nil || one != 1 {
+					t.Fatalf("attempt %d: a query after OpenDetect: %v (%d)", i, err, one)
+				}
+			}
+		})
+	}
+}

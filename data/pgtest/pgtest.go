@@ -45,6 +45,9 @@ var (
 	templates = map[string]error{}
 	cronMu    sync.Mutex
 	dbSeq     int
+
+	bouncerMu sync.Mutex
+	bouncers  = map[string]*pgserver.Bouncer{} // by pool mode
 )
 
 // Main runs the tests and then stops the cluster (if one was started). The
@@ -55,6 +58,13 @@ func Main(m *testing.M) { os.Exit(Run(m)) }
 // returns the exit code, for a TestMain that has its own clean-up to do.
 func Run(m *testing.M) int {
 	code := m.Run()
+	bouncerMu.Lock()
+	for _, b := range bouncers {
+		if err := b.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest:", err)
+		}
+	}
+	bouncerMu.Unlock()
 	if server != nil {
 		if err := server.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
@@ -75,6 +85,29 @@ func Server(tb testing.TB) *pgserver.Server {
 		tb.Fatalf("pgtest: cannot start PostgreSQL: %v", startErr)
 	}
 	return server
+}
+
+// PgBouncer returns a PgBouncer in front of the shared cluster in the given
+// pool mode ("transaction", "session" or "statement"), started by the first
+// test that asks for that mode and stopped by Main. Every database of the
+// cluster is reachable through it: db.Srv's DSN(name) becomes its DSN(name).
+// If pgbouncer is not installed the test fails saying how to install it.
+func PgBouncer(tb testing.TB, mode string) *pgserver.Bouncer {
+	tb.Helper()
+	srv := Server(tb)
+	bouncerMu.Lock()
+	defer bouncerMu.Unlock()
+	if b, ok := bouncers[mode]; ok {
+		return b
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := srv.StartPgBouncer(ctx, pgserver.BouncerOptions{PoolMode: mode})
+	if err != nil {
+		tb.Fatalf("pgtest: cannot start PgBouncer (%s mode): %v", mode, err)
+	}
+	bouncers[mode] = b
+	return b
 }
 
 // DB is one test's database.
