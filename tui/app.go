@@ -33,6 +33,11 @@ type Options struct {
 	Installer Installer
 	// ReadOnly hides and refuses install, refresh and cancel.
 	ReadOnly bool
+	// Pooler says the database is reached through a transaction pooler:
+	// reads work, but refresh, cancel, install and LISTEN need a session, so
+	// they are disabled (the console polls instead of listening), a badge
+	// says so, and the status line says once what to do.
+	Pooler bool
 	// NoInstall never offers to install.
 	NoInstall bool
 	// Interval between polls (default 2s).
@@ -209,7 +214,7 @@ func newModel(ctx context.Context, opts Options) Model {
 		opts.Output = os.Stdout
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &common{styles: NewStyles(DefaultTheme()), keys: newKeyMap(opts.ReadOnly), clock: opts.Clock, opts: opts}
+	c := &common{styles: NewStyles(DefaultTheme()), keys: newKeyMap(opts.ReadOnly || opts.Pooler), clock: opts.Clock, opts: opts}
 	h := help.New()
 	h.Styles.ShortKey = c.styles.Accent
 	h.Styles.FullKey = c.styles.Accent
@@ -227,6 +232,9 @@ func (m *Model) start() tea.Cmd {
 	m.started = true
 	if m.screen == screenInstall {
 		m.screen = screenOverview
+	}
+	if m.c.opts.Pooler && m.status == "" {
+		m.setStatus(store.ErrNeedsSession.Error(), false)
 	}
 	return tea.Batch(m.fetchAll(), m.rearmPoll(), m.restartListen())
 }
@@ -268,6 +276,9 @@ func (m *Model) rearmPoll() tea.Cmd {
 }
 
 func (m *Model) restartListen() tea.Cmd {
+	if m.c.opts.Pooler {
+		return nil // no LISTEN through a transaction pooler: polling only
+	}
 	if m.listen != nil {
 		m.listen.cancel()
 	}
@@ -394,6 +405,8 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.screen = screenInstall
 		m.inst = installModel{state: installPrompt}
 		switch {
+		case m.c.opts.Pooler:
+			m.inst.state, m.inst.reason = installUnavailable, "The metrics views are not installed, and "+store.ErrNeedsSession.Error()+": run `meshtop install` there."
 		case m.c.opts.ReadOnly:
 			m.inst.state, m.inst.reason = installUnavailable, "meshtop runs read-only, so it will not install anything. Run `meshtop install` with a role that owns the database objects, or ask your DBA to."
 		case m.c.opts.NoInstall || m.c.opts.Installer == nil:
@@ -805,12 +818,16 @@ func (m Model) detailKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 
 func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	k := m.c.keys
-	if m.c.opts.ReadOnly {
+	if m.c.opts.ReadOnly || m.c.opts.Pooler {
 		// The bindings are disabled (and so hidden from the help); say why
 		// the keys do nothing.
 		switch msg.String() {
 		case "r", "R", "x":
-			m.setStatus("read-only: refreshing and cancelling are disabled", true)
+			if m.c.opts.Pooler {
+				m.setStatus(store.ErrNeedsSession.Error(), true)
+			} else {
+				m.setStatus("read-only: refreshing and cancelling are disabled", true)
+			}
 			return m, nil
 		}
 	}
@@ -1108,7 +1125,7 @@ func (m Model) lagState() (string, int) {
 }
 
 func (m Model) tabsView() string {
-	key := fmt.Sprint(m.screen, m.dt.id != "", m.showHelp, m.c.opts.ReadOnly, m.width)
+	key := fmt.Sprint(m.screen, m.dt.id != "", m.showHelp, m.c.opts.ReadOnly, m.c.opts.Pooler, m.width)
 	return m.c.tabs.get(key, m.drawTabs)
 }
 
@@ -1134,6 +1151,9 @@ func (m Model) drawTabs() string {
 	}
 	if m.c.opts.ReadOnly {
 		tabs = append(tabs, st.Warn.Render("READ-ONLY"))
+	}
+	if m.c.opts.Pooler {
+		tabs = append(tabs, st.Warn.Render("TRANSACTION POOLER: READS ONLY"))
 	}
 	return fit(strings.Join(tabs, " "), m.width)
 }

@@ -427,6 +427,9 @@ func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 			if c.opts.ReadOnly {
 				hint = "run `meshtop refresh` or `meshtop schedule --every 1m` (this dashboard is read-only)"
 			}
+			if c.opts.Pooler {
+				hint = "run `meshtop refresh` over a session (the direct or session-pooler URL, port 5432)"
+			}
 			line(st.Warn.Render("the metrics views have not been refreshed yet: " + hint))
 		case len(o.data.Workflows) == 0:
 			line(st.Muted.Render("no workflow definitions in this database"))

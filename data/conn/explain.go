@@ -72,7 +72,7 @@ func explain(err error) string {
 	if errors.As(err, &perm) {
 		return fmt.Sprintf("permission denied %s: as the database owner, GRANT %s TO %s", perm.Action, perm.Role, roleOr(user))
 	}
-	for _, sentinel := range []error{store.ErrNotInstalled, store.ErrNotPopulated, store.ErrCronUnavailable} {
+	for _, sentinel := range []error{store.ErrNeedsSession, store.ErrNotInstalled, store.ErrNotPopulated, store.ErrCronUnavailable} {
 		if errors.Is(err, sentinel) {
 			return sentinel.Error()
 		}
@@ -127,6 +127,9 @@ func explain(err error) string {
 			return fmt.Sprintf("lost the connection to %s (%s): is the server restarting? retry when it is back", where, lost)
 		}
 	}
+	if strings.Contains(msg, "stmtcache_") {
+		return fmt.Sprintf("prepared statements do not survive the connection pooler at %s (a transaction pooler): add default_query_exec_mode=exec to the connection string, or use the direct or session-pooler URL, port 5432", where)
+	}
 	if strings.Contains(msg, "server refused TLS connection") {
 		return fmt.Sprintf("%s does not accept TLS connections: use sslmode=disable or prefer in the connection string, or enable SSL on the server", where)
 	}
@@ -172,8 +175,30 @@ func explainPg(e *pgconn.PgError, where, user, db string) string {
 		return fmt.Sprintf("%s at %s: close idle sessions or raise max_connections", e.Message, where)
 	case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
 		return fmt.Sprintf("%s (%s): the server is restarting or shutting down; retry shortly", where, e.Message)
+	case "42P05", "26000": // duplicate_prepared_statement, invalid_sql_statement_name
+		// pgx's own statements (stmtcache_…) meeting a transaction pooler
+		// that OpenDetect did not recognise: never show pgx's names.
+		return fmt.Sprintf("prepared statements do not survive the connection pooler at %s (a transaction pooler): add default_query_exec_mode=exec to the connection string, or use the direct or session-pooler URL, port 5432", where)
+	}
+	if pooler := poolerMessage(e.Message); pooler {
+		return fmt.Sprintf("the connection pooler at %s refused: %s (a PgBouncer message: check the pooler's settings, or use the direct URL, port 5432)", where, e.Message)
 	}
 	return fmt.Sprintf("%s (SQLSTATE %s)", e.Message, e.Code)
+}
+
+// poolerMessage reports whether msg is one of PgBouncer's own errors (it
+// answers with SQLSTATE 08P01 and these texts, not PostgreSQL's).
+func poolerMessage(msg string) bool {
+	for _, frag := range []string{
+		"pgbouncer", "pooling mode", "max_client_conn", "query_wait_timeout",
+		"server login has been failing", "no such database", "client_idle_timeout",
+		"idle transaction timeout", "server conn crashed", "unsupported startup parameter",
+	} {
+		if strings.Contains(strings.ToLower(msg), frag) {
+			return true
+		}
+	}
+	return false
 }
 
 func roleOr(user string) string {

@@ -36,11 +36,23 @@ func TestExplainCases(t *testing.T) {
 		{fmt.Errorf("reading the overview: %w", context.DeadlineExceeded), "timed out waiting for the database"},
 		{errors.New("reading: failed to deallocate cached statement(s): conn closed"), "lost the connection to the server (conn closed)"},
 		{errors.New("line one\nline two password=hunter2"), "line one; line two password=xxxxx"},
+		{fmt.Errorf("refreshing: %w", store.ErrNeedsSession), "through a transaction pooler: reading works; refresh, cancel, install and LISTEN need a session — use the direct or session-pooler URL, port 5432"},
+		{pg("42P05", `prepared statement "stmtcache_63384ec0" already exists`), "prepared statements do not survive the connection pooler at the server (a transaction pooler)"},
+		{pg("26000", `prepared statement "stmtcache_0922" does not exist`), "use the direct or session-pooler URL, port 5432"},
+		{errors.New(`failed to deallocate cached statement(s): stmtcache_ab12`), "prepared statements do not survive the connection pooler"},
+		{pg("08P01", "transaction blocks not allowed in statement pooling mode"), "the connection pooler at the server refused: transaction blocks not allowed in statement pooling mode"},
 	}
 	for _, c := range cases {
 		got := Explain(c.err)
 		if !strings.Contains(got, c.want) {
 			t.Errorf("Explain(%v) = %q, want it to contain %q", c.err, got, c.want)
+		}
+	}
+	for _, c := range cases {
+		for _, leak := range []string{"stmtcache_", "SQLSTATE 42P05", "SQLSTATE 26000"} {
+			if got := Explain(c.err); strings.Contains(got, leak) {
+				t.Errorf("Explain(%v) = %q shows pgx's internals (%s)", c.err, got, leak)
+			}
 		}
 	}
 	if Explain(nil) != "" {

@@ -17,6 +17,9 @@ func (s *Store) Listen(ctx context.Context, out chan<- RefreshEvent) error {
 	if s.err != nil {
 		return s.err
 	}
+	if err := s.needSession(); err != nil {
+		return err
+	}
 	actx, cancel := s.timeout(ctx)
 	conn, err := s.primary.Acquire(actx)
 	cancel()

@@ -32,6 +32,9 @@ func (s *Store) Refresh(ctx context.Context, view string, wait bool) ([]RefreshR
 	if s.err != nil {
 		return nil, s.err
 	}
+	if err := s.needSession(); err != nil {
+		return nil, err
+	}
 	views := ViewNames()
 	if view != "" {
 		if err := CheckView(view); err != nil {
@@ -274,6 +277,9 @@ func parseHolder(msg string) (int32, *time.Time) {
 func (s *Store) CancelRefresh(ctx context.Context, view string) (int, error) {
 	if s.err != nil {
 		return 0, s.err
+	}
+	if err := s.needSession(); err != nil {
+		return 0, err
 	}
 	var arg *string
 	if view != "" {

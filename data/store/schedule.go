@@ -101,6 +101,9 @@ func (s *Store) SetSchedule(ctx context.Context, every time.Duration) (Schedule,
 	if s.err != nil {
 		return Schedule{}, s.err
 	}
+	if err := s.needSession(); err != nil {
+		return Schedule{}, err
+	}
 	qctx, cancel := s.timeout(ctx)
 	major, minor, ok, err := s.cronVersion(qctx)
 	cancel()
@@ -145,6 +148,9 @@ func stripComments(text string) string {
 func (s *Store) Unschedule(ctx context.Context) error {
 	if s.err != nil {
 		return s.err
+	}
+	if err := s.needSession(); err != nil {
+		return err
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()

@@ -32,6 +32,11 @@ type Options struct {
 	// by QueryTimeout. The refresh itself uses lock_timeout from the
 	// schema's config table.
 	LockTimeout time.Duration
+	// TransactionPooler says the primary is reached through a pooler in
+	// transaction mode (conn.OpenDetect finds out): Refresh, CancelRefresh,
+	// SetSchedule, Unschedule and Listen then return ErrNeedsSession
+	// without touching the database, and reads carry no session state.
+	TransactionPooler bool
 }
 
 // Defaults.

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/meshtop/meshtop/data/conn"
 	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/store"
 	"github.com/meshtop/meshtop/tui"
@@ -59,8 +60,9 @@ func (a *app) tuiOptions(s *session, d *dashboardFlags) tui.Options {
 		LagWarn:   d.lagWarn,
 		LagCrit:   d.lagCrit,
 		Target:    s.target,
+		Pooler:    s.pooling == conn.TransactionPooler,
 	}
-	if !d.noInstall && !a.g.readOnly {
+	if !d.noInstall && !a.g.readOnly && !opts.Pooler {
 		opts.Installer = install.New(s.primary, a.g.schema)
 	}
 	return opts

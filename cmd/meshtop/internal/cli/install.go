@@ -33,6 +33,9 @@ tables, is not a standby, and that the role may create what is needed.`,
 				return err
 			}
 			defer s.Close()
+			if err := s.needSession(); err != nil {
+				return err
+			}
 			in := install.New(s.primary, a.g.schema)
 			out := a.stdout()
 			if dryRun {
@@ -117,6 +120,9 @@ confirmation on a terminal; elsewhere pass --yes.`,
 				return err
 			}
 			defer s.Close()
+			if err := s.needSession(); err != nil {
+				return err
+			}
 			if err := install.New(s.primary, a.g.schema).Uninstall(ctx); err != nil {
 				return s.wrap(err)
 			}

@@ -78,6 +78,9 @@ func (a *app) refreshOnce(ctx context.Context, f *refreshFlags) error {
 		return err
 	}
 	defer s.Close()
+	if err := s.needSession(); err != nil {
+		return err
+	}
 	results, err := s.store.Refresh(ctx, f.view, f.wait)
 	printResults(a.stdout(), results)
 	if err != nil {
@@ -130,6 +133,9 @@ func (a *app) refreshEvery(parent context.Context, f *refreshFlags) error {
 		var err error
 		if s == nil {
 			s, err = a.connect(ctx, false)
+			if err == nil && s.needSession() != nil {
+				return s.needSession() // no retrying: the URL must change
+			}
 		}
 		if err == nil {
 			rctx, cancel := ctx, context.CancelFunc(func() {})

@@ -40,11 +40,14 @@ type IO struct {
 }
 
 // Exit codes. check uses its own (0–3, the monitoring-plugin convention).
+// 2 means "cannot run here": no terminal for the dashboard, or a command
+// that needs a server session asked through a transaction pooler.
 const (
-	ExitOK      = 0
-	ExitError   = 1
-	ExitNoTTY   = 2
-	ExitUnknown = 3
+	ExitOK           = 0
+	ExitError        = 1
+	ExitNoTTY        = 2
+	ExitNeedsSession = 2
+	ExitUnknown      = 3
 )
 
 // exitError carries an exit code; a quiet one has already said everything.
@@ -244,6 +247,27 @@ type session struct {
 	store            *store.Store
 	user             string
 	target           string
+	pooling          conn.Pooling // of the primary
+}
+
+// errNeedsSession is how refresh, install, uninstall and schedule changes
+// refuse through a transaction pooler: one line, exit 2, nothing touched.
+var errNeedsSession = &exitError{code: ExitNeedsSession, err: store.ErrNeedsSession}
+
+// needSession refuses through a transaction pooler (see store.ErrNeedsSession).
+func (s *session) needSession() error {
+	if s.pooling == conn.TransactionPooler {
+		return errNeedsSession
+	}
+	return nil
+}
+
+// poolerNote prints, once, what a transaction pooler means for this run
+// (commands that only read say it on stderr and go on).
+func (a *app) poolerNote(s *session) {
+	if s.pooling == conn.TransactionPooler {
+		fmt.Fprintln(a.stderr(), "meshtop: note: "+store.ErrNeedsSession.Error())
+	}
 }
 
 func (s *session) Close() {
@@ -266,11 +290,11 @@ func (a *app) connect(ctx context.Context, withReplica bool) (*session, error) {
 		return nil, err
 	}
 	opts := conn.Options{DSN: dsn, ApplicationName: a.g.appName, ConnectTimeout: 10 * time.Second}
-	primary, err := conn.Open(ctx, opts)
+	primary, pooling, err := conn.OpenDetect(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{primary: primary, user: primary.Config().ConnConfig.User, target: conn.Target(primary)}
+	s := &session{primary: primary, user: primary.Config().ConnConfig.User, target: conn.Target(primary), pooling: pooling}
 	if withReplica && a.g.replicaDSN != "" {
 		opts.DSN = a.g.replicaDSN
 		s.replica, err = conn.Open(ctx, opts)
@@ -280,7 +304,9 @@ func (a *app) connect(ctx context.Context, withReplica bool) (*session, error) {
 		}
 		s.target += " (reads from " + conn.Target(s.replica) + ")"
 	}
-	s.store = store.New(s.primary, s.replica, a.storeOptions())
+	so := a.storeOptions()
+	so.TransactionPooler = pooling == conn.TransactionPooler
+	s.store = store.New(s.primary, s.replica, so)
 	return s, nil
 }
 

@@ -44,6 +44,11 @@ fresh with ` + "`meshtop refresh --every 1m`" + ` instead.`,
 				return err
 			}
 			defer s.Close()
+			if every > 0 || off {
+				if err := s.needSession(); err != nil {
+					return err
+				}
+			}
 			out := a.stdout()
 			switch {
 			case every > 0:

@@ -94,6 +94,7 @@ includes replication lag.`,
 				return err
 			}
 			defer s.Close()
+			a.poolerNote(s)
 			doc, ov, err := a.status(ctx, s, window)
 			if err != nil {
 				return s.wrap(err)
