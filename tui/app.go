@@ -57,6 +57,11 @@ type Options struct {
 	Output io.Writer
 }
 
+// poolerLine is store.ErrNeedsSession shortened for the status bar (103
+// columns with "error: "; the badge "TRANSACTION POOLER: READS ONLY" says
+// that reading works).
+const poolerLine = "through a transaction pooler: refresh, cancel, install and LISTEN need a session — use port 5432"
+
 // Minimum terminal size; below it a message asks for a bigger window.
 const (
 	MinWidth  = 80
@@ -234,7 +239,7 @@ func (m *Model) start() tea.Cmd {
 		m.screen = screenOverview
 	}
 	if m.c.opts.Pooler && m.status == "" {
-		m.setStatus(store.ErrNeedsSession.Error(), false)
+		m.setStatus(poolerLine, false)
 	}
 	return tea.Batch(m.fetchAll(), m.rearmPoll(), m.restartListen())
 }
@@ -824,7 +829,7 @@ func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		switch msg.String() {
 		case "r", "R", "x":
 			if m.c.opts.Pooler {
-				m.setStatus(store.ErrNeedsSession.Error(), true)
+				m.setStatus(poolerLine, true)
 			} else {
 				m.setStatus("read-only: refreshing and cancelling are disabled", true)
 			}

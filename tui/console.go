@@ -299,7 +299,14 @@ func (cs *consoleModel) watchLines(c *common, width int, now time.Time) []string
 		return out
 	}
 	if cs.last == nil {
-		return []string{st.Muted.Render("no refresh running · r refreshes the selected view, R all views")}
+		hint := "r refreshes the selected view, R all views"
+		switch {
+		case c.opts.Pooler:
+			hint = "refreshing needs a session: use the direct or session-pooler URL, port 5432"
+		case c.opts.ReadOnly:
+			hint = "read-only: refreshing is disabled"
+		}
+		return []string{st.Muted.Render("no refresh running · " + hint)}
 	}
 	if cs.last.err != nil && len(cs.last.results) == 0 {
 		return []string{st.Bad.Render(fit("✗ refresh failed: "+oneLine(cs.last.err.Error()), width))}

@@ -1,0 +1,102 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/meshtop/meshtop/data/conn"
+	"github.com/meshtop/meshtop/data/pgtest"
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// TestTransactionPoolerStore: through PgBouncer in transaction mode, every
+// read works from new client connections again and again (where pgx's
+// named statements would meet a pooled session that already has them), and
+// what needs a session is refused with ErrNeedsSession before anything
+// reaches the server.
+func TestTransactionPoolerStore(t *testing.T) {
+	e := setup(t)
+	refreshAll(t, e.st)
+	ctx := ctxT(t)
+	dsn := pgtest.PgBouncer(t, "transaction").DSN(e.db.Name)
+	var logBefore []store.RefreshLogEntry
+	for i := 0; i < 6; i++ {
+		pool, pooling, err := conn.OpenDetect(ctx, conn.Options{DSN: dsn})
+		if err != nil {
+			t.Fatalf("opening through the pooler: %v", err)
+		}
+		if pooling != conn.TransactionPooler {
+			pool.Close()
+			t.Fatalf("pooling %v, want %v", pooling, conn.TransactionPooler)
+		}
+		st := store.New(pool, nil, store.Options{Schema: schema, TransactionPooler: true})
+		err = func() error {
+			defer pool.Close()
+			for j := 0; j < 5; j++ {
+				ov, err := st.Overview(ctx, store.Windows[j%len(store.Windows)])
+				if err != nil {
+					return err
+				}
+				if len(ov.Workflows) == 0 {
+					return errors.New("the overview has no workflows")
+				}
+				if _, err := st.Workflow(ctx, ov.Workflows[0].WorkflowID, ov.Window); err != nil {
+					return err
+				}
+			}
+			if _, err := st.Views(ctx); err != nil {
+				return err
+			}
+			if _, err := st.Running(ctx); err != nil {
+				return err
+			}
+			if _, err := st.Schedule(ctx); err != nil && !errors.Is(err, store.ErrCronUnavailable) {
+				return err
+			}
+			logBefore, err = st.RefreshLog(ctx, 50)
+			return err
+		}()
+		if err != nil {
+			t.Fatalf("client %d: a read through the pooler failed: %v", i, err)
+		}
+	}
+
+	pool, _, err := conn.OpenDetect(ctx, conn.Options{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := store.New(pool, nil, store.Options{Schema: schema, TransactionPooler: true})
+	if !st.ThroughTransactionPooler() {
+		t.Fatal("ThroughTransactionPooler is false")
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	refused := map[string]error{}
+	_, refused["Refresh"] = st.Refresh(ctx, "", true)
+	_, refused["CancelRefresh"] = st.CancelRefresh(ctx, "")
+	_, refused["SetSchedule"] = st.SetSchedule(ctx, time.Minute)
+	refused["Unschedule"] = st.Unschedule(ctx)
+	refused["Listen"] = st.Listen(lctx, make(chan store.RefreshEvent, 1))
+	for name, err := range refused {
+		if !errors.Is(err, store.ErrNeedsSession) {
+			t.Errorf("%s through a transaction pooler: %v, want ErrNeedsSession", name, err)
+		}
+	}
+	logAfter, err := e.st.RefreshLog(ctx, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logAfter) != len(logBefore) {
+		t.Fatalf("the refresh log went from %d to %d entries through refused calls", len(logBefore), len(logAfter))
+	}
+	var locks int
+	if err := e.db.Pool.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory'").Scan(&locks); err != nil {
+		t.Fatal(err)
+	}
+	if locks != 0 {
+		t.Fatalf("%d advisory lock(s) on the server", locks)
+	}
+}
