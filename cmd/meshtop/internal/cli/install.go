@@ -33,7 +33,9 @@ tables, is not a standby, and that the role may create what is needed.`,
 				return err
 			}
 			defer s.Close()
-			if err := s.needSession(); err != nil {
+			if dryRun {
+				a.poolerNote(s) // reading the plan works; applying it needs a session
+			} else if err := s.needSession(); err != nil {
 				return err
 			}
 			in := install.New(s.primary, a.g.schema)
@@ -103,16 +105,8 @@ confirmation on a terminal; elsewhere pass --yes.`,
 			if err := a.refuseReadOnly("uninstall"); err != nil {
 				return err
 			}
-			if !yes {
-				if !a.io.IsTerminal(a.io.Stdin) {
-					return errString("refusing to uninstall without confirmation: stdin is not a terminal; pass --yes")
-				}
-				fmt.Fprintf(a.stderr(), "Remove schema %s and everything meshtop created in this database? [y/N] ", a.g.schema)
-				line, _ := bufio.NewReader(a.io.Stdin).ReadString('\n')
-				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
-					fmt.Fprintln(a.stderr(), "not uninstalled")
-					return &exitError{code: ExitError, quiet: true}
-				}
+			if !yes && !a.io.IsTerminal(a.io.Stdin) {
+				return errString("refusing to uninstall without confirmation: stdin is not a terminal; pass --yes")
 			}
 			ctx := cmd.Context()
 			s, err := a.connect(ctx, false)
@@ -120,8 +114,17 @@ confirmation on a terminal; elsewhere pass --yes.`,
 				return err
 			}
 			defer s.Close()
+			// Through a transaction pooler, refuse before asking.
 			if err := s.needSession(); err != nil {
 				return err
+			}
+			if !yes {
+				fmt.Fprintf(a.stderr(), "Remove schema %s and everything meshtop created in this database? [y/N] ", a.g.schema)
+				line, _ := bufio.NewReader(a.io.Stdin).ReadString('\n')
+				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+					fmt.Fprintln(a.stderr(), "not uninstalled")
+					return &exitError{code: ExitError, quiet: true}
+				}
 			}
 			if err := install.New(s.primary, a.g.schema).Uninstall(ctx); err != nil {
 				return s.wrap(err)

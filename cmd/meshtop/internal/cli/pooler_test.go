@@ -96,7 +96,6 @@ func TestTransactionPoolerRefusesWrites(t *testing.T) {
 		{"refresh", "--view", store.ViewMetrics, "--wait"},
 		{"refresh", "--every", "1s"},
 		{"install"},
-		{"install", "--dry-run"},
 		{"uninstall", "--yes"},
 		{"schedule", "--every", "1m"},
 		{"schedule", "--off"},
@@ -112,9 +111,21 @@ func TestTransactionPoolerRefusesWrites(t *testing.T) {
 	if after := refreshLogRows(t, db); after != before {
 		t.Fatalf("the refresh log went from %d to %d rows: a refusal touched the database", before, after)
 	}
-	// Reading the schedule is a read: it works.
-	r := run(t, runOpts{}, "schedule", "--show", "--dsn", pooled).must(t, 0)
+	// On a terminal, uninstall refuses before asking.
+	r := run(t, runOpts{tty: true, stdin: "y\n"}, "uninstall", "--dsn", pooled).must(t, ExitNeedsSession)
+	if r.stderr != poolerLine {
+		t.Fatalf("interactive uninstall through the pooler: want only %q on stderr, got %s", poolerLine, r)
+	}
+	// Reading the schedule and the install plan are reads: they work, the
+	// plan with the note that applying it needs a session.
+	r = run(t, runOpts{}, "schedule", "--show", "--dsn", pooled).must(t, 0)
 	noPgxInternals(t, r)
+	fresh := pgtest.NewDatabase(t)
+	direct := run(t, runOpts{}, "install", "--dry-run", "--dsn", fresh.DSN).must(t, 0)
+	r = run(t, runOpts{}, "install", "--dry-run", "--dsn", pgtest.PgBouncer(t, "transaction").DSN(fresh.Name)).must(t, 0)
+	if !strings.Contains(direct.stdout, "CREATE MATERIALIZED VIEW") || r.stdout != direct.stdout || r.stderr != "meshtop: note: "+store.ErrNeedsSession.Error()+"\n" {
+		t.Fatalf("install --dry-run through the pooler:\ndirect: %s\npooled: %s", direct, r)
+	}
 	// And the views are still installed and readable.
 	run(t, runOpts{}, "status", "--dsn", db.DSN).must(t, 0)
 }
