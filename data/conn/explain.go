@@ -72,7 +72,7 @@ func explain(err error) string {
 	if errors.As(err, &perm) {
 		return fmt.Sprintf("permission denied %s: as the database owner, GRANT %s TO %s", perm.Action, perm.Role, roleOr(user))
 	}
-	for _, sentinel := range []error{store.ErrNeedsSession, store.ErrNotInstalled, store.ErrNotPopulated, store.ErrCronUnavailable} {
+	for _, sentinel := range []error{store.ErrNeedsSession, store.ErrPreparedStatements, store.ErrNotInstalled, store.ErrNotPopulated, store.ErrCronUnavailable} {
 		if errors.Is(err, sentinel) {
 			return sentinel.Error()
 		}

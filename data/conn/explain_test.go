@@ -37,6 +37,7 @@ func TestExplainCases(t *testing.T) {
 		{errors.New("reading: failed to deallocate cached statement(s): conn closed"), "lost the connection to the server (conn closed)"},
 		{errors.New("line one\nline two password=hunter2"), "line one; line two password=xxxxx"},
 		{fmt.Errorf("refreshing: %w", store.ErrNeedsSession), "through a transaction pooler: reading works; refresh, cancel, install and LISTEN need a session — use the direct or session-pooler URL, port 5432"},
+		{fmt.Errorf("reading the overview: %w", store.ErrPreparedStatements), "prepared statements do not survive this connection's pooler (a transaction pooler): add default_query_exec_mode=exec"},
 		{pg("42P05", `prepared statement "stmtcache_63384ec0" already exists`), "prepared statements do not survive the connection pooler at the server (a transaction pooler)"},
 		{pg("26000", `prepared statement "stmtcache_0922" does not exist`), "use the direct or session-pooler URL, port 5432"},
 		{errors.New(`failed to deallocate cached statement(s): stmtcache_ab12`), "prepared statements do not survive the connection pooler"},

@@ -49,7 +49,8 @@ func (e *PermissionError) Unwrap() error { return e.Err }
 
 // wrap adds the action to err and classifies server errors: missing schema,
 // relation or function → ErrNotInstalled; permission denied →
-// *PermissionError naming role; an unpopulated view → ErrNotPopulated.
+// *PermissionError naming role; an unpopulated view → ErrNotPopulated; a
+// prepared statement lost to a pooler → ErrPreparedStatements.
 func wrap(err error, action, role string) error {
 	if err == nil {
 		return nil
@@ -65,6 +66,8 @@ func wrap(err error, action, role string) error {
 			return fmt.Errorf("%s: the server is a read-only standby; refreshes, schedules and installs must go to the primary: %w", action, err)
 		case "55P03": // lock_not_available
 			return fmt.Errorf("%s: %w (%s)", action, ErrLocked, pgErr.Message)
+		case "42P05", "26000": // duplicate_prepared_statement, invalid_sql_statement_name
+			return fmt.Errorf("%s: %w", action, ErrPreparedStatements)
 		case "55000": // object_not_in_prerequisite_state
 			if isNotPopulated(pgErr) {
 				return fmt.Errorf("%s: %w", action, ErrNotPopulated)

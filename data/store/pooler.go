@@ -11,6 +11,12 @@ import "errors"
 // uninstall take session locks too. Reads do work (see conn.OpenDetect).
 var ErrNeedsSession = errors.New("through a transaction pooler: reading works; refresh, cancel, install and LISTEN need a session — use the direct or session-pooler URL, port 5432")
 
+// ErrPreparedStatements is a prepared statement that a pooler lost or
+// duplicated (SQLSTATE 26000 or 42P05 on pgx's own stmtcache_… statements):
+// a transaction pooler that conn.OpenDetect did not recognise. The wrapped
+// error names neither pgx's statement nor the SQLSTATE.
+var ErrPreparedStatements = errors.New("prepared statements do not survive this connection's pooler (a transaction pooler): add default_query_exec_mode=exec to the connection string, or use the direct or session-pooler URL, port 5432")
+
 // ThroughTransactionPooler reports whether Options.TransactionPooler is set:
 // the Store only reads.
 func (s *Store) ThroughTransactionPooler() bool { return s.opts.TransactionPooler }

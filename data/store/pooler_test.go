@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +99,48 @@ func TestTransactionPoolerStore(t *testing.T) {
 	}
 	if locks != 0 {
 		t.Fatalf("%d advisory lock(s) on the server", locks)
+	}
+}
+
+// TestPreparedStatementErrorsExplained: a pool left in pgx's default
+// named-statement mode behind a transaction pooler (what an undetected
+// pooler would give) fails as the issue describes; those errors reach
+// callers as ErrPreparedStatements, without pgx's statement names or the
+// SQLSTATE.
+func TestPreparedStatementErrorsExplained(t *testing.T) {
+	e := setup(t)
+	refreshAll(t, e.st)
+	ctx := ctxT(t)
+	dsn := pgtest.PgBouncer(t, "transaction").DSN(e.db.Name)
+	failures := 0
+	for i := 0; i < 20 && failures < 3; i++ {
+		pool, err := newPool(ctx, dsn) // pgx's default: named prepared statements
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := store.New(pool, nil, store.Options{Schema: schema})
+		for _, read := range []func() error{
+			func() error { _, err := st.Overview(ctx, store.Window24h); return err },
+			func() error { _, err := st.Views(ctx); return err },
+			func() error { _, err := st.RefreshLog(ctx, 10); return err },
+		} {
+			err := read()
+			if err == nil {
+				continue
+			}
+			failures++
+			if !errors.Is(err, store.ErrPreparedStatements) {
+				t.Errorf("client %d: %v, want ErrPreparedStatements", i, err)
+			}
+			for _, leak := range []string{"stmtcache_", "42P05", "26000"} {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("client %d: the error shows pgx's internals (%s): %v", i, leak, err)
+				}
+			}
+		}
+		pool.Close()
+	}
+	if failures == 0 {
+		t.Fatal("20 clients in named-statement mode never met another client's statements through the pooler: the test no longer shows the failure it guards against")
 	}
 }
