@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,58 +137,24 @@ func (s *Server) StartPgBouncer(ctx context.Context, opts BouncerOptions) (*Boun
 
 // waitReady dials the port until pgbouncer accepts connections (bounded).
 func (b *Bouncer) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(30 * time.Second)
-	delay := 10 * time.Millisecond
-	for {
-		c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-b.exited:
-			return fmt.Errorf("pgbouncer exited at start:\n%s", b.LogTail(20))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("pgbouncer did not accept connections on %s: %w\n%s", b.Addr(), err, b.LogTail(20))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 200*time.Millisecond)
-	}
+	return waitListening(ctx, b.Addr(), "pgbouncer", b.exited, func() string { return b.LogTail(20) })
 }
 
 // Addr is host:port of the listener.
-func (b *Bouncer) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Port)) }
+func (b *Bouncer) Addr() string { return loopback(b.Port) }
 
 // DSN returns a connection URL for the superuser postgres on database db,
 // through the pooler.
-func (b *Bouncer) DSN(db string) string {
-	return fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", b.Addr(), db)
-}
+func (b *Bouncer) DSN(db string) string { return dsnAt(b.Addr(), db, "postgres", "") }
 
 // UserDSN returns a connection URL for another role (one of
 // BouncerOptions.Users) through the pooler.
 func (b *Bouncer) UserDSN(db, user, password string) string {
-	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, b.Addr(), db)
+	return dsnAt(b.Addr(), db, user, password)
 }
 
 // LogTail returns the last n lines of pgbouncer's log.
-func (b *Bouncer) LogTail(n int) string {
-	body, err := os.ReadFile(filepath.Join(b.Root, "pgbouncer.log"))
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(body), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (b *Bouncer) LogTail(n int) string { return tailFile(filepath.Join(b.Root, "pgbouncer.log"), n) }
 
 // Stop shuts pgbouncer down (SIGINT: immediate, closing its server
 // connections) and removes its directory. It is safe to call more than once.

@@ -279,16 +279,28 @@ func (s *Server) start(ctx context.Context) error {
 
 // waitReady dials the port until the server accepts connections.
 func (s *Server) waitReady(ctx context.Context) error {
+	return waitListening(ctx, s.Addr(), "PostgreSQL", nil, func() string { return s.LogTail(20) })
+}
+
+// waitListening dials addr until something accepts connections (for at
+// most 30 s), ctx ends, or exited (if not nil) is closed because the
+// process died; errors name what and end with tail(), its log.
+func waitListening(ctx context.Context, addr, what string, exited <-chan struct{}, tail func() string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	delay := 10 * time.Millisecond
 	for {
-		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
 			return nil
 		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited while starting:\n%s", what, tail())
+		default:
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("PostgreSQL did not accept connections on %s: %w\n%s", s.Addr(), err, s.LogTail(20))
+			return fmt.Errorf("%s did not accept connections on %s: %w\n%s", what, addr, err, tail())
 		}
 		select {
 		case <-ctx.Done():
@@ -300,16 +312,24 @@ func (s *Server) waitReady(ctx context.Context) error {
 }
 
 // Addr is host:port of the loopback listener.
-func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
+func (s *Server) Addr() string { return loopback(s.Port) }
+
+func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // DSN returns a connection URL for the superuser `postgres` on database db.
-func (s *Server) DSN(db string) string {
-	return fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", s.Addr(), db)
-}
+func (s *Server) DSN(db string) string { return dsnAt(s.Addr(), db, "postgres", "") }
 
 // UserDSN returns a connection URL for another role with a password.
 func (s *Server) UserDSN(db, user, password string) string {
-	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, s.Addr(), db)
+	return dsnAt(s.Addr(), db, user, password)
+}
+
+// dsnAt is a connection URL for user (with password, if any) on db at addr.
+func dsnAt(addr, db, user, password string) string {
+	if password != "" {
+		user += ":" + password
+	}
+	return fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", user, addr, db)
 }
 
 // Restart restarts the server with the given shutdown mode ("fast" or
@@ -366,8 +386,11 @@ func (s *Server) cleanup() {
 }
 
 // LogTail returns the last n lines of the server log.
-func (s *Server) LogTail(n int) string {
-	b, err := os.ReadFile(filepath.Join(s.Root, "server.log"))
+func (s *Server) LogTail(n int) string { return tailFile(filepath.Join(s.Root, "server.log"), n) }
+
+// tailFile returns the last n lines of the file at path ("" if unreadable).
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}

@@ -109,15 +109,12 @@ confirmation on a terminal; elsewhere pass --yes.`,
 				return errString("refusing to uninstall without confirmation: stdin is not a terminal; pass --yes")
 			}
 			ctx := cmd.Context()
-			s, err := a.connect(ctx, false)
+			// Through a transaction pooler this refuses before asking.
+			s, err := a.connectWriter(ctx)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			// Through a transaction pooler, refuse before asking.
-			if err := s.needSession(); err != nil {
-				return err
-			}
 			if !yes {
 				fmt.Fprintf(a.stderr(), "Remove schema %s and everything meshtop created in this database? [y/N] ", a.g.schema)
 				line, _ := bufio.NewReader(a.io.Stdin).ReadString('\n')

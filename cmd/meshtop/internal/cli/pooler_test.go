@@ -25,27 +25,25 @@ func noPgxInternals(t *testing.T, r result) {
 	}
 }
 
-// advisoryLocks counts the advisory locks held anywhere on the server.
-func advisoryLocks(t *testing.T, db *pgtest.DB) int {
+// count runs a count(*) query on db directly.
+func count(t *testing.T, db *pgtest.DB, sql string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var n int
-	if err := db.Pool.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory'").Scan(&n); err != nil {
-		t.Fatalf("reading pg_locks: %v", err)
+	if err := db.Pool.QueryRow(ctx, sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
 }
 
+// advisoryLocks counts the advisory locks held anywhere on the server.
+func advisoryLocks(t *testing.T, db *pgtest.DB) int {
+	return count(t, db, "select count(*) from pg_locks where locktype = 'advisory'")
+}
+
 func refreshLogRows(t *testing.T, db *pgtest.DB) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var n int
-	if err := db.Pool.QueryRow(ctx, "select count(*) from metrics.refresh_log").Scan(&n); err != nil {
-		t.Fatalf("counting the refresh log: %v", err)
-	}
-	return n
+	return count(t, db, "select count(*) from metrics.refresh_log")
 }
 
 // TestTransactionPoolerReads: through PgBouncer in transaction mode, status,

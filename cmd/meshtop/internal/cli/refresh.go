@@ -73,14 +73,11 @@ func (a *app) refreshOnce(ctx context.Context, f *refreshFlags) error {
 		ctx, cancel = context.WithTimeout(ctx, f.timeout)
 		defer cancel()
 	}
-	s, err := a.connect(ctx, false)
+	s, err := a.connectWriter(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if err := s.needSession(); err != nil {
-		return err
-	}
 	results, err := s.store.Refresh(ctx, f.view, f.wait)
 	printResults(a.stdout(), results)
 	if err != nil {
@@ -132,9 +129,9 @@ func (a *app) refreshEvery(parent context.Context, f *refreshFlags) error {
 	for {
 		var err error
 		if s == nil {
-			s, err = a.connect(ctx, false)
-			if err == nil && s.needSession() != nil {
-				return s.needSession() // no retrying: the URL must change
+			s, err = a.connectWriter(ctx)
+			if errors.Is(err, store.ErrNeedsSession) {
+				return err // no retrying: the URL must change
 			}
 		}
 		if err == nil {

@@ -262,6 +262,20 @@ func (s *session) needSession() error {
 	return nil
 }
 
+// connectWriter connects to the primary for a command that needs a server
+// session, and refuses (closing it again) through a transaction pooler.
+func (a *app) connectWriter(ctx context.Context) (*session, error) {
+	s, err := a.connect(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.needSession(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
 // poolerNote prints, once, what a transaction pooler means for this run
 // (commands that only read say it on stderr and go on).
 func (a *app) poolerNote(s *session) {
