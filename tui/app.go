@@ -411,7 +411,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.inst = installModel{state: installPrompt}
 		switch {
 		case m.c.opts.Pooler:
-			m.inst.state, m.inst.reason = installUnavailable, "The metrics views are not installed, and "+store.ErrNeedsSession.Error()+": run `meshtop install` there."
+			m.inst.state, m.inst.reason = installUnavailable, "Installing needs a server session, which a transaction pooler does not give:\nrun `meshtop install` with the direct or session-pooler URL, port 5432."
 		case m.c.opts.ReadOnly:
 			m.inst.state, m.inst.reason = installUnavailable, "meshtop runs read-only, so it will not install anything. Run `meshtop install` with a role that owns the database objects, or ask your DBA to."
 		case m.c.opts.NoInstall || m.c.opts.Installer == nil:

@@ -147,3 +147,34 @@ func TestFlowTransactionPooler(t *testing.T) {
 		t.Fatalf("%d advisory lock(s) left on the server", locks)
 	}
 }
+
+// TestFlowTransactionPoolerNoInstall: on a database without the views,
+// reached through a transaction pooler, the dashboard does not offer to
+// install (even with an installer) and says where to install from.
+func TestFlowTransactionPoolerNoInstall(t *testing.T) {
+	t.Parallel()
+	e := setupUninstalled(t, pgtest.NewDatabase(t))
+	ctx := ctxT(t)
+	pool, _, err := conn.OpenDetect(ctx, conn.Options{DSN: pgtest.PgBouncer(t, "transaction").DSN(e.db.Name)})
+	if err != nil {
+		t.Fatalf("opening through the pooler: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	st := store.New(pool, nil, store.Options{Schema: schema, TransactionPooler: true})
+	o := options(normalised{st}, e.in)
+	o.Pooler = true
+	tm := start(t, o)
+	waitText(t, tm, "Installing needs a server session", "TRANSACTION POOLER: READS ONLY")
+	press(tm, "y", "enter")
+	view := quitAndView(t, tm)
+	if !strings.Contains(view, "session-pooler URL, port 5432") {
+		t.Fatalf("the install screen does not say where to install from:\n%s", view)
+	}
+	installed, err := e.st.Installed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if installed {
+		t.Fatal("the dashboard installed through a transaction pooler")
+	}
+}
