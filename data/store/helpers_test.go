@@ -27,12 +27,12 @@ type env struct {
 
 // setup gives a database with a small generated history, meshtop installed
 // and the metrics clock pinned at anchor; nothing refreshed yet.
-func setup(t *testing.T) env {
+func setup(t testing.TB) env {
 	t.Helper()
 	return setupDB(t, pgtest.NewDatabase(t))
 }
 
-func setupDB(t *testing.T, db *pgtest.DB) env {
+func setupDB(t testing.TB, db *pgtest.DB) env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -52,7 +52,7 @@ func setupDB(t *testing.T, db *pgtest.DB) env {
 	return env{db: db, in: in, st: store.New(db.Pool, nil, store.Options{Schema: schema})}
 }
 
-func refreshAll(t *testing.T, st *store.Store) []store.RefreshResult {
+func refreshAll(t testing.TB, st *store.Store) []store.RefreshResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -73,7 +73,7 @@ func refreshAll(t *testing.T, st *store.Store) []store.RefreshResult {
 
 // ctxT bounds a test's queries. Generous: the machine is shared and its
 // load is high at times; this is a hang guard, not a timing assertion.
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	return ctx

@@ -144,3 +144,38 @@ func TestPreparedStatementErrorsExplained(t *testing.T) {
 		t.Fatal("20 clients in named-statement mode never met another client's statements through the pooler: the test no longer shows the failure it guards against")
 	}
 }
+
+// BenchmarkOverviewExecMode is the cost of reading the overview without
+// named prepared statements, as meshtop does through a transaction pooler
+// (pgx's describe-cache mode: every statement parsed and planned in the
+// round trip that runs it), against the named-statement cache it keeps on a
+// direct connection. Both directly against the server, so only the mode
+// differs:
+//
+//	go test -run '^$' -bench OverviewExecMode ./data/store/
+func BenchmarkOverviewExecMode(b *testing.B) {
+	e := setup(b)
+	refreshAll(b, e.st)
+	for _, mode := range []string{"cache_statement", "cache_describe"} {
+		b.Run(mode, func(b *testing.B) {
+			ctx := ctxT(b)
+			pool, err := newPool(ctx, e.db.DSN+"&default_query_exec_mode="+mode+"&pool_max_conns=1")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pool.Close()
+			st := store.New(pool, nil, store.Options{Schema: schema})
+			if _, err := st.Overview(ctx, store.Window24h); err != nil { // warm: describe or prepare once
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// Alternate windows so the workflow-row cache does not
+				// skip the read.
+				if _, err := st.Overview(ctx, store.Windows[i%2]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
