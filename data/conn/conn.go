@@ -110,10 +110,14 @@ func Open(ctx context.Context, opts Options) (*pgxpool.Pool, error) {
 
 // OpenDetect is Open that also finds out whether a connection pooler sits
 // in between (see detect). Through a transaction pooler it reopens the pool
-// in pgx's describe-cache mode (unless the DSN chose a
-// default_query_exec_mode itself): every statement is parsed in the same
-// round trip that runs it, so no named prepared statement (pgx's
-// stmtcache_…) is left on, or expected from, a pooled server session. A
+// in pgx's describe-cache mode (unless the DSN chose exec, simple_protocol
+// or cache_describe as its default_query_exec_mode): every statement is
+// parsed in the same round trip that runs it, so no named prepared
+// statement (pgx's stmtcache_…) is left on, or expected from, a pooled
+// server session. Behind a pooler the detection costs one more client
+// connection and three round trips; through a transaction pooler the pool's
+// first query opens a new client connection too (the probe's connections
+// were made for named statements). A
 // direct connection keeps the named-statement cache: it saves the server
 // the parse and plan of every poll, which is most of a poll's cost (the
 // overview read takes 2–3× as long without it: store's
@@ -147,7 +151,10 @@ func OpenDetect(ctx context.Context, opts Options) (*pgxpool.Pool, Pooling, erro
 		pool.Close()
 		return nil, Direct, fmt.Errorf("connecting to %s: %w", target, err)
 	}
-	if pooling == TransactionPooler && cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+	if mode := cfg.ConnConfig.DefaultQueryExecMode; pooling == TransactionPooler &&
+		(mode == pgx.QueryExecModeCacheStatement || mode == pgx.QueryExecModeDescribeExec) {
+		// Named statements, or an unnamed one described in one round trip
+		// and run in the next: both may meet another server session.
 		pool.Close()
 		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 		if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
