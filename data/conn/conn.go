@@ -178,6 +178,7 @@ func OpenDetect(ctx context.Context, opts Options) (*pgxpool.Pool, Pooling, erro
 // A's second read is the first; in transaction mode A's session went back
 // to the pool, and either B was handed it or A now runs on another one
 // (B's open transaction holds it). A statement pooler refuses B's BEGIN.
+// Only A's first query may fail Open; see poolMode for the rest.
 func detect(ctx context.Context, pool *pgxpool.Pool) (Pooling, error) {
 	a, err := pool.Acquire(ctx)
 	if err != nil {
@@ -191,32 +192,45 @@ func detect(ctx context.Context, pool *pgxpool.Pool) (Pooling, error) {
 	if pidA == a.Conn().PgConn().PID() {
 		return Direct, nil
 	}
-	b, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig)
+	return poolMode(ctx, pool.Config().ConnConfig, a.Conn(), pidA), nil
+}
+
+// probeTimeout bounds poolMode: a session pooler whose server connections
+// are all taken makes a new client wait (PgBouncer's query_wait_timeout is
+// two minutes).
+const probeTimeout = 5 * time.Second
+
+// poolMode is detect's second step behind a pooler, with A's connection and
+// backend pid. When it cannot tell (B cannot connect, or an answer does not
+// come within probeTimeout) it says TransactionPooler: then meshtop only
+// reads, which is safe through either mode, and says why.
+func poolMode(ctx context.Context, cfg *pgx.ConnConfig, a *pgx.Conn, pidA uint32) Pooling {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	cleanup := func(f func(context.Context)) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		f(cctx)
+	}
+	b, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return Direct, err
+		return TransactionPooler
 	}
-	defer b.Close(context.WithoutCancel(ctx))
-	tx, err := b.Begin(ctx)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return TransactionPooler, nil // "transaction blocks not allowed in statement pooling mode"
-	}
+	defer cleanup(func(c context.Context) { _ = b.Close(c) })
+	tx, err := b.Begin(ctx) // a statement pooler refuses it
 	if err != nil {
-		return Direct, err
+		return TransactionPooler
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	defer cleanup(func(c context.Context) { _ = tx.Rollback(c) })
 	pidB, err := backendPID(ctx, b)
 	if err != nil {
-		return Direct, err
+		return TransactionPooler
 	}
-	pidA2, err := backendPID(ctx, a.Conn())
-	if err != nil {
-		return Direct, err
+	pidA2, err := backendPID(ctx, a)
+	if err != nil || pidB == pidA || pidA2 != pidA {
+		return TransactionPooler
 	}
-	if pidB == pidA || pidA2 != pidA {
-		return TransactionPooler, nil
-	}
-	return SessionPooler, nil
+	return SessionPooler
 }
 
 func backendPID(ctx context.Context, c *pgx.Conn) (uint32, error) {

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/meshtop/meshtop/data/pgserver"
 	"github.com/meshtop/meshtop/data/pgtest"
 )
 
@@ -187,5 +190,37 @@ func TestOpenDetectsPooler(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOpenDetectCannotTell: behind a session pooler whose server
+// connections are all taken but one, the second probe client waits for a
+// server connection; OpenDetect gives up on it after probeTimeout and
+// answers TransactionPooler, the mode in which meshtop only reads (safe
+// either way), instead of failing or guessing session.
+func TestOpenDetectCannotTell(t *testing.T) {
+	db := pgtest.NewDatabase(t, pgtest.Empty)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := db.Srv.StartPgBouncer(ctx, pgserver.BouncerOptions{PoolMode: "session", PoolSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	holder, err := pgx.Connect(ctx, b.DSN(db.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	if _, err := holder.Exec(ctx, "select 1"); err != nil { // takes one server connection for good
+		t.Fatal(err)
+	}
+	pool, got, err := OpenDetect(ctx, Options{DSN: b.DSN(db.Name)})
+	if err != nil {
+		t.Fatalf("OpenDetect: %v", err)
+	}
+	defer pool.Close()
+	if got != TransactionPooler {
+		t.Fatalf("pooling %v, want %v when the probe cannot tell", got, TransactionPooler)
 	}
 }
