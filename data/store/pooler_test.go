@@ -69,6 +69,17 @@ func TestTransactionPoolerStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
+	// The reads' lock_timeout was local to each read's transaction: the
+	// pooled server sessions they ran on still have the default.
+	for i := 0; i < 4; i++ {
+		var lt string
+		if err := pool.QueryRow(ctx, "show lock_timeout").Scan(&lt); err != nil {
+			t.Fatal(err)
+		}
+		if lt != "0" {
+			t.Fatalf("a pooled server session has lock_timeout %s: a read's setting leaked", lt)
+		}
+	}
 	st := store.New(pool, nil, store.Options{Schema: schema, TransactionPooler: true})
 	if !st.ThroughTransactionPooler() {
 		t.Fatal("ThroughTransactionPooler is false")
