@@ -238,8 +238,8 @@ func (m *Model) start() tea.Cmd {
 	if m.screen == screenInstall {
 		m.screen = screenOverview
 	}
-	if m.c.opts.Pooler && m.status == "" {
-		m.setStatus(poolerLine, false)
+	if m.status == "" {
+		m.setStatus(m.idleStatus(), false)
 	}
 	return tea.Batch(m.fetchAll(), m.rearmPoll(), m.restartListen())
 }
@@ -311,6 +311,15 @@ func (m *Model) setViews(v []store.ViewStatus, seq int) {
 // setStatus sets the status line. Status texts quote names and errors from
 // the database: they are put on one sanitized line here, once.
 func (m *Model) setStatus(s string, isErr bool) { m.status, m.statusErr = safetext.Line(s), isErr }
+
+// idleStatus is the status line when there is nothing to report: through a
+// transaction pooler, what the pooler means; else empty.
+func (m *Model) idleStatus() string {
+	if m.c.opts.Pooler {
+		return poolerLine
+	}
+	return ""
+}
 
 // handleErr routes an error: a lost connection starts reconnecting, any
 // other error goes to the status bar. It returns the command to run.
@@ -460,7 +469,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		if m.statusErr {
-			m.setStatus("", false)
+			m.setStatus(m.idleStatus(), false)
 		}
 		m.ovSeq = msg.Seq
 		m.server = &msg.Overview.Server

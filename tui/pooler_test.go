@@ -118,6 +118,8 @@ func TestFlowTransactionPooler(t *testing.T) {
 	waitText(t, tm, "Recent", "no refresh running · refreshing needs a session: use the direct or session-pooler URL, port 5432")
 	press(tm, "R")
 	waitText(t, tm, "error: "+line)
+	// The next successful poll clears the error and the note comes back.
+	waitText(t, tm, "\n"+line)
 	calls, errs := src.snapshot()
 	view := quitAndView(t, tm)
 	if len(errs) > 0 {
