@@ -35,7 +35,9 @@ primary and prints one line per view:
 
 It exits 1 if a view failed, or was skipped because another session is
 refreshing it ("already refreshing (pid N since T)"); --wait waits for that
-refresh to finish and then refreshes instead of skipping.
+refresh to finish and then refreshes instead of skipping. Through a
+transaction pooler (Supabase's port 6543) it refuses before touching
+anything and exits 2: the refresh needs a session (port 5432).
 
 With --every D it refreshes every D until SIGTERM or ctrl+c, which cancels a
 refresh in progress cleanly (the view keeps its previous contents and the

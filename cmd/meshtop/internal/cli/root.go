@@ -147,7 +147,12 @@ Connection: --dsn, else $DATABASE_URL, else the libpq environment (PGHOST,
 PGPORT, PGUSER, PGDATABASE, PGSSLMODE, PGSERVICE, ~/.pgpass). Prefer
 DATABASE_URL or ~/.pgpass to a password in --dsn: command lines are visible
 to other users of the machine. Every flag can also be set in the environment
-as MESHTOP_<FLAG>, e.g. MESHTOP_SCHEMA=metrics, MESHTOP_READ_ONLY=true.`
+as MESHTOP_<FLAG>, e.g. MESHTOP_SCHEMA=metrics, MESHTOP_READ_ONLY=true.
+
+Through a transaction pooler (Supabase's port 6543) meshtop only reads:
+status, check and the dashboard work; refresh, install, uninstall and
+schedule changes need a session and exit 2 — use the direct or
+session-pooler URL, port 5432.`
 
 func (a *app) rootCmd() *cobra.Command {
 	d := &dashboardFlags{}
