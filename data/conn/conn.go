@@ -114,14 +114,14 @@ func Open(ctx context.Context, opts Options) (*pgxpool.Pool, error) {
 // or cache_describe as its default_query_exec_mode): every statement is
 // parsed in the same round trip that runs it, so no named prepared
 // statement (pgx's stmtcache_…) is left on, or expected from, a pooled
-// server session. Behind a pooler the detection costs one more client
-// connection and three round trips; through a transaction pooler the pool's
-// first query opens a new client connection too (the probe's connections
-// were made for named statements). A
-// direct connection keeps the named-statement cache: it saves the server
-// the parse and plan of every poll, which is most of a poll's cost (the
-// overview read takes 2–3× as long without it: store's
-// BenchmarkOverviewExecMode).
+// server session. A direct connection keeps the named-statement cache: it
+// saves the server the parse and plan of every poll, which is most of a
+// poll's cost (the overview read takes 2–3× as long without it: store's
+// BenchmarkOverviewExecMode). A direct connection costs nothing extra (the
+// first detection query replaces the ping); behind a pooler the detection
+// costs one more client connection and three round trips, and through a
+// transaction pooler the pool's first query opens a new client connection
+// (the probe's were made for named statements).
 func OpenDetect(ctx context.Context, opts Options) (*pgxpool.Pool, Pooling, error) {
 	cfg, err := pgxpool.ParseConfig(opts.DSN)
 	if err != nil {
