@@ -141,11 +141,7 @@ func TestFlowTransactionPooler(t *testing.T) {
 	if len(log) != 3 {
 		t.Fatalf("the refresh log has %d entries, want the 3 of setup: R was not refused", len(log))
 	}
-	var locks int
-	if err := e.db.Pool.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory'").Scan(&locks); err != nil {
-		t.Fatal(err)
-	}
-	if locks != 0 {
+	if locks := e.db.AdvisoryLocks(t); locks != 0 {
 		t.Fatalf("%d advisory lock(s) left on the server", locks)
 	}
 }

@@ -87,6 +87,22 @@ func Server(tb testing.TB) *pgserver.Server {
 	return server
 }
 
+// AdvisoryLocks counts the advisory locks any session holds in this
+// database right now (a refresh guard or an install lock left behind shows
+// here; other tests' databases do not count).
+func (db *DB) AdvisoryLocks(tb testing.TB) int {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var n int
+	if err := db.Pool.QueryRow(ctx, `select count(*) from pg_catalog.pg_locks
+		where locktype = 'advisory'
+		  and database = (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database())`).Scan(&n); err != nil {
+		tb.Fatalf("pgtest: reading pg_locks: %v", err)
+	}
+	return n
+}
+
 // PgBouncer returns a PgBouncer in front of the shared cluster in the given
 // pool mode ("transaction", "session" or "statement"), started by the first
 // test that asks for that mode and stopped by Main. Every database of the

@@ -104,11 +104,7 @@ func TestTransactionPoolerStore(t *testing.T) {
 	if len(logAfter) != len(logBefore) {
 		t.Fatalf("the refresh log went from %d to %d entries through refused calls", len(logBefore), len(logAfter))
 	}
-	var locks int
-	if err := e.db.Pool.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory'").Scan(&locks); err != nil {
-		t.Fatal(err)
-	}
-	if locks != 0 {
+	if locks := e.db.AdvisoryLocks(t); locks != 0 {
 		t.Fatalf("%d advisory lock(s) on the server", locks)
 	}
 }

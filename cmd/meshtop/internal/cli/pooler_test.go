@@ -25,25 +25,16 @@ func noPgxInternals(t *testing.T, r result) {
 	}
 }
 
-// count runs a count(*) query on db directly.
-func count(t *testing.T, db *pgtest.DB, sql string) int {
+// refreshLogRows counts the rows of the refresh log, directly.
+func refreshLogRows(t *testing.T, db *pgtest.DB) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var n int
-	if err := db.Pool.QueryRow(ctx, sql).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	if err := db.Pool.QueryRow(ctx, "select count(*) from metrics.refresh_log").Scan(&n); err != nil {
+		t.Fatalf("counting the refresh log: %v", err)
 	}
 	return n
-}
-
-// advisoryLocks counts the advisory locks held anywhere on the server.
-func advisoryLocks(t *testing.T, db *pgtest.DB) int {
-	return count(t, db, "select count(*) from pg_locks where locktype = 'advisory'")
-}
-
-func refreshLogRows(t *testing.T, db *pgtest.DB) int {
-	return count(t, db, "select count(*) from metrics.refresh_log")
 }
 
 // TestTransactionPoolerReads: through PgBouncer in transaction mode, status,
@@ -102,7 +93,7 @@ func TestTransactionPoolerRefusesWrites(t *testing.T) {
 		if r.stderr != poolerLine || r.stdout != "" {
 			t.Fatalf("%v through the pooler: want only %q on stderr, got %s", args, poolerLine, r)
 		}
-		if n := advisoryLocks(t, db); n != 0 {
+		if n := db.AdvisoryLocks(t); n != 0 {
 			t.Fatalf("%v left %d advisory lock(s) on the server", args, n)
 		}
 	}
@@ -139,7 +130,7 @@ func TestSessionPoolerLikeDirect(t *testing.T) {
 		if strings.Count(r.stdout, " ok ") != 3 || r.stderr != "" {
 			t.Fatalf("refresh through a session pooler (run %d):\n%s", i, r)
 		}
-		if n := advisoryLocks(t, db); n != 0 {
+		if n := db.AdvisoryLocks(t); n != 0 {
 			t.Fatalf("refresh through a session pooler left %d advisory lock(s)", n)
 		}
 		for _, args := range [][]string{{"status"}, {"check"}, {"schedule", "--show"}} {
