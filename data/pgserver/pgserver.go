@@ -60,6 +60,11 @@ type Server struct {
 	keep     bool
 	cred     *syscall.Credential // non-nil when running as root
 	watchdog *exec.Cmd
+
+	// A standby's physical replication slot on its primary (see
+	// StartStandby), dropped when the standby stops.
+	primary *Server
+	slot    string
 }
 
 // FindBinDir returns the directory holding pg_ctl, initdb and postgres:
@@ -370,7 +375,38 @@ func (s *Server) Stop() error {
 		}
 	}
 	s.cleanup()
+	if err := s.dropSlot(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// dropSlot drops a stopped standby's replication slot on its primary, which
+// would otherwise keep all WAL from then on. The primary's walsender may
+// still hold it for a moment after the standby is gone; a primary that is
+// itself stopped has nothing to keep.
+func (s *Server) dropSlot(ctx context.Context) error {
+	if s.primary == nil || s.slot == "" {
+		return nil
+	}
+	p := s.primary
+	sql := "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE slot_name = '" + s.slot + "'"
+	for {
+		if _, err := os.Stat(filepath.Join(p.DataDir, "postmaster.pid")); p.DataDir == "" || err != nil {
+			return nil
+		}
+		_, err := p.run(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", p.SocketDir, "-p", strconv.Itoa(p.Port),
+			"-U", "postgres", "-d", "postgres", "-c", sql)
+		if err == nil {
+			s.slot = ""
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dropping replication slot %s: %w", s.slot, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func (s *Server) cleanup() {
@@ -472,7 +508,17 @@ func (s *Server) StartStandby(ctx context.Context) (*Server, error) {
 		r.cleanup()
 		return nil, err
 	}
+	// A physical replication slot (created by pg_basebackup, named in the
+	// standby's primary_slot_name by -R) keeps the primary's WAL from the
+	// backup on until the standby has it. Without one, a primary busy with
+	// other tests' writes could recycle the next segment between the end of
+	// the backup and the standby's first connection: the standby would wait
+	// forever at that segment's start ("requested WAL segment … has
+	// already been removed").
+	r.slot = "meshtop_" + strings.NewReplacer("-", "_").Replace(strings.ToLower(filepath.Base(r.Root)))
+	r.primary = s
 	if _, err := r.run(ctx, "pg_basebackup", "-D", r.DataDir, "-R", "-X", "stream", "-c", "fast",
+		"-C", "-S", r.slot,
 		"-h", s.SocketDir, "-p", strconv.Itoa(s.Port), "-U", "postgres"); err != nil {
 		r.cleanup()
 		return nil, fmt.Errorf("pg_basebackup: %w", err)

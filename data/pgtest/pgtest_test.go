@@ -117,3 +117,34 @@ func TestClusterRemovedAfterPanic(t *testing.T) {
 		t.Fatalf("a process still references %s:\n%s", root, ps)
 	}
 }
+
+// A standby streams through a replication slot of its own, which holds the
+// primary's WAL until the standby has it and is dropped with the standby.
+func TestStandbyUsesAndDropsItsSlot(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db := pgtest.NewDatabase(t)
+	standby, err := db.Srv.StartStandby(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := func() (n int) {
+		t.Helper()
+		if err := db.Pool.QueryRow(ctx, `select count(*) from pg_replication_slots
+			where slot_name like 'meshtop_meshtop_replica_%' and slot_type = 'physical'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := slots(); n < 1 {
+		t.Errorf("no replication slot for the standby")
+	}
+	before := slots()
+	if err := standby.Stop(); err != nil {
+		t.Fatalf("stopping the standby: %v", err)
+	}
+	if n := slots(); n != before-1 {
+		t.Errorf("%d standby slots after stopping one of %d", n, before)
+	}
+}
