@@ -285,7 +285,7 @@ func (a *app) connectWriter(ctx context.Context) (*session, error) {
 // (commands that only read say it on stderr and go on).
 func (a *app) poolerNote(s *session) {
 	if s.pooling == conn.TransactionPooler {
-		fmt.Fprintln(a.stderr(), "meshtop: note: "+store.ErrNeedsSession.Error())
+		fmt.Fprintln(a.stderr(), "meshtop: note: "+safetext.Line(store.ErrNeedsSession.Error()))
 	}
 }
 
