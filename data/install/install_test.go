@@ -255,8 +255,11 @@ func TestInstallRetriesIndexBuildAfterDeadlock(t *testing.T) {
 	admin := connect(t, ctx, db.DSN)
 	waitFor(t, ctx, "the index build to wait for the older snapshot", func() (bool, error) {
 		var n int
+		// This database only: every parallel install in the cluster builds
+		// the index CONCURRENTLY and may wait on a virtualxid a moment.
 		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE pid <> pg_backend_pid() AND query ILIKE '%CREATE INDEX CONCURRENTLY%' AND wait_event = 'virtualxid'`).Scan(&n)
+			WHERE datname = current_database() AND pid <> pg_backend_pid()
+			  AND query ILIKE '%CREATE INDEX CONCURRENTLY%' AND wait_event = 'virtualxid'`).Scan(&n)
 		return n == 1, err
 	})
 	// Now conflict with the build's SHARE UPDATE EXCLUSIVE lock: a cycle.

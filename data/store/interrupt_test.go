@@ -38,8 +38,8 @@ func TestCancelOutsideTheRefreshIsRecorded(t *testing.T) {
 				// Cancel once refresh_run waits for the config lock.
 				waitFor(t, "refresh_run to wait for metrics.config", func() bool {
 					var n int
-					_ = e.db.Pool.QueryRow(ctx, `select count(*) from pg_locks
-						where relation = 'metrics.config'::regclass and not granted`).Scan(&n)
+					_ = e.db.Pool.QueryRow(ctx, `select count(*) from pg_locks l join pg_database d on d.oid = l.database
+						where d.datname = current_database() and l.relation = 'metrics.config'::regclass and not l.granted`).Scan(&n)
 					return n == 1
 				})
 				cancel()

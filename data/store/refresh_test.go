@@ -24,6 +24,11 @@ func guardLocks(t *testing.T, e env) int {
 	return n
 }
 
+// waitingGuardsSQL counts this database's sessions waiting for a guard lock
+// (pg_locks is cluster-wide: the parallel tests refresh in other databases).
+const waitingGuardsSQL = `select count(*) from pg_locks l join pg_database d on d.oid = l.database
+	where d.datname = current_database() and l.locktype = 'advisory' and not l.granted and l.classid = 1835365224`
+
 // waitFor polls cond every 50 ms until it holds or two minutes pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -82,7 +87,7 @@ func TestRefreshSkippedAndWait(t *testing.T) {
 	}()
 	waitFor(t, "the waiting refresh to block on the guard", func() bool {
 		var n int
-		_ = e.db.Pool.QueryRow(ctx, `select count(*) from pg_locks where locktype = 'advisory' and not granted and classid = 1835365224`).Scan(&n)
+		_ = e.db.Pool.QueryRow(ctx, waitingGuardsSQL).Scan(&n)
 		return n == 1
 	})
 	select {
@@ -99,7 +104,7 @@ func TestRefreshSkippedAndWait(t *testing.T) {
 	}()
 	waitFor(t, "the second waiter to block on the guard", func() bool {
 		var n int
-		_ = e.db.Pool.QueryRow(ctx, `select count(*) from pg_locks where locktype = 'advisory' and not granted and classid = 1835365224`).Scan(&n)
+		_ = e.db.Pool.QueryRow(ctx, waitingGuardsSQL).Scan(&n)
 		return n == 2
 	})
 	var rowsBefore int

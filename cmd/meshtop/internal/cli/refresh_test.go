@@ -44,7 +44,9 @@ func TestRefreshSkipped(t *testing.T) {
 	}()
 	waitFor(t, "the waiting refresh to queue on the guard", 30*time.Second, func() bool {
 		var n int
-		_ = db.Pool.QueryRow(ctx, `select count(*) from pg_locks where locktype = 'advisory' and not granted`).Scan(&n)
+		// This database's guard waits only: pg_locks is cluster-wide.
+		_ = db.Pool.QueryRow(ctx, `select count(*) from pg_locks l join pg_database d on d.oid = l.database
+			where d.datname = current_database() and l.locktype = 'advisory' and l.classid = 1835365224 and not l.granted`).Scan(&n)
 		return n > 0
 	})
 	if _, err := holder.Exec(ctx, `select pg_advisory_unlock_all()`); err != nil {

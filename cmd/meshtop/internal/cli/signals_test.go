@@ -57,7 +57,10 @@ func TestRefreshEverySIGTERM(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `select status, coalesce(error, '') from metrics.refresh_log order by id desc limit 1`).Scan(&status, &errText); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Pool.QueryRow(ctx, `select count(*) from pg_locks where locktype = 'advisory' and classid = 1835365224`).Scan(&guards); err != nil {
+	// Guard locks of this database only: pg_locks is cluster-wide, and the
+	// parallel tests refresh in other databases of the same cluster.
+	if err := db.Pool.QueryRow(ctx, `select count(*) from pg_locks l join pg_database d on d.oid = l.database
+		where d.datname = current_database() and l.locktype = 'advisory' and l.classid = 1835365224`).Scan(&guards); err != nil {
 		t.Fatal(err)
 	}
 	if status != "failed" || guards != 0 {
