@@ -154,15 +154,17 @@ func TestGoldenConsoleRunningElsewhere(t *testing.T) {
 }
 
 // waitListening waits until the dashboard's LISTEN session is registered, so
-// a NOTIFY sent now reaches it.
+// a NOTIFY sent now reaches it. LISTEN takes effect when its transaction
+// commits: pg_stat_activity shows the statement from the moment it starts,
+// so only an idle session whose last statement was LISTEN is listening (a
+// NOTIFY committed while it is still active is not delivered to it).
 func waitListening(t *testing.T, e env) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var n int
-		err := e.db.Pool.QueryRow(ctxT(t), `select count(*) from pg_listening_channels() c
-			right join pg_stat_activity a on true
-			where a.datname = current_database() and a.query ilike 'listen%'`).Scan(&n)
+		err := e.db.Pool.QueryRow(ctxT(t), `select count(*) from pg_stat_activity
+			where datname = current_database() and query ilike 'listen%' and state = 'idle'`).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -297,9 +297,11 @@ func TestListen(t *testing.T) {
 	events := make(chan store.RefreshEvent, 16)
 	done := make(chan error, 1)
 	go func() { done <- e.st.Listen(lctx, events) }()
+	// LISTEN takes effect when it commits: an active LISTEN statement may
+	// not yet see a NOTIFY committed now; an idle session that ran it does.
 	waitFor(t, "Listen to be listening", func() bool {
 		var n int
-		_ = e.db.Pool.QueryRow(ctx, `select count(*) from pg_stat_activity where datname = current_database() and query = 'listen meshtop_refresh'`).Scan(&n)
+		_ = e.db.Pool.QueryRow(ctx, `select count(*) from pg_stat_activity where datname = current_database() and query = 'listen meshtop_refresh' and state = 'idle'`).Scan(&n)
 		return n == 1
 	})
 	// Another schema's events and junk are not forwarded.
@@ -340,7 +342,7 @@ func TestListen(t *testing.T) {
 	go func() { done2 <- e.st.Listen(ctx, events) }()
 	var pid int32
 	waitFor(t, "Listen to be listening again", func() bool {
-		return e.db.Pool.QueryRow(ctx, `select pid from pg_stat_activity where datname = current_database() and query = 'listen meshtop_refresh'`).Scan(&pid) == nil
+		return e.db.Pool.QueryRow(ctx, `select pid from pg_stat_activity where datname = current_database() and query = 'listen meshtop_refresh' and state = 'idle'`).Scan(&pid) == nil
 	})
 	if _, err := e.db.Pool.Exec(ctx, `select pg_terminate_backend($1)`, pid); err != nil {
 		t.Fatal(err)
