@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshtop/meshtop/data/store"
 )
@@ -84,5 +85,55 @@ func TestCancelOutsideTheRefreshIsRecorded(t *testing.T) {
 				t.Errorf("refresh after cancel = %+v, %v", res, err)
 			}
 		})
+	}
+}
+
+// refresh_begin takes the view's guard (a session advisory lock, which no
+// rollback releases) before it inserts the 'running' row. An error after
+// that — here its statement_timeout, while the INSERT waits for the log's id
+// sequence, which another session holds locked — rolls the row back but
+// leaves the session holding the guard. That connection must not go back
+// to the pool: every later refresh of the view would be skipped, naming a
+// holder that refreshes nothing, for as long as the pool keeps it.
+func TestFailedRefreshBeginKeepsNoGuard(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := ctxT(t)
+	refreshAll(t, e.st)
+	// One connection, so the next refresh would get the same session.
+	pool, err := newPool(ctx, e.db.DSN+"&pool_max_conns=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st := store.New(pool, nil, store.Options{Schema: schema, RefreshTimeout: time.Second})
+
+	tx, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	// SHARE ROW EXCLUSIVE on the sequence until rollback: nextval waits.
+	if _, err := tx.Exec(ctx, `alter sequence metrics.refresh_log_id_seq increment by 1`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Refresh(ctx, store.ViewSteps, false)
+	if err == nil || !strings.Contains(err.Error(), "statement timeout") {
+		t.Fatalf("Refresh with the log's sequence locked = %+v, %v; want a statement timeout", res, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The session ends when its connection is closed, a moment after Refresh
+	// returned; one kept in the pool holds the guard for good.
+	waitFor(t, "the failed refresh_begin's guard to be released", func() bool { return guardLocks(t, e) == 0 })
+	// The same pool (its one connection, if it was kept), the default
+	// statement_timeout.
+	res, err = store.New(pool, nil, store.Options{Schema: schema}).Refresh(ctx, store.ViewSteps, false)
+	if err != nil || len(res) != 1 || res[0].Status != "ok" {
+		t.Errorf("the next refresh = %+v, %v; want ok", res, err)
+	}
+	if n := guardLocks(t, e); n != 0 {
+		t.Errorf("%d guard locks held after the next refresh", n)
 	}
 }

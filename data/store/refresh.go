@@ -105,6 +105,12 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 		healthy = false
 	}
 	if err != nil {
+		// refresh_begin takes the guard, a session lock that no rollback
+		// releases, before it inserts the row: whatever ended it after
+		// that (statement_timeout, a cancel from elsewhere) left this
+		// session holding the guard with no row. Drop it with the
+		// connection, or every later refresh of the view is skipped.
+		healthy = false
 		return nil, s.refreshErr(ctx, err, action)
 	}
 
