@@ -147,11 +147,13 @@ type Model struct {
 	tickSeq  int
 
 	overviewBusy, consoleBusy, detailBusy bool
-	// readSeq numbers reads as they start; ovSeq, csSeq and viewsSeq are the
-	// numbers of the data shown, so a slow old read never replaces newer
-	// data (several reads can be under way after NOTIFYs).
-	readSeq, ovSeq, csSeq, viewsSeq int
-	views                           []store.ViewStatus // newest view status from either read, for the lag badge
+	// readSeq numbers reads as they start; ovSeq, csSeq, viewsSeq and
+	// runSeq are the numbers of the data shown, so a slow old read never
+	// replaces newer data (several reads can be under way after NOTIFYs and
+	// watch ticks). runSeq is the read the running refreshes come from:
+	// both the console read and the watch's cheap poll bring them.
+	readSeq, ovSeq, csSeq, viewsSeq, runSeq int
+	views                                   []store.ViewStatus // newest view status from either read, for the lag badge
 
 	server    *store.ServerInfo
 	status    string
@@ -269,6 +271,12 @@ func (m *Model) fetchConsole() tea.Cmd {
 	m.consoleBusy = true
 	m.readSeq++
 	return fetchConsole(m.ctx, m.src, m.readSeq)
+}
+
+// fetchRunning reads the running refreshes, numbered like the other reads.
+func (m *Model) fetchRunning() tea.Cmd {
+	m.readSeq++
+	return fetchRunning(m.ctx, m.src, m.readSeq)
 }
 
 // rearmPoll starts a new poll loop and so invalidates any pending tick.
@@ -500,6 +508,11 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.csSeq = msg.Seq
+		if msg.Seq < m.runSeq {
+			msg.Running = m.cs.running // a newer poll already told what runs
+		} else {
+			m.runSeq = msg.Seq
+		}
 		m.cs.setData(msg)
 		m.setViews(msg.Views, msg.Seq)
 		if m.cs.busy() {
@@ -513,6 +526,10 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			cmd := m.handleErr("reading running refreshes", msg.Err)
 			return m, cmd
 		}
+		if msg.Seq < m.runSeq {
+			return m, nil // older than what is shown
+		}
+		m.runSeq = msg.Seq
 		m.cs.running = msg.Running
 		return m, nil
 
@@ -524,7 +541,8 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.watchActive = false
 			return m, nil
 		}
-		return m, tea.Batch(fetchRunning(m.ctx, m.src), watchTick(m.watchSeq))
+		cmd := tea.Batch(m.fetchRunning(), watchTick(m.watchSeq))
+		return m, cmd
 
 	case RefreshFinishedMsg:
 		delete(m.cs.ours, msg.View)
@@ -874,7 +892,7 @@ func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			name = "all views"
 		}
 		m.setStatus("refreshing "+name+"…", false)
-		cmd := tea.Batch(runRefresh(m.ctx, m.src, view), m.startWatch(), fetchRunning(m.ctx, m.src))
+		cmd := tea.Batch(runRefresh(m.ctx, m.src, view), m.startWatch(), m.fetchRunning())
 		return m, cmd
 	case key.Matches(msg, k.Cancel):
 		if len(m.cs.running) == 0 {

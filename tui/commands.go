@@ -65,12 +65,12 @@ func fetchConsole(ctx context.Context, src Source, seq int) tea.Cmd {
 	}
 }
 
-func fetchRunning(ctx context.Context, src Source) tea.Cmd {
+func fetchRunning(ctx context.Context, src Source, seq int) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 		r, err := src.Running(ctx)
-		return RunningLoadedMsg{Running: r, Err: err}
+		return RunningLoadedMsg{Seq: seq, Running: r, Err: err}
 	}
 }
 

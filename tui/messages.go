@@ -37,6 +37,7 @@ type ConsoleLoadedMsg struct {
 // RunningLoadedMsg is the result of the cheap poll made while watching a
 // refresh.
 type RunningLoadedMsg struct {
+	Seq     int // order of the read, as for ConsoleLoadedMsg: the running refreshes of both are ordered together
 	Running []store.RunningRefresh
 	Err     error
 }

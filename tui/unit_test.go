@@ -273,3 +273,48 @@ func TestViewFollowsColourProfileChange(t *testing.T) {
 		t.Fatalf("escape sequences left after switching to no colour:\n%q", plain)
 	}
 }
+
+// The console read and the watch's cheap poll both say what is running, and
+// a slow one may answer after a newer one: the running refreshes shown come
+// from the read that started last. (A refresh that had finished showed as
+// running again when the poll sent before it finished answered last, and
+// the dashboard polls again only after the interval.)
+func TestStaleRunningReadIsDropped(t *testing.T) {
+	m := syntheticModel(3)
+	m.screen = screenConsole
+	running := []store.RunningRefresh{{View: "mv_step_metrics", LogID: 4, PID: 42}}
+	waiting := []store.RunningRefresh{{View: "mv_step_metrics", LogID: 4, PID: 42, WaitingForLock: true}}
+	apply := func(msg tea.Msg) {
+		t.Helper()
+		nm, _ := m.Update(msg)
+		m = nm.(Model)
+	}
+
+	// A poll started (seq 1) while the refresh ran, a console read started
+	// (seq 2) after it finished; the poll answers last.
+	m.readSeq = 2
+	apply(ConsoleLoadedMsg{Seq: 2, Views: []store.ViewStatus{{Name: "mv_step_metrics"}}})
+	apply(RunningLoadedMsg{Seq: 1, Running: running})
+	if len(m.cs.running) != 0 {
+		t.Fatalf("an older poll's answer replaced the newer read's: running %+v", m.cs.running)
+	}
+	if v := m.View(); strings.Contains(v, "⟳ mv_step_metrics") {
+		t.Fatalf("the finished refresh shows as running:\n%s", v)
+	}
+
+	// A poll (seq 4) sees the refresh waiting for a lock; an older console
+	// read (seq 3), whose running refreshes were read before the wait began,
+	// answers last: its log and views are taken, its running refreshes not.
+	m.readSeq = 4
+	apply(RunningLoadedMsg{Seq: 4, Running: waiting})
+	apply(ConsoleLoadedMsg{Seq: 3, Running: running, Log: []store.RefreshLogEntry{{ID: 4, View: "mv_step_metrics", Status: "running"}},
+		Views: []store.ViewStatus{{Name: "mv_step_metrics"}}})
+	if len(m.cs.running) != 1 || !m.cs.running[0].WaitingForLock || len(m.cs.log) != 1 {
+		t.Fatalf("after the older console read: running %+v, log %+v; want the poll's waiting refresh and the read's log", m.cs.running, m.cs.log)
+	}
+	// A newer console read (seq 5) is taken whole.
+	apply(ConsoleLoadedMsg{Seq: 5, Views: []store.ViewStatus{{Name: "mv_step_metrics"}}})
+	if len(m.cs.running) != 0 {
+		t.Fatalf("the newest read says nothing runs, the model shows %+v", m.cs.running)
+	}
+}
