@@ -65,8 +65,11 @@ func TestGoldenConsoleDone(t *testing.T) {
 	e := setup(t, pgtest.NewDatabase(t), true)
 	tm := openConsole(t, e)
 	press(tm, "r")
-	// The result, and the log row of this refresh (id 4) read back finished.
-	waitText(t, tm, "done in", fmt.Sprintf("%-8d %-27s %-19s %10s", 4, firstView, "03-10 12:26:00", "125ms"))
+	// The result, and the log row of this refresh (id 4) read back finished,
+	// and the view's status read after it finished (its second recent
+	// duration): the views and the log are separate queries of a read, so
+	// one read may see the log after the refresh and the views before it.
+	waitText(t, tm, "done in", fmt.Sprintf("%-8d %-27s %-19s %10s", 4, firstView, "03-10 12:26:00", "125ms"), "▄█")
 	requireGolden(t, quitAndView(t, tm))
 }
 
@@ -79,7 +82,9 @@ func TestGoldenConsoleWaitingForLock(t *testing.T) {
 	release := lockView(t, e.db.Pool, firstView)
 	tm := openConsole(t, e)
 	press(tm, "r")
-	waitText(t, tm, "waiting for a lock", "blocked by pid")
+	// The wait comes from the watch's poll of running refreshes, the log row
+	// of the refresh (id 4, running) from a console read: wait for both.
+	waitText(t, tm, "waiting for a lock", "blocked by pid", "— running")
 	view := quitAndView(t, tm)
 	if !strings.Contains(view, "analyze metrics."+firstView) {
 		t.Fatalf("the blocker's query is not shown:\n%s", view)
@@ -115,7 +120,9 @@ func TestGoldenConsoleFailed(t *testing.T) {
 	release := lockView(t, e.db.Pool, firstView)
 	tm := openConsole(t, e)
 	press(tm, "r")
-	waitText(t, tm, "failed after")
+	// The outcome comes with the refresh's answer; the log row (id 4) and
+	// the view's status with a console read after it: wait for all three.
+	waitText(t, tm, "failed after", "— failed", "250ms failed")
 	release() // the reads that follow the refresh must not wait for it
 	view := quitAndView(t, tm)
 	if !strings.Contains(view, "lock timeout") {
