@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 const (
 	concurrentCallers  = 10
 	concurrentDuration = 30 * time.Second
+	// minSamples is how many samples of the server the checks need at least.
+	minSamples = 100
 	// trafficLockBound is meshtop's default lock_timeout: MeshHook's writes
 	// must never wait longer than that for a lock.
 	trafficLockBound = 5 * time.Second
@@ -40,7 +43,7 @@ type callRecord struct {
 func TestConcurrentRefreshes(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	ctx := ctxT(t, 4*time.Minute)
+	ctx := ctxT(t, 10*time.Minute) // a hang guard, not a timing assertion
 	if _, err := fixture.Generate(ctx, db.Pool, fixture.Spec{Seed: 3, Projects: 3, Workflows: 15, Runs: 4000, Days: 30, Events: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +75,23 @@ func TestConcurrentRefreshes(t *testing.T) {
 	traffic := fixture.NewTraffic(tpool, fixture.TrafficSpec{
 		RatePerSec: 20, Seed: 5, MaxDuration: 5 * time.Second, StatementTimeout: trafficLockBound,
 	})
-	runCtx, stopAll := context.WithTimeout(ctx, concurrentDuration)
+	// The run lasts concurrentDuration, and longer if the sampler has not yet
+	// seen enough by then (it samples every 50 ms, but each sample is two
+	// queries, slow on a loaded machine): the checks below need the samples.
+	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
+	var sampled, sawRunning atomic.Int64
+	go func() {
+		t0 := time.Now()
+		for time.Since(t0) < concurrentDuration || sampled.Load() < minSamples || sawRunning.Load() == 0 {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		stopAll()
+	}()
 	trafficErr := make(chan error, 1)
 	go func() { trafficErr <- traffic.Run(runCtx) }()
 
@@ -146,6 +164,10 @@ func TestConcurrentRefreshes(t *testing.T) {
 			}
 			s.trafficWait = time.Duration(wait * float64(time.Second))
 			samples = append(samples, s)
+			sampled.Add(1)
+			if len(s.running) > 0 {
+				sawRunning.Add(1)
+			}
 		}
 	}()
 
@@ -199,7 +221,7 @@ func TestConcurrentRefreshes(t *testing.T) {
 		}
 		maxTrafficWait = max(maxTrafficWait, s.trafficWait)
 	}
-	if len(samples) < 100 || sawRefresh == 0 {
+	if len(samples) < minSamples || sawRefresh == 0 {
 		t.Fatalf("the sampler saw too little: %d samples, %d with a refresh running", len(samples), sawRefresh)
 	}
 	if maxTrafficWait >= trafficLockBound {
