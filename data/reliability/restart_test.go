@@ -137,7 +137,7 @@ func (l *lineLog) String() string {
 // --every 1s`, and under the dashboard.
 func TestRestarts(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t, 5*time.Minute)
+	ctx := ctxT(t, 15*time.Minute) // a hang guard, not a timing assertion
 	srv, pool := ownCluster(t, ctx)
 	e := newFaultEnv(t, ctx, pool, srv.DSN("meshhook"), srv, fixture.Spec{
 		Seed: 11, Projects: 3, Workflows: 12, Runs: 8000, Days: 30, Anchor: anchor, Events: true,
