@@ -268,3 +268,49 @@ func adminExec(ctx context.Context, srv *pgserver.Server, sql string) error {
 	_, err = conn.Exec(ctx, sql)
 	return err
 }
+
+// NewOwnCluster starts a cluster for this test alone, with a database
+// "meshhook" holding the MeshHook schema, and stops it when the test ends.
+// For tests that need what the shared cluster cannot give a test in
+// isolation: a standby that streams and replays only this test's changes,
+// a server to stop and restart.
+func NewOwnCluster(tb testing.TB) *DB {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv, err := pgserver.Start(ctx, pgserver.Options{})
+	if err != nil {
+		tb.Fatalf("pgtest: starting a cluster: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			tb.Logf("pgtest: stopping the cluster: %v", err)
+		}
+	})
+	return NewClusterDatabase(tb, srv, "meshhook")
+}
+
+// NewClusterDatabase creates database name with the MeshHook schema in srv
+// (a cluster of NewOwnCluster); its pool is closed when the test ends.
+func NewClusterDatabase(tb testing.TB, srv *pgserver.Server, name string) *DB {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err := adminExec(ctx, srv, "create database "+pgx.Identifier{name}.Sanitize())
+	if err == nil {
+		var conn *pgx.Conn
+		if conn, err = pgx.Connect(ctx, srv.DSN(name)); err == nil {
+			err = fixture.ApplySchema(ctx, conn)
+			conn.Close(ctx)
+		}
+	}
+	if err != nil {
+		tb.Fatalf("pgtest: creating the MeshHook database %s: %v", name, err)
+	}
+	db := &DB{Name: name, DSN: srv.DSN(name), Srv: srv}
+	if db.Pool, err = pgxpool.New(ctx, db.DSN); err != nil {
+		tb.Fatalf("pgtest: connecting to %s: %v", name, err)
+	}
+	tb.Cleanup(db.Pool.Close) // before the cluster stops
+	return db
+}

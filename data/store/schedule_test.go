@@ -114,7 +114,11 @@ func TestScheduleWithPgCron(t *testing.T) {
 
 func TestReplicaReads(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	// A cluster of its own: a standby of the shared one copies every other
+	// test's database and must replay all their writes (database creations,
+	// fixtures, refreshes, running in parallel) as well as this test's, so
+	// how long its waits take depends on everything else under way.
+	e := setupDB(t, pgtest.NewOwnCluster(t))
 	ctx := ctxT(t)
 	standby, err := e.db.Srv.StartStandby(ctx)
 	if err != nil {
