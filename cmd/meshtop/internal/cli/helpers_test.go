@@ -108,7 +108,12 @@ func (r result) must(t *testing.T, code int) result {
 // seeded returns a database with a small deterministic MeshHook history.
 func seeded(t *testing.T) *pgtest.DB {
 	t.Helper()
-	db := pgtest.NewDatabase(t)
+	return seed(t, pgtest.NewDatabase(t))
+}
+
+// seed fills db with the history of seeded.
+func seed(t *testing.T, db *pgtest.DB) *pgtest.DB {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := fixture.Generate(ctx, db.Pool, fixture.Spec{
@@ -123,7 +128,12 @@ func seeded(t *testing.T) *pgtest.DB {
 // metrics clock pinned to anchor (not yet refreshed).
 func installed(t *testing.T) *pgtest.DB {
 	t.Helper()
-	db := seeded(t)
+	return installInto(t, seeded(t))
+}
+
+// installInto installs meshtop into db and pins its metrics clock to anchor.
+func installInto(t *testing.T, db *pgtest.DB) *pgtest.DB {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	in := install.New(db.Pool, "metrics")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshtop/meshtop/data/pgtest"
 )
 
 // TestReplica reads metrics from a real streaming replica (pg_basebackup
@@ -13,8 +15,12 @@ import (
 // writes aimed at the standby.
 func TestReplica(t *testing.T) {
 	t.Parallel()
-	db := refreshed(t)
-	bare := seeded(t)
+	// A cluster of its own: a standby of the shared one copies every other
+	// test's database and must replay all their writes as well as this
+	// test's, so its waits would depend on everything else under way.
+	db := installInto(t, seed(t, pgtest.NewOwnCluster(t)))
+	run(t, runOpts{}, "refresh", "--dsn", db.DSN).must(t, 0)
+	bare := seed(t, pgtest.NewClusterDatabase(t, db.Srv, "bare"))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	standby, err := db.Srv.StartStandby(ctx)
