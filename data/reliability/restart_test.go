@@ -195,7 +195,7 @@ func TestRestarts(t *testing.T) {
 			}
 		}
 		start := time.Now()
-		wait(30*time.Second, "a first refresh", func() bool { return len(out.since(start, " ok ")) >= 3 })
+		wait(2*time.Minute, "a first refresh", func() bool { return len(out.since(start, " ok ")) >= 3 })
 
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
 		if err != nil {
@@ -213,7 +213,7 @@ func TestRestarts(t *testing.T) {
 				if err := srv.StopServer(ctx, "immediate"); err != nil {
 					t.Fatal(err)
 				}
-				wait(30*time.Second, "the outage to be reported", func() bool { return len(errs.since(down, "failed")) > 0 })
+				wait(2*time.Minute, "the outage to be reported", func() bool { return len(errs.since(down, "failed")) > 0 })
 				if err := srv.StartServer(ctx); err != nil {
 					t.Fatal(err)
 				}
@@ -244,8 +244,8 @@ func TestRestarts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("meshtop refresh --every after SIGTERM: %v\n%s", err, errs.String())
 			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("meshtop refresh --every did not stop within 30 s of SIGTERM")
+		case <-time.After(2 * time.Minute): // it may repeat its cancel request for 30 s
+			t.Fatal("meshtop refresh --every did not stop within 2 min of SIGTERM")
 		}
 		for name, text := range map[string]string{"stdout": out.String(), "stderr": errs.String(), "server log": srv.LogTail(100000)} {
 			if strings.Contains(text, pw) {
@@ -269,7 +269,7 @@ func TestRestarts(t *testing.T) {
 		tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(120, 40))
 		quit := sync.OnceFunc(func() {
 			tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})
-			tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+			tm.WaitFinished(t, teatest.WithFinalTimeout(time.Minute))
 		})
 		defer quit()
 		go func() { _, _ = io.Copy(io.Discard, tm.Output()) }() // keep the pipe drained
@@ -280,13 +280,13 @@ func TestRestarts(t *testing.T) {
 			}
 		}
 		healthy := func(v string) bool { return strings.Contains(v, "workflows") && !strings.Contains(v, "reconnecting") }
-		waitView(30*time.Second, "the overview", healthy)
+		waitView(2*time.Minute, "the overview", healthy)
 
 		for round := 0; round < 2; round++ {
 			if err := srv.StopServer(ctx, "immediate"); err != nil {
 				t.Fatal(err)
 			}
-			waitView(30*time.Second, "the outage to show", func(v string) bool {
+			waitView(2*time.Minute, "the outage to show", func(v string) bool {
 				return strings.Contains(v, "reconnecting") && strings.Contains(v, "workflows") // last data kept
 			})
 			if round == 1 {
