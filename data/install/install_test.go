@@ -18,9 +18,12 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// ctxT bounds a test's queries. Generous: it is a hang guard, not a timing
+// assertion, and a parallel test may first wait its turn to create its
+// database on a loaded machine.
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
