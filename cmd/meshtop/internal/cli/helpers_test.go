@@ -114,7 +114,9 @@ func seeded(t *testing.T) *pgtest.DB {
 // seed fills db with the history of seeded.
 func seed(t *testing.T, db *pgtest.DB) *pgtest.DB {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// The bounds of the helpers are hang guards, not timing assertions:
+	// dozens of parallel tests share the machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if _, err := fixture.Generate(ctx, db.Pool, fixture.Spec{
 		Seed: 42, Projects: 2, Workflows: 6, Runs: 3000, Days: 10, Anchor: anchor, Events: false, // step events make mv_step_metrics slow to refresh; the CLI does not show steps
@@ -134,7 +136,7 @@ func installed(t *testing.T) *pgtest.DB {
 // installInto installs meshtop into db and pins its metrics clock to anchor.
 func installInto(t *testing.T, db *pgtest.DB) *pgtest.DB {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	in := install.New(db.Pool, "metrics")
 	if _, err := in.Apply(ctx, nil); err != nil {
@@ -146,7 +148,7 @@ func installInto(t *testing.T, db *pgtest.DB) *pgtest.DB {
 
 func setClock(t *testing.T, db *pgtest.DB, at time.Time) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := install.New(db.Pool, "metrics").SetClock(ctx, &at); err != nil {
 		t.Fatalf("pinning the clock: %v", err)
@@ -170,7 +172,7 @@ func loginRole(t *testing.T, db *pgtest.DB, name string, grants ...string) strin
 	t.Helper()
 	roleMu.Lock()
 	defer roleMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if !rolesMade[name] {
 		if _, err := db.Pool.Exec(ctx, fmt.Sprintf("create role %s login password '%s'", name, secret)); err != nil {
