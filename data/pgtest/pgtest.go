@@ -44,6 +44,7 @@ var (
 	mu        sync.Mutex // serialises template builds and CREATE DATABASE
 	templates = map[string]error{}
 	cronMu    sync.Mutex
+	cronUsed  bool // the shared cluster's pg_cron database was handed out (guarded by cronMu)
 	dbSeq     int
 
 	bouncerMu sync.Mutex
@@ -187,6 +188,15 @@ func NewCronDatabase(tb testing.TB) *DB {
 	}
 	cronMu.Lock()
 	tb.Cleanup(cronMu.Unlock)
+	if cronUsed {
+		// The database is dropped WITH (FORCE) after each use, which
+		// terminates pg_cron's scheduler; it exits with status 0, and
+		// PostgreSQL never restarts a background worker that did: no job
+		// would run in this cluster again (go test -count=2 ran into it).
+		// A later user gets a cluster of its own.
+		return newOwnCluster(tb, pgserver.Options{CronDatabase: CronDatabase}, CronDatabase)
+	}
+	cronUsed = true
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tmplName := templateName(MeshHook.Name)
@@ -276,9 +286,14 @@ func adminExec(ctx context.Context, srv *pgserver.Server, sql string) error {
 // a server to stop and restart.
 func NewOwnCluster(tb testing.TB) *DB {
 	tb.Helper()
+	return newOwnCluster(tb, pgserver.Options{}, "meshhook")
+}
+
+func newOwnCluster(tb testing.TB, opts pgserver.Options, name string) *DB {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv, err := pgserver.Start(ctx, pgserver.Options{})
+	srv, err := pgserver.Start(ctx, opts)
 	if err != nil {
 		tb.Fatalf("pgtest: starting a cluster: %v", err)
 	}
@@ -287,7 +302,10 @@ func NewOwnCluster(tb testing.TB) *DB {
 			tb.Logf("pgtest: stopping the cluster: %v", err)
 		}
 	})
-	return NewClusterDatabase(tb, srv, "meshhook")
+	if opts.CronDatabase != "" && !srv.HasCron {
+		tb.Fatalf("pgtest: pg_cron is not installed; install it with `sudo apt-get install postgresql-15-cron` (make deps does)")
+	}
+	return NewClusterDatabase(tb, srv, name)
 }
 
 // NewClusterDatabase creates database name with the MeshHook schema in srv
