@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
@@ -167,6 +169,8 @@ type Model struct {
 	watchSeq    int
 	watchActive bool
 
+	spin spinner.Model // the install screen's steps while they run
+
 	ov   overviewModel
 	dt   detailModel
 	cs   consoleModel
@@ -228,7 +232,7 @@ func newModel(ctx context.Context, opts Options) Model {
 	return Model{
 		ctx: ctx, cancel: cancel, c: c, src: opts.Store, help: h,
 		screen: screenOverview, window: opts.Window, interval: opts.Interval,
-		ov: newOverview(), cs: newConsole(),
+		ov: newOverview(), cs: newConsole(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)),
 	}
 }
 
@@ -425,30 +429,35 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, cmd
 		}
 		m.screen = screenInstall
-		m.inst = installModel{state: installPrompt}
+		m.inst = installModel{state: installUnavailable}
 		switch {
 		case m.c.opts.Pooler:
 			m.inst.state, m.inst.reason = installUnavailable, "Installing needs a server session, which a transaction pooler does not give:\nrun `meshtop install` with the direct or session-pooler URL, port 5432."
 		case m.c.opts.ReadOnly:
-			m.inst.state, m.inst.reason = installUnavailable, "meshtop runs read-only, so it will not install anything. Run `meshtop install` with a role that owns the database objects, or ask your DBA to."
+			m.inst.reason = "meshtop runs read-only, so it will not install anything. Run `meshtop install` with a role that owns the database objects, or ask your DBA to."
 		case m.c.opts.NoInstall || m.c.opts.Installer == nil:
-			m.inst.state, m.inst.reason = installUnavailable, "Run `meshtop install` (or `meshtop install --dry-run` to see the SQL) to create the metrics schema and views."
+			m.inst.reason = "Run `meshtop install` (or `meshtop install --dry-run` to see the SQL) to create the metrics schema and views."
 		default:
-			m.inst.objects = m.c.opts.Installer.Objects()
+			// Only a database that can take meshtop is offered the install.
+			m.inst.state = installChecking
+			return m, tea.Batch(checkInstaller(m.ctx, m.c.opts.Installer), m.spin.Tick)
 		}
 		return m, nil
 
 	case InstallCheckedMsg:
-		if msg.Err != nil {
-			m.inst.state, m.inst.err = installFailed, msg.Err
-			return m, nil
+		var pe *install.PreconditionError
+		switch {
+		case errors.As(msg.Err, &pe):
+			m.inst.state, m.inst.blocked, m.inst.reason = installUnavailable, pe, pe.Msg
+		case msg.Err != nil:
+			m.inst.state, m.inst.err = installFailed, fmt.Errorf("checking the install preconditions: %w", msg.Err)
+		default:
+			m.inst.state = installPrompt
+			m.inst.objects = m.c.opts.Installer.Objects()
 		}
-		m.inst.state = installRunning
-		r, cmd := startInstall(m.ctx, m.c.opts.Installer)
-		m.inst.run = r
-		return m, cmd
+		return m, nil
 	case InstallStepMsg:
-		m.inst.stepDone(msg.Step)
+		m.inst.stepDone(msg.Step, m.c.now())
 		cmd := m.inst.run.wait()
 		return m, cmd
 	case InstallFinishedMsg:
@@ -456,8 +465,41 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.inst.state, m.inst.err = installFailed, msg.Err
 			return m, nil
 		}
-		m.setStatus(fmt.Sprintf("installed: %d migrations applied", msg.Applied), false)
+		// The first refresh follows at once: the overview it hands over to
+		// shows data, not "never refreshed".
+		m.inst.state, m.inst.applied = installRefreshing, msg.Applied
+		m.inst.refresh = nil
+		for _, v := range m.src.ViewNames() {
+			m.inst.refresh = append(m.inst.refresh, firstRefreshStep{view: v})
+		}
+		ctx, cancel := context.WithCancel(m.ctx)
+		m.inst.cancel = cancel
+		r, cmd := startFirstRefresh(ctx, m.src)
+		m.inst.refreshRun = r
+		return m, tea.Batch(cmd, m.spin.Tick)
+	case FirstRefreshStepMsg:
+		m.inst.refreshStep(msg, m.c.now())
+		return m, m.inst.refreshRun.wait()
+	case FirstRefreshDoneMsg:
+		if m.inst.cancel != nil {
+			m.inst.cancel()
+		}
+		switch {
+		case msg.Canceled:
+			m.setStatus("installed; first refresh canceled — tab opens the refresh console, R refreshes", false)
+		case msg.Err != nil:
+			m.setStatus("installed; first refresh: "+oneLine(msg.Err.Error()), true)
+		default:
+			m.setStatus(fmt.Sprintf("installed (%d migrations) and refreshed", m.inst.applied), false)
+		}
 		cmd := m.start()
+		return m, cmd
+	case spinner.TickMsg:
+		if m.screen != screenInstall || !m.inst.busy() {
+			return m, nil // the spinner stops until something runs again
+		}
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
 		return m, cmd
 
 	case PollTickMsg:
@@ -910,10 +952,25 @@ func (m Model) installKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case installPrompt, installFailed:
 		switch {
 		case key.Matches(msg, k.Yes):
-			m.inst.state = installChecking
 			m.inst.steps, m.inst.err = nil, nil
-			return m, checkInstaller(m.ctx, m.c.opts.Installer)
+			if m.inst.objects == nil {
+				// The precondition check itself failed: check again.
+				m.inst.state = installChecking
+				return m, tea.Batch(checkInstaller(m.ctx, m.c.opts.Installer), m.spin.Tick)
+			}
+			m.inst.state = installRunning
+			r, cmd := startInstall(m.ctx, m.c.opts.Installer)
+			m.inst.run = r
+			return m, tea.Batch(cmd, m.spin.Tick)
 		case key.Matches(msg, k.No), key.Matches(msg, k.Quit):
+			return m.quit()
+		}
+	case installRefreshing:
+		switch {
+		case key.Matches(msg, k.Cancel) && m.inst.cancel != nil:
+			m.inst.canceling = true
+			m.inst.cancel()
+		case key.Matches(msg, k.Quit):
 			return m.quit()
 		}
 	case installUnavailable:
@@ -978,7 +1035,7 @@ func (m *Model) bodyView(h int) string {
 	}
 	switch m.screen {
 	case screenInstall:
-		return m.inst.view(m.c, m.width, h)
+		return m.inst.view(m.c, m.width, h, m.spin.View())
 	case screenDetail:
 		return m.dt.view(m.c, m.width, h)
 	case screenConsole:
@@ -1134,20 +1191,42 @@ func (m Model) lagBadge() string {
 	return st.Muted.Render(text)
 }
 
-// lagState is the lag badge's text and level.
-func (m Model) lagState() (string, int) {
-	views := m.views
-	if len(views) == 0 {
-		return "lag ?", lagUnknown
+// screenViews names the views the current screen reads (nil: all of them):
+// the lag badge describes those, so the overview's badge does not say
+// "never refreshed" because of the step view it never reads.
+func (m Model) screenViews() []string {
+	if m.screen == screenOverview && !m.showHelp {
+		return []string{store.ViewHourly, store.ViewMetrics}
 	}
+	return nil
+}
+
+// lagState is the lag badge's text and level: the worst lag of the views
+// the screen reads; "refreshing" for a view never refreshed whose first
+// refresh is under way.
+func (m Model) lagState() (string, int) {
+	want := m.screenViews()
 	var worst time.Duration
-	for _, v := range views {
+	seen, refreshing := 0, false
+	for _, v := range m.views {
+		if want != nil && !slices.Contains(want, v.Name) {
+			continue
+		}
+		seen++
 		if !v.Populated || v.Lag == nil {
-			return "lag: never refreshed", lagCrit
+			if v.Running == nil && m.cs.runningFor(v.Name) == nil {
+				return "lag: never refreshed", lagCrit
+			}
+			refreshing = true
+			continue
 		}
 		worst = max(worst, *v.Lag)
 	}
 	switch {
+	case seen == 0:
+		return "lag ?", lagUnknown
+	case refreshing:
+		return "lag: refreshing…", lagWarn
 	case worst >= m.c.opts.LagCrit:
 		return "lag " + fmtAge(worst) + " crit", lagCrit
 	case worst >= m.c.opts.LagWarn:

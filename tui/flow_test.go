@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/exp/golden"
+	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -19,22 +20,56 @@ import (
 	"github.com/meshtop/meshtop/data/store"
 )
 
-// TestFlowFirstRunInstalls: y on the install prompt installs, shows the
-// steps, and goes on to the overview.
+// TestFlowFirstRunInstalls: on a fresh MeshHook database, y on the install
+// prompt installs, refreshes every view right away (showing its steps), and
+// hands over to an overview with workflow rows — no other key.
 func TestFlowFirstRunInstalls(t *testing.T) {
 	t.Parallel()
 	e := setupUninstalled(t, pgtest.NewDatabase(t))
+	var name string
+	if err := e.db.Pool.QueryRow(ctxT(t), "select name from public.workflow_definitions order by name limit 1").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
 	tm := start(t, options(normalised{e.st}, e.in))
 	waitText(t, tm, "Install now?")
 	press(tm, "y")
-	waitText(t, tm, "installed:", "never refreshed")
+	waitText(t, tm, "First refresh (", "installed (", "data as of")
 	view := quitAndView(t, tm)
 	if !strings.Contains(view, "‹Overview›") {
 		t.Fatalf("not on the overview after installing:\n%s", view)
 	}
+	if !strings.Contains(view, name) || strings.Contains(view, "not been refreshed") || strings.Contains(view, "never refreshed") {
+		t.Fatalf("the overview after the install shows no workflow rows (want %q):\n%s", name, view)
+	}
 	ok, err := e.in.Installed(ctxT(t))
 	if err != nil || !ok {
 		t.Fatalf("Installed() = %v, %v after installing from the dashboard", ok, err)
+	}
+	vs, err := e.st.Views(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		if !v.Populated || v.LastStatus != "ok" {
+			t.Fatalf("view %s after the first-run install: populated %v, status %q", v.Name, v.Populated, v.LastStatus)
+		}
+	}
+}
+
+// TestFlowNoMeshHookTables: a database without MeshHook's tables is not
+// offered an install: the first screen says what is wrong, and q quits.
+func TestFlowNoMeshHookTables(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t, pgtest.Empty)
+	in := install.New(db.Pool, schema)
+	st := store.New(db.Pool, nil, store.Options{Schema: schema})
+	tm := start(t, options(normalised{st}, in))
+	waitText(t, tm, "cannot be installed", "has no MeshHook tables")
+	press(tm, "q")
+	fm := tm.FinalModel(t, teatest.WithFinalTimeout(30*time.Second))
+	view := fm.View()
+	if strings.Contains(view, "Install now?") || strings.Contains(view, "materialized view") {
+		t.Fatalf("an install was offered on a database without MeshHook tables:\n%s", view)
 	}
 }
 
@@ -263,9 +298,8 @@ func TestFlowInstallWithoutPrivileges(t *testing.T) {
 	in := install.New(pool, schema)
 	st := store.New(pool, nil, store.Options{Schema: schema})
 	tm := start(t, options(normalised{st}, in))
-	waitText(t, tm, "Install now?")
-	press(tm, "y")
-	waitText(t, tm, "install failed", "y retries")
+	// The missing privileges are found before anything is offered.
+	waitText(t, tm, "cannot be installed", "lacks")
 	view := quitAndView(t, tm)
 	if testing.Verbose() {
 		t.Log("\n" + view)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/meshtop/meshtop/data/safetext"
 )
 
 const dash = "—"
@@ -183,4 +185,12 @@ func fmtReplayLag(d time.Duration) string {
 		return fmtDur(d.Truncate(time.Second))
 	}
 	return fmtAge(d)
+}
+
+// isCancel tells whether a refresh's error is an operator's cancel
+// (pg_cancel_backend, x in the console, a canceled first refresh) rather
+// than a failure: SQLSTATE 57014 with "user request" (a statement_timeout is
+// 57014 too, and is a failure).
+func isCancel(errText safetext.Text) bool {
+	return strings.Contains(errText.String(), "canceling statement due to user request")
 }

@@ -108,6 +108,20 @@ type InstallFinishedMsg struct {
 	Err     error
 }
 
+// FirstRefreshStepMsg is one view of the first refresh after an install:
+// started (Result nil) or finished.
+type FirstRefreshStepMsg struct {
+	View   string
+	Result *store.RefreshResult
+}
+
+// FirstRefreshDoneMsg says the first refresh ended; Canceled when the
+// operator canceled it.
+type FirstRefreshDoneMsg struct {
+	Err      error
+	Canceled bool
+}
+
 // CopiedMsg says a workflow id was sent to the clipboard.
 type CopiedMsg struct {
 	Text string

@@ -224,6 +224,16 @@ func (o *overviewModel) apply() {
 	o.clampSel()
 }
 
+// refreshing tells whether a view the overview reads is being refreshed.
+func (o *overviewModel) refreshing() bool {
+	for _, v := range o.data.Views {
+		if v.Running != nil && (v.Name == store.ViewMetrics || v.Name == store.ViewHourly) {
+			return true
+		}
+	}
+	return false
+}
+
 // matches filters on the names as they are shown (sanitized).
 func matches(w *store.WorkflowMetrics, q string) bool {
 	return strings.Contains(strings.ToLower(w.Name.String()), q) ||
@@ -422,6 +432,8 @@ func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 	}
 	if len(o.rows) == 0 {
 		switch {
+		case len(o.data.Workflows) == 0 && o.data.DataAsOf == nil && o.refreshing():
+			line(st.Warn.Render("the first refresh of the metrics views is under way…"))
 		case len(o.data.Workflows) == 0 && o.data.DataAsOf == nil:
 			hint := "press tab for the refresh console, then R"
 			if c.opts.ReadOnly {

@@ -318,3 +318,51 @@ func TestStaleRunningReadIsDropped(t *testing.T) {
 		t.Fatalf("the newest read says nothing runs, the model shows %+v", m.cs.running)
 	}
 }
+
+// The lag badge describes the views the screen reads, and says
+// "refreshing" for a view whose first refresh is under way (issue 14.4).
+func TestLagBadgeFollowsScreen(t *testing.T) {
+	m := syntheticModel(3)
+	lag := 30 * time.Second
+	running := &store.RunningRefresh{View: store.ViewSteps, PID: 1}
+	m.views = []store.ViewStatus{
+		{Name: store.ViewHourly, Populated: true, Lag: &lag},
+		{Name: store.ViewMetrics, Populated: true, Lag: &lag},
+		{Name: store.ViewSteps, Running: running},
+	}
+	for _, c := range []struct {
+		screen screen
+		want   string
+	}{
+		{screenOverview, "lag <1m ok"},      // the step view is not read there
+		{screenDetail, "lag: refreshing…"},  // it is read here, and refreshing
+		{screenConsole, "lag: refreshing…"}, // every view
+	} {
+		m.screen = c.screen
+		if got, _ := m.lagState(); got != c.want {
+			t.Errorf("%s: badge %q, want %q", screenNames[c.screen], got, c.want)
+		}
+	}
+	m.views[2].Running = nil
+	m.screen = screenConsole
+	if got, _ := m.lagState(); got != "lag: never refreshed" {
+		t.Errorf("console, step view never refreshed and idle: badge %q", got)
+	}
+}
+
+// x during the first refresh cancels it (issue 14.1).
+func TestFirstRefreshCancelKey(t *testing.T) {
+	m := syntheticModel(1)
+	m.screen = screenInstall
+	canceled := false
+	m.inst = installModel{state: installRefreshing, refresh: []firstRefreshStep{{view: store.ViewHourly}},
+		cancel: func() { canceled = true }}
+	nm, _ := m.handleKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("x")})
+	if !canceled || !nm.(Model).inst.canceling {
+		t.Fatalf("x did not cancel the first refresh (canceled %v)", canceled)
+	}
+	im := nm.(Model).inst
+	if v := im.view(m.c, 80, 20, "⠋"); !strings.Contains(v, "canceling…") {
+		t.Fatalf("the install screen does not say it is canceling:\n%s", v)
+	}
+}

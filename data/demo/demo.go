@@ -43,6 +43,9 @@ type Options struct {
 	// Progress, if set, receives one line per start-up step ("starting
 	// PostgreSQL", "seeding 200,000 runs", …).
 	Progress func(string)
+	// SeedProgress, if set, follows the seeding step by step (steps done,
+	// their total, the step just finished), for a progress bar.
+	SeedProgress func(done, total int, step string)
 }
 
 // Defaults of Options.
@@ -91,7 +94,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	}
 	spec := fixture.Spec{
 		Seed: opts.Seed, Runs: opts.Runs, Workflows: opts.Workflows, Projects: opts.Projects,
-		Days: opts.Days, Events: true,
+		Days: opts.Days, Events: true, Progress: opts.SeedProgress,
 	}
 	if spec.Runs <= 0 {
 		spec.Runs = fixture.DefaultRuns

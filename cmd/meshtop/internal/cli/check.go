@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
@@ -107,8 +108,13 @@ func (a *app) check(ctx context.Context, f *checkFlags) (int, string, string) {
 	defer s.Close()
 	ov, err := s.store.Overview(ctx, f.window)
 	if err != nil {
-		if errors.Is(err, store.ErrNotInstalled) {
+		err = a.whyNotInstalled(ctx, s, err)
+		var pe *install.PreconditionError
+		switch {
+		case errors.Is(err, store.ErrNotInstalled):
 			return CheckUnknown, "metrics views are not installed; run `meshtop install`", ""
+		case errors.As(err, &pe):
+			return CheckUnknown, pe.Msg, ""
 		}
 		return CheckUnknown, "cannot read the metrics: " + Message(s.wrap(err)), ""
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshtop/meshtop/data/pgtest"
 	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
@@ -53,6 +54,12 @@ func TestCheckCodes(t *testing.T) {
 	r = run(t, runOpts{}, "check", "--dsn", bare.DSN).must(t, CheckUnknown)
 	if r.stdout != "MESHTOP UNKNOWN - metrics views are not installed; run `meshtop install`\n" {
 		t.Errorf("not installed: %s", r)
+	}
+	// A database without MeshHook's tables: install would not help.
+	empty := pgtest.NewDatabase(t, pgtest.Empty)
+	r = run(t, runOpts{}, "check", "--dsn", empty.DSN).must(t, CheckUnknown)
+	if !strings.HasPrefix(r.stdout, "MESHTOP UNKNOWN - Database "+empty.Name+" has no MeshHook tables") {
+		t.Errorf("no MeshHook tables: %s", r)
 	}
 	r = run(t, runOpts{}, "check", "--dsn", "postgres://u:"+secret+"@127.0.0.1:1/db").must(t, CheckUnknown)
 	if !strings.HasPrefix(r.stdout, "MESHTOP UNKNOWN - cannot connect: connection refused by u@127.0.0.1:1/db") {

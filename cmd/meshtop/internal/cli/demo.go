@@ -60,7 +60,25 @@ until SIGTERM or ctrl+c.`,
 func (a *app) runDemo(parent context.Context, f *demoFlags) (err error) {
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	say := func(s string) { fmt.Fprintln(a.stderr(), "meshtop demo: "+s) }
+	// On a terminal the long steps (seeding, installing, the first refresh)
+	// redraw one progress line in place; without one they print a line
+	// when they end.
+	tty := a.io.IsTerminal(a.io.Stderr)
+	var live *liveLine
+	say := func(s string) {
+		if live != nil {
+			live.finish(s)
+			live = nil
+			return
+		}
+		fmt.Fprintln(a.stderr(), "meshtop demo: "+s)
+	}
+	step := func(what string, done, total int) {
+		if live == nil {
+			live = newLiveLine(a.stderr(), tty, "meshtop demo: ")
+		}
+		live.set(what, done, total)
+	}
 	rate := f.traffic
 	if rate <= 0 {
 		rate = -1
@@ -68,6 +86,9 @@ func (a *app) runDemo(parent context.Context, f *demoFlags) (err error) {
 	env, err := demo.Start(ctx, demo.Options{
 		DataDir: f.dataDir, Seed: f.seed, Runs: f.runs, Workflows: f.workflows,
 		TrafficRate: rate, Progress: say,
+		SeedProgress: func(done, total int, what string) {
+			step("seeding: "+what+" done", done, total)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("starting the demo: %w", err)
@@ -94,20 +115,40 @@ func (a *app) runDemo(parent context.Context, f *demoFlags) (err error) {
 	defer s.Close()
 	if !f.noAutoInstall {
 		in := install.New(s.primary, a.g.schema)
-		n, err := in.Apply(ctx, nil)
+		pending, err := in.Pending(ctx)
 		if err != nil {
+			return s.wrap(fmt.Errorf("installing the views: %w", err))
+		}
+		done := 0
+		n, err := in.Apply(ctx, func(e install.StepEvent) {
+			if e.Done {
+				done++
+			}
+			step(fmt.Sprintf("installing: %03d %s", e.Version, e.Name), done, len(pending))
+		})
+		if err != nil {
+			if live != nil {
+				live.finish("install failed")
+				live = nil
+			}
 			return s.wrap(fmt.Errorf("installing the views: %w", err))
 		}
 		if n > 0 {
 			say(fmt.Sprintf("installed meshtop's views in schema %s", a.g.schema))
+		} else if live != nil {
+			live.finish("meshtop's views are installed")
+			live = nil
 		}
 		// The two views the overview needs first (fast); the step view
 		// (slower) is refreshed in the background so the dashboard opens
 		// sooner.
 		var results []store.RefreshResult
-		for _, v := range []string{store.ViewHourly, store.ViewMetrics} {
+		first := []string{store.ViewHourly, store.ViewMetrics}
+		for i, v := range first {
+			step("first refresh: "+v, i, len(first))
 			r, err := s.store.Refresh(ctx, v, false)
 			if err != nil {
+				say("first refresh failed")
 				return s.wrap(fmt.Errorf("first refresh: %w", err))
 			}
 			results = append(results, r...)

@@ -56,6 +56,8 @@ func TestErrorMessages(t *testing.T) {
 			fmt.Sprintf(`meshtop: database "no_such_db" does not exist at %s@%s/no_such_db: check the database name`, user, addr)},
 		{"no MeshHook tables", nil, []string{"install", "--dsn", empty.Srv.UserDSN(empty.Name, user, secret)}, 1,
 			"meshtop: database " + empty.Name + " has no MeshHook tables (public.projects, public.workflow_definitions, public.workflow_runs and public.workflow_events are missing); connect to the MeshHook database"},
+		{"status without MeshHook tables", nil, []string{"status", "--dsn", empty.Srv.UserDSN(empty.Name, user, secret)}, 1,
+			"meshtop: database " + empty.Name + " has no MeshHook tables (public.projects, public.workflow_definitions, public.workflow_runs and public.workflow_events are missing); connect to the MeshHook database"},
 		{"not installed", nil, []string{"status", "--dsn", bare.Srv.UserDSN(bare.Name, user, secret)}, 1,
 			"meshtop: metrics views are not installed; run `meshtop install`"},
 		{"no privileges to read", nil, []string{"status", "--dsn", dsn}, 1,

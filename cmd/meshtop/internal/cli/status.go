@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
@@ -126,7 +128,7 @@ includes replication lag.`,
 func (a *app) status(ctx context.Context, s *session, w store.Window) (StatusJSON, store.Overview, error) {
 	ov, err := s.store.Overview(ctx, w)
 	if err != nil {
-		return StatusJSON{}, ov, err
+		return StatusJSON{}, ov, a.whyNotInstalled(ctx, s, err)
 	}
 	// The schedule is informative: without pg_cron or without access to the
 	// cron schema it is null.
@@ -360,3 +362,19 @@ func pctText(r *float64) string {
 
 // truncate cuts sanitized text to n cells, ending in "…" when cut.
 func truncate(s string, n int) string { return safetext.Truncate(s, n, "…") }
+
+// whyNotInstalled replaces "not installed; run meshtop install" by what
+// install itself would say when installing cannot help: a database without
+// MeshHook's tables, a standby, a server too old. Any other error (and a
+// role merely lacking privileges, for whom someone else can install) is
+// returned as it is.
+func (a *app) whyNotInstalled(ctx context.Context, s *session, err error) error {
+	if !errors.Is(err, store.ErrNotInstalled) {
+		return err
+	}
+	var pe *install.PreconditionError
+	if cerr := install.New(s.primary, a.g.schema).Check(ctx); errors.As(cerr, &pe) && pe.Kind != "privileges" {
+		return pe
+	}
+	return err
+}
