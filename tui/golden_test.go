@@ -1,6 +1,7 @@
 package tui_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -16,22 +17,45 @@ func TestGoldenInstallPrompt(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
 	e := setupUninstalled(t, db)
-	tm := start(t, options(normalised{e.st}, e.in))
-	waitText(t, tm, "Install now?")
-	requireGolden(t, quitAndView(t, tm))
+	for _, sz := range sizes {
+		t.Run(fmt.Sprintf("%dx%d", sz[0], sz[1]), func(t *testing.T) {
+			tm := startSized(t, options(normalised{e.st}, e.in), sz[0], sz[1])
+			waitText(t, tm, "Install now?")
+			requireGoldenSized(t, quitAndView(t, tm), sz[0], sz[1])
+		})
+	}
 }
 
-// TestGoldens renders the read-only screens from one refreshed fixture.
+// TestGoldens renders the screens from one refreshed fixture, at every
+// size of sizes.
 func TestGoldens(t *testing.T) {
 	t.Parallel()
 	e := setup(t, pgtest.NewDatabase(t), true)
 	src := normalised{e.st}
 
-	t.Run("overview", func(t *testing.T) {
-		tm := start(t, options(src, nil))
-		waitText(t, tm, "data as of")
-		requireGolden(t, quitAndView(t, tm))
-	})
+	screens := []struct {
+		name string
+		keys []string
+		wait []string
+	}{
+		{"overview", nil, nil},
+		{"detail", []string{"enter"}, []string{"runs / hour", "Step (node)"}},
+		{"console", []string{"tab"}, []string{"schedule:", "Log id"}},
+		{"help", []string{"?"}, []string{"any key closes this help"}},
+	}
+	for _, sc := range screens {
+		for _, sz := range sizes {
+			t.Run(fmt.Sprintf("%s_%dx%d", sc.name, sz[0], sz[1]), func(t *testing.T) {
+				tm := startSized(t, options(src, nil), sz[0], sz[1])
+				waitText(t, tm, "data as of")
+				press(tm, sc.keys...)
+				if len(sc.wait) > 0 {
+					waitText(t, tm, sc.wait...)
+				}
+				requireGoldenSized(t, quitAndView(t, tm), sz[0], sz[1])
+			})
+		}
+	}
 	t.Run("overview_filtered_sorted", func(t *testing.T) {
 		tm := start(t, options(src, nil))
 		waitText(t, tm, "data as of")
@@ -39,20 +63,6 @@ func TestGoldens(t *testing.T) {
 		tm.Type("slack")
 		press(tm, "enter", "s", "S") // sort by p50 ascending
 		waitText(t, tm, "sorted by p50 ascending")
-		requireGolden(t, quitAndView(t, tm))
-	})
-	t.Run("detail", func(t *testing.T) {
-		tm := start(t, options(src, nil))
-		waitText(t, tm, "data as of")
-		press(tm, "enter")
-		waitText(t, tm, "runs / hour", "Step (node)")
-		requireGolden(t, quitAndView(t, tm))
-	})
-	t.Run("help", func(t *testing.T) {
-		tm := start(t, options(src, nil))
-		waitText(t, tm, "data as of")
-		press(tm, "?")
-		waitText(t, tm, "any key closes this help")
 		requireGolden(t, quitAndView(t, tm))
 	})
 	t.Run("too_small", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
@@ -224,10 +225,20 @@ func options(src tui.Source, in *install.Installer) tui.Options {
 
 func start(t *testing.T, o tui.Options) *teatest.TestModel {
 	t.Helper()
+	return startSized(t, o, width, height)
+}
+
+// sizes are the terminals every screen has a golden for: a default SSH
+// terminal, the size the screenshots use, and a wide one.
+var sizes = [][2]int{{80, 24}, {120, 40}, {200, 50}}
+
+// startSized is start in a w×h terminal.
+func startSized(t *testing.T, o tui.Options, w, h int) *teatest.TestModel {
+	t.Helper()
 	// Cancelling the root context on cleanup ends the model's LISTEN and
 	// queries before pgtest closes the pool, also when a test fails early.
 	ctx, cancel := context.WithCancel(context.Background())
-	tm := teatest.NewTestModel(t, tui.NewWithContext(ctx, o), teatest.WithInitialTermSize(width, height))
+	tm := teatest.NewTestModel(t, tui.NewWithContext(ctx, o), teatest.WithInitialTermSize(w, h))
 	t.Cleanup(func() {
 		cancel()
 		_ = tm.Quit()
@@ -280,8 +291,21 @@ func quitAndView(t *testing.T, tm *teatest.TestModel) string {
 
 func requireGolden(t *testing.T, view string) {
 	t.Helper()
-	if lines := strings.Count(view, "\n") + 1; lines != height {
-		t.Errorf("view has %d lines, want %d", lines, height)
+	requireGoldenSized(t, view, width, height)
+}
+
+// requireGoldenSized checks the frame is exactly w×h cells — no line
+// wider than the terminal, none missing — and compares it with the golden.
+func requireGoldenSized(t *testing.T, view string, w, h int) {
+	t.Helper()
+	lines := strings.Split(view, "\n")
+	if len(lines) != h {
+		t.Errorf("view has %d lines, want %d", len(lines), h)
+	}
+	for i, l := range lines {
+		if n := ansi.StringWidth(l); n > w {
+			t.Errorf("line %d is %d cells wide, the terminal %d: %q", i+1, n, w, l)
+		}
 	}
 	golden.RequireEqual(t, []byte(view))
 }
