@@ -1019,19 +1019,14 @@ func (m Model) View() string {
 	body := m.bodyView(m.bodyHeight())
 	lines = append(lines, m.c.exactLines(body, m.bodyHeight(), m.width)...)
 	lines = append(lines, m.statusView())
-	lines = append(lines, m.c.help.get(fmt.Sprint(m.screen, "|", m.width), func() string {
-		return fit(m.help.ShortHelpView(m.c.keys.shortHelp(m.screen)), m.width)
-	}))
+	lines = append(lines, m.c.help.get(fmt.Sprint(m.screen, "|", m.width, "|", m.ov.filtering, m.inst.state), m.footer))
 	return strings.Join(lines, "\n")
 }
 
 func (m *Model) bodyView(h int) string {
 	st := m.c.styles
 	if m.showHelp {
-		hm := m.help
-		hm.ShowAll = true
-		return st.Title.Render("Keys") + "\n\n" + hm.FullHelpView(m.c.keys.fullHelp()) +
-			"\n\n" + st.Muted.Render("any key closes this help")
+		return st.Title.Render("Keys") + "\n\n" + m.fullHelp() + "\n\n" + st.Muted.Render("any key closes this help")
 	}
 	switch m.screen {
 	case screenInstall:
@@ -1045,6 +1040,48 @@ func (m *Model) bodyView(h int) string {
 		return st.Muted.Render("connecting…")
 	}
 	return m.ov.view(m.c, m.width, h, m.conn.lost)
+}
+
+// footer is the key help line: every key of the screen's short help that
+// fits, dropping the least important first (help and quit always stay).
+func (m Model) footer() string {
+	items := m.c.keys.shortHelp(m.screen, m.ov.filtering)
+	if m.screen == screenInstall && m.inst.state == installRefreshing {
+		items = []key.Binding{m.c.keys.Cancel, m.c.keys.Quit}
+	}
+	h := m.help
+	h.Width = 0 // we fit it ourselves, whole items only
+	for {
+		v := h.ShortHelpView(items)
+		if ansi.StringWidth(v) <= m.width || len(items) <= 2 {
+			return fit(v, m.width)
+		}
+		items = append(items[:len(items)-3], items[len(items)-2:]...)
+	}
+}
+
+// fullHelp lays the key map's groups out as columns, as many side by side
+// as the terminal is wide, the rest below.
+func (m Model) fullHelp() string {
+	h := m.help
+	h.ShowAll, h.Width = true, 0
+	var rows, row []string
+	w := 0
+	for _, g := range m.c.keys.fullHelp() {
+		col := h.FullHelpView([][]key.Binding{g})
+		cw := lipgloss.Width(col)
+		if len(row) > 0 && w+4+cw > m.width {
+			rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, row...))
+			row, w = nil, 0
+		}
+		if len(row) > 0 {
+			col = lipgloss.NewStyle().PaddingLeft(4).Render(col)
+			cw += 4
+		}
+		row, w = append(row, col), w+cw
+	}
+	rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, row...))
+	return strings.Join(rows, "\n\n")
 }
 
 // refreshSummary is the status line after a refresh this meshtop started.

@@ -143,7 +143,8 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 		out = append(out, style.Render(text)+" "+sp.View())
 	}
 	out = append(out, "")
-	out = append(out, cs.scheduleLine(c, now))
+	// The schedule sentence wraps at words on a narrow terminal.
+	out = append(out, strings.Split(lipgloss.NewStyle().Width(width).Render(cs.scheduleLine(c, now)), "\n")...)
 	out = append(out, "")
 
 	// Watching.

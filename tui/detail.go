@@ -9,11 +9,17 @@ import (
 	"github.com/NimbleMarkets/ntcharts/linechart"
 	tslc "github.com/NimbleMarkets/ntcharts/linechart/timeserieslinechart"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/meshtop/meshtop/data/store"
 )
 
-const chartHeight = 10
+// Chart heights: the charts give up lines on a short terminal so a few
+// step rows still show, down to minChartHeight.
+const (
+	maxChartHeight = 10
+	minChartHeight = 5
+)
 
 // detailModel is one workflow's page: the overview row's numbers, three
 // time-series charts and the step hotspot table.
@@ -27,6 +33,7 @@ type detailModel struct {
 	// Charts are drawn when data arrives or the size changes, not per frame.
 	charts      [3]string
 	chartsWidth int
+	chartH      int // chart height: up to maxChartHeight, less on a short terminal
 }
 
 func (d *detailModel) open(id string, w store.Window) {
@@ -44,6 +51,9 @@ func (d *detailModel) setData(c *common, det store.WorkflowDetail, width int) {
 
 func (d *detailModel) drawCharts(c *common, width int) {
 	d.chartsWidth = width
+	if d.chartH == 0 {
+		d.chartH = maxChartHeight
+	}
 	if !d.loaded {
 		return
 	}
@@ -68,17 +78,17 @@ func (d *detailModel) drawCharts(c *common, width int) {
 		}
 	}
 	st := c.styles
-	d.charts[0] = drawChart(runs, from, to, 0, niceCeil(maxRuns), cw, st.Accent, st, d.window)
-	d.charts[1] = drawChart(succ, from, to, 0, 100, cw, st.Good, st, d.window)
-	d.charts[2] = drawChart(p95, from, to, 0, niceCeil(maxP95), cw, st.Warn, st, d.window)
+	d.charts[0] = drawChart(runs, from, to, 0, niceCeil(maxRuns), cw, d.chartH, st.Accent, st, d.window)
+	d.charts[1] = drawChart(succ, from, to, 0, 100, cw, d.chartH, st.Good, st, d.window)
+	d.charts[2] = drawChart(p95, from, to, 0, niceCeil(maxP95), cw, d.chartH, st.Warn, st, d.window)
 }
 
 func chartWidth(width int) int { return max(20, (width-2)/3) }
 
 // drawChart renders one time-series chart. The X range is always set from
 // the model clock (ntcharts would otherwise use time.Now()).
-func drawChart(pts []tslc.TimePoint, from, to time.Time, ymin, ymax float64, w int, line lipgloss.Style, st Styles, win store.Window) string {
-	ch := tslc.New(w, chartHeight,
+func drawChart(pts []tslc.TimePoint, from, to time.Time, ymin, ymax float64, w, h int, line lipgloss.Style, st Styles, win store.Window) string {
+	ch := tslc.New(w, h,
 		tslc.WithTimeRange(from, to),
 		tslc.WithYRange(ymin, ymax),
 		tslc.WithXYSteps(2, 2),
@@ -126,6 +136,25 @@ func niceCeil(v float64) float64 {
 	return 10 * p
 }
 
+// pairLines joins label–value pairs with two spaces into as few lines of
+// at most width cells as they need, breaking only between pairs.
+func pairLines(width int, pairs ...string) []string {
+	var out []string
+	line := ""
+	for _, p := range pairs {
+		switch {
+		case line == "":
+			line = p
+		case ansi.StringWidth(line)+2+ansi.StringWidth(p) <= width:
+			line += "  " + p
+		default:
+			out = append(out, line)
+			line = p
+		}
+	}
+	return append(out, fit(line, width))
+}
+
 func (d *detailModel) view(c *common, width, height int) string {
 	st := c.styles
 	if d.id == "" {
@@ -134,22 +163,36 @@ func (d *detailModel) view(c *common, width, height int) string {
 	if !d.loaded {
 		return st.Muted.Render("loading workflow " + d.id + "…")
 	}
-	if d.chartsWidth != width {
-		d.drawCharts(c, width)
-	}
+
 	w := d.data.Metrics
 	now := c.now()
 	var out []string
-	title := fmt.Sprintf("%s (%s v%d) · %s · %s", w.Name, w.Slug, w.Version, w.ProjectName, w.Status)
-	out = append(out, st.Title.Render(title)+st.Muted.Render("  id "+w.WorkflowID))
-	// The numbers wrap on narrow terminals rather than being cut.
-	wrap := lipgloss.NewStyle().Width(width)
-	out = append(out, wrap.Render(fmt.Sprintf("window %s  runs %s  running %d  succeeded %d  failed %d  canceled %d  success %s  failure %s",
-		w.Window, fmtCount(w.Runs), w.Running, w.Succeeded, w.Failed, w.Canceled, fmtPct(w.SuccessRate), fmtPct(w.FailureRate))))
-	out = append(out, wrap.Render(fmt.Sprintf("duration  p50 %s  p95 %s  p99 %s  avg %s  min %s  max %s  · run time %s · last failure %s",
-		fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtMs(w.P99Ms), fmtMs(w.AvgMs), fmtMs(w.MinMs), fmtMs(w.MaxMs),
-		fmtDur(time.Duration(w.ResourceSeconds*float64(time.Second))), fmtAgeAgo(w.LastFailureAt, now))))
+	title := fmt.Sprintf("%s v%d (%s) · %s · %s", w.Name, w.Version, w.Slug, w.ProjectName, w.Status)
+	id := "id " + w.WorkflowID
+	if ansi.StringWidth(title)+2+len(id) <= width {
+		out = append(out, st.Title.Render(title)+"  "+st.Muted.Render(id))
+	} else {
+		// Narrow: the id gets a line of its own rather than being cut.
+		out = append(out, st.Title.Render(fit(title, width)), st.Muted.Render(fit(id, width)))
+	}
+	// Label–value pairs wrap between pairs, never inside one.
+	out = append(out, pairLines(width,
+		"window "+string(w.Window), "runs "+fmtCount(w.Runs), fmt.Sprintf("running %d", w.Running),
+		fmt.Sprintf("succeeded %d", w.Succeeded), fmt.Sprintf("failed %d", w.Failed), fmt.Sprintf("canceled %d", w.Canceled),
+		"success "+fmtPct(w.SuccessRate), "failure "+fmtPct(w.FailureRate))...)
+	out = append(out, pairLines(width,
+		"duration p50 "+fmtMs(w.P50Ms), "p95 "+fmtMs(w.P95Ms), "p99 "+fmtMs(w.P99Ms), "avg "+fmtMs(w.AvgMs),
+		"min "+fmtMs(w.MinMs), "max "+fmtMs(w.MaxMs),
+		"run time "+fmtDur(time.Duration(w.ResourceSeconds*float64(time.Second))), "last failure "+fmtAgeAgo(w.LastFailureAt, now))...)
 	out = append(out, "")
+	// The charts take what is left after the header, their titles, and
+	// the step table's header and first rows.
+	steps := max(1, min(5, len(d.data.Steps)))
+	ch := max(minChartHeight, min(maxChartHeight, height-len(out)-3-steps))
+	if d.chartsWidth != width || d.chartH != ch {
+		d.chartH = ch
+		d.drawCharts(c, width)
+	}
 	cw := chartWidth(width)
 	titles := []string{"runs / hour", "success rate %", "p95 duration (s)"}
 	var heads []string

@@ -212,7 +212,7 @@ func (im *installModel) view(c *common, width, height int, spin string) string {
 		if len(im.objects) > room {
 			room-- // the "… and N more" line
 		}
-		kindW := max(10, min(18, width/5))
+		const kindW = 17 // "materialized view"
 		for i, o := range im.objects {
 			if i >= room && len(im.objects) > room {
 				out = append(out, st.Muted.Render(fmt.Sprintf("  … and %d more", len(im.objects)-i)))

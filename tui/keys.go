@@ -60,15 +60,28 @@ func newKeyMap(readOnly bool) keyMap {
 	return k
 }
 
-// shortHelp is the always-visible line for a screen.
-func (k keyMap) shortHelp(s screen) []key.Binding {
+// shortHelp is the always-visible line for a screen, most important first;
+// the last two (help, quit) always show, the others give way on a narrow
+// terminal (footer). While the filter takes keys, only the keys that still
+// act are offered (q types a q there).
+func (k keyMap) shortHelp(s screen, filtering bool) []key.Binding {
+	move := key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑↓/jk", "move"))
 	switch s {
 	case screenOverview:
-		return []key.Binding{k.Up, k.Enter, k.Filter, k.Sort, k.Window1To4(), k.NextScreen, k.Pause, k.Help, k.Quit}
+		if filtering {
+			return []key.Binding{
+				key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "keep filter")),
+				key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "clear filter")),
+				key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑↓", "move")),
+				key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
+			}
+		}
+		return []key.Binding{move, k.Enter, k.NextScreen, k.Filter, k.Sort, k.SortDir, k.Window1To4(), k.Pause, k.Help, k.Quit}
 	case screenDetail:
-		return []key.Binding{k.Back, k.Window1To4(), k.Copy, k.NextScreen, k.Help, k.Quit}
+		return []key.Binding{k.Back, move, k.Window1To4(), k.Copy, k.NextScreen, k.Help, k.Quit}
 	case screenConsole:
-		return []key.Binding{k.Up, k.Refresh, k.RefreshAll, k.Cancel, k.LogUp, k.NextScreen, k.Help, k.Quit}
+		return []key.Binding{move, k.NextScreen, k.Refresh, k.RefreshAll, k.Cancel,
+			key.NewBinding(key.WithKeys("[", "]"), key.WithHelp("[ ]", "log")), k.Help, k.Quit}
 	case screenInstall:
 		return []key.Binding{k.Yes, k.No, k.Quit}
 	}

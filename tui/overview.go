@@ -40,8 +40,7 @@ var columnTitles = [...]string{"Workflow", "Project", "Runs", "Now", "Succ%", "F
 var columnWidths = [...]int{0, 10, 7, 4, 6, 6, 7, 7, 7, 9}
 
 const (
-	sparkWidth   = 10
-	minNameWidth = 14
+	sparkWidth = 10
 	// Health thresholds of a row's failure rate.
 	failWarn = 0.02
 	failCrit = 0.10
@@ -332,34 +331,60 @@ func (o *overviewModel) scrollTo(rowsH int) {
 // hides a column.
 type tableLayout struct {
 	name   int
+	ver    int // the version column ("v12"), right after the name
 	w      [numSortable]int
 	sparks bool
 }
 
+const (
+	verWidth = 4
+	// maxNameWidth caps the name column on wide terminals: the rest goes
+	// to the project column (up to maxProjectWidth), then to the name again.
+	maxNameWidth    = 56
+	maxProjectWidth = 28
+)
+
+// dropOrder is the order columns give way in on a narrow terminal (colName
+// stands for the sparklines); the sorted column never does.
+var dropOrder = []column{colAvg, colP50, colName, colSuccess, colRunning, colLastFailure}
+
+// minReadableName is the name width the layout gives columns up for.
+const minReadableName = 24
+
 // layoutFor gives the name column what is left; on narrow terminals the
-// sparklines go first, then avg and p50, so the name stays readable.
-func layoutFor(width int) tableLayout {
-	l := tableLayout{w: columnWidths, sparks: true}
-	sum := func() int {
-		n := 0
+// columns of dropOrder give way, one by one (never the sorted one), until
+// the name is readable. On wide terminals the project column grows too.
+func layoutFor(width int, sorted column) tableLayout {
+	l := tableLayout{w: columnWidths, sparks: true, ver: verWidth}
+	measure := func() {
+		n := l.ver + 1
 		for _, w := range l.w[1:] {
 			if w > 0 {
 				n += w + 1
 			}
 		}
-		return n
+		if l.sparks {
+			n += 2 * (sparkWidth + 1)
+		}
+		l.name = width - n
 	}
-	l.name = width - sum() - 2*(sparkWidth+1)
-	if l.name < minNameWidth {
-		l.sparks = false
-		l.name = width - sum()
-	}
-	for _, c := range []column{colAvg, colP50} {
-		if l.name >= 20 {
+	measure()
+	for _, c := range dropOrder {
+		if l.name >= minReadableName {
 			break
 		}
-		l.w[c] = 0
-		l.name = width - sum()
+		switch {
+		case c == colName:
+			l.sparks = false
+		case c != sorted:
+			l.w[c] = 0
+		}
+		measure()
+	}
+	if extra := l.name - maxNameWidth; extra > 0 {
+		grow := min(extra, maxProjectWidth-l.w[colProject])
+		l.w[colProject] += grow
+		l.name -= grow
 	}
 	l.name = max(8, l.name)
 	return l
@@ -367,9 +392,11 @@ func layoutFor(width int) tableLayout {
 
 // cells joins a row's cells by the layout: text per column, left-aligned
 // for name and project, right-aligned otherwise.
-func (l tableLayout) cells(text [numSortable]string) string {
+func (l tableLayout) cells(text [numSortable]string, ver string) string {
 	var b strings.Builder
 	b.WriteString(fit(text[colName], l.name))
+	b.WriteByte(' ')
+	b.WriteString(fit(ver, l.ver))
 	for c := colProject; c < numSortable; c++ {
 		if l.w[c] == 0 {
 			continue
@@ -389,7 +416,7 @@ func (l tableLayout) cells(text [numSortable]string) string {
 // workflows.
 func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 	st := c.styles
-	lay := layoutFor(width)
+	lay := layoutFor(width, o.sortCol)
 	var b strings.Builder
 	lines := 0
 	line := func(s string) {
@@ -420,7 +447,7 @@ func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 		}
 	}
 	titles[colName] = "  " + titles[colName]
-	hb.WriteString(lay.cells(titles))
+	hb.WriteString(lay.cells(titles, "Ver"))
 	if lay.sparks {
 		hb.WriteString(" " + fit("Success", sparkWidth) + " " + fit("p95", sparkWidth))
 	}
@@ -521,7 +548,10 @@ func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, age s
 	if selected {
 		mark = "▸ "
 	}
-	name := fmt.Sprintf("%s%s v%d · %s", mark, w.Name, w.Version, w.Slug)
+	// The version has its own column: a long name is cut, the version
+	// (what tells two rows of one workflow apart) never is.
+	name := fmt.Sprintf("%s%s · %s", mark, w.Name, w.Slug)
+	ver := fmt.Sprintf("v%d", w.Version)
 	if w.Status.Is("archived") {
 		name += " [archived]"
 	}
@@ -529,7 +559,7 @@ func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, age s
 		name, w.ProjectName.String(), fmtCount(w.Runs), fmt.Sprint(o.data.RunningNow[w.WorkflowID]),
 		fmtPct(w.SuccessRate), fmtPct(w.FailureRate), fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtMs(w.AvgMs),
 		age,
-	})
+	}, ver)
 }
 
 func (o *overviewModel) computeTotals() totals {
@@ -580,7 +610,7 @@ func (o *overviewModel) totalsText(lay tableLayout, now time.Time) string {
 	return lay.cells([numSortable]string{
 		label, "", fmtCount(t.runs), fmt.Sprint(t.running), fmtPct(t.sr), fmtPct(t.fr),
 		dash, dash, fmtMs(t.avg), fmtAgeShort(t.last, now),
-	})
+	}, "")
 }
 
 func (o *overviewModel) asOfLine(c *common, now time.Time) string {

@@ -15,6 +15,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/muesli/termenv"
 
 	"github.com/meshtop/meshtop/data/safetext"
@@ -364,5 +365,50 @@ func TestFirstRefreshCancelKey(t *testing.T) {
 	im := nm.(Model).inst
 	if v := im.view(m.c, 80, 20, "⠋"); !strings.Contains(v, "canceling…") {
 		t.Fatalf("the install screen does not say it is canceling:\n%s", v)
+	}
+}
+
+// 80 columns keep the sorted column, a version column and a readable name;
+// 200 columns give the project room (issue 14.6, 14.14).
+func TestLayoutNarrowAndWide(t *testing.T) {
+	for c := column(0); c < numSortable; c++ {
+		l := layoutFor(80, c)
+		if c != colName && l.w[c] == 0 {
+			t.Errorf("80 columns sorted by %s: the sorted column is hidden", columnTitles[c])
+		}
+		if l.ver == 0 || l.name < minReadableName-8 {
+			t.Errorf("80 columns sorted by %s: name %d, version %d", columnTitles[c], l.name, l.ver)
+		}
+		if w := ansi.StringWidth(l.cells(columnTitles, "Ver")); w > 80 {
+			t.Errorf("80 columns sorted by %s: header is %d wide", columnTitles[c], w)
+		}
+	}
+	if l := layoutFor(120, colFailure); !l.sparks || l.name < minReadableName {
+		t.Errorf("120 columns: sparklines %v, name %d", l.sparks, l.name)
+	}
+	if l := layoutFor(200, colFailure); l.w[colProject] != maxProjectWidth || l.name < maxNameWidth {
+		t.Errorf("200 columns: project %d, name %d", l.w[colProject], l.name)
+	}
+}
+
+// The key help line keeps whole items, and help and quit, at 80 columns;
+// while the filter takes keys it does not offer q (issue 14.15).
+func TestFooterFits(t *testing.T) {
+	m := syntheticModel(3)
+	m.width = 80
+	for _, s := range []screen{screenOverview, screenDetail, screenConsole} {
+		m.screen = s
+		f := m.footer()
+		if ansi.StringWidth(f) > 80 || strings.Contains(f, "…") || !strings.Contains(f, "? help") || !strings.Contains(f, "q quit") {
+			t.Errorf("%s footer: %q", screenNames[s], f)
+		}
+	}
+	m.screen = screenOverview
+	if f := m.footer(); !strings.Contains(f, "↑↓/jk move") {
+		t.Errorf("overview footer offers no down key: %q", f)
+	}
+	m.ov.filtering = true
+	if f := m.footer(); strings.Contains(f, "q quit") || !strings.Contains(f, "esc clear filter") {
+		t.Errorf("footer while filtering: %q", f)
 	}
 }
