@@ -785,7 +785,7 @@ func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		} else {
 			m.interval = min(maxInterval, m.interval*2)
 		}
-		m.setStatus("polling every "+fmtDur(m.interval), false)
+		m.setStatus("polling every "+fmtEvery(m.interval), false)
 		cmd := m.rearmPoll()
 		return m, cmd
 	}
@@ -801,19 +801,17 @@ func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
+// switchScreen is tab / shift+tab: between the overview and the refresh
+// console, as the README says. The detail is reached with enter on a row
+// (never a stale one through tab); from it tab goes on to the console and
+// shift+tab back to the overview.
 func (m Model) switchScreen(dir int) (tea.Model, tea.Cmd) {
-	order := []screen{screenOverview}
-	if m.dt.id != "" {
-		order = append(order, screenDetail)
+	switch {
+	case m.screen == screenDetail && dir > 0, m.screen == screenOverview:
+		m.screen = screenConsole
+	default:
+		m.screen = screenOverview
 	}
-	order = append(order, screenConsole)
-	i := 0
-	for j, s := range order {
-		if s == m.screen {
-			i = j
-		}
-	}
-	m.screen = order[(i+dir+len(order))%len(order)]
 	if m.screen == screenConsole {
 		cmd := m.fetchConsole()
 		return m, cmd
@@ -834,8 +832,7 @@ func (m Model) overviewKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.PageDown):
 		m.ov.move(page)
 	case key.Matches(msg, k.Top):
-		m.ov.sel = 0
-		m.ov.clampSel()
+		m.ov.top()
 	case key.Matches(msg, k.Bottom):
 		m.ov.sel = len(m.ov.rows) - 1
 		m.ov.clampSel()
@@ -851,9 +848,11 @@ func (m Model) overviewKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Sort):
 		m.ov.sortCol = (m.ov.sortCol + 1) % numSortable
 		m.ov.apply()
+		m.ov.top()
 	case key.Matches(msg, k.SortDir):
 		m.ov.sortDesc = !m.ov.sortDesc
 		m.ov.apply()
+		m.ov.top()
 	case key.Matches(msg, k.Copy):
 		if w := m.ov.selected(); w != nil {
 			return m, copyToClipboard(m.c.opts.Output, w.WorkflowID)
@@ -1163,7 +1162,7 @@ func (m Model) headerView() string {
 		}
 		server = "PG " + m.server.Version + " " + role
 	}
-	poll := "every " + fmtDur(m.interval)
+	poll := "every " + fmtEvery(m.interval)
 	if m.paused {
 		poll = "paused"
 	}

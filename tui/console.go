@@ -231,7 +231,7 @@ func (cs *consoleModel) scheduleLine(c *common, now time.Time) string {
 	}
 	every := s.Schedule
 	if s.Every > 0 {
-		every = "every " + strings.TrimSuffix(strings.TrimSuffix(fmtDur(s.Every), "00s"), "00m")
+		every = "every " + fmtEvery(s.Every)
 	}
 	line := fmt.Sprintf("schedule: pg_cron job %d, %s (%s)", s.JobID, every, s.Schedule)
 	if !s.Active {

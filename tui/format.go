@@ -194,3 +194,18 @@ func fmtReplayLag(d time.Duration) string {
 func isCancel(errText safetext.Text) bool {
 	return strings.Contains(errText.String(), "canceling statement due to user request")
 }
+
+// fmtEvery is an interval as people write it: 250ms, 2s, 1m, 1m30s, 2h.
+func fmtEvery(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < time.Minute:
+		return fmt.Sprintf("%gs", d.Seconds())
+	}
+	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+}

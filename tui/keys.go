@@ -39,8 +39,9 @@ func newKeyMap(readOnly bool) keyMap {
 		SortDir:    key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "sort direction")),
 		Copy:       key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy id")),
 		Pause:      key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause polling")),
-		Faster:     key.NewBinding(key.WithKeys("-"), key.WithHelp("-", "poll faster")),
-		Slower:     key.NewBinding(key.WithKeys("+", "="), key.WithHelp("+", "poll slower")),
+		// pg_activity's meaning: + raises the refresh interval, - lowers it.
+		Slower:     key.NewBinding(key.WithKeys("+", "="), key.WithHelp("+", "poll less often")),
+		Faster:     key.NewBinding(key.WithKeys("-"), key.WithHelp("-", "poll more often")),
 		Refresh:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "refresh view")),
 		RefreshAll: key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "refresh all")),
 		Cancel:     key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "cancel refresh")),
@@ -99,7 +100,7 @@ func (k keyMap) fullHelp() [][]key.Binding {
 		{k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
 		{k.Enter, k.Back, k.Filter, k.Sort, k.SortDir, k.Copy},
 		{k.NextScreen, k.PrevScreen, k.Window1, k.Window2, k.Window3, k.Window4},
-		{k.Pause, k.Faster, k.Slower, k.Refresh, k.RefreshAll, k.Cancel},
+		{k.Pause, k.Slower, k.Faster, k.Refresh, k.RefreshAll, k.Cancel},
 		{k.LogUp, k.LogDown, k.Help, k.Quit},
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/NimbleMarkets/ntcharts/sparkline"
 	"github.com/charmbracelet/bubbles/textinput"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/meshtop/meshtop/data/store"
 )
@@ -201,6 +202,14 @@ func (o *overviewModel) apply() {
 	col, desc := o.sortCol, o.sortDesc
 	slices.SortFunc(o.rows, // a total order: ties end at the unique id
 		func(a, b int) int {
+			// Rows without the sorted value (no runs, nothing finished)
+			// come last whichever the direction.
+			if na, nb := noValue(&ws[a], col), noValue(&ws[b], col); na != nb {
+				if na {
+					return 1
+				}
+				return -1
+			}
 			c := compareBy(&ws[a], &ws[b], col, o.data.RunningNow)
 			if desc {
 				c = -c
@@ -238,6 +247,28 @@ func matches(w *store.WorkflowMetrics, q string) bool {
 	return strings.Contains(strings.ToLower(w.Name.String()), q) ||
 		strings.Contains(strings.ToLower(w.Slug.String()), q) ||
 		strings.Contains(strings.ToLower(w.ProjectName.String()), q)
+}
+
+// noValue tells whether a row has no value to sort by in col: a metric
+// that is undefined, or no runs in the window for the run columns.
+func noValue(w *store.WorkflowMetrics, col column) bool {
+	switch col {
+	case colRuns:
+		return w.Runs == 0
+	case colSuccess:
+		return w.SuccessRate == nil
+	case colFailure:
+		return w.FailureRate == nil
+	case colP50:
+		return w.P50Ms == nil
+	case colP95:
+		return w.P95Ms == nil
+	case colAvg:
+		return w.AvgMs == nil
+	case colLastFailure:
+		return w.LastFailureAt == nil
+	}
+	return false
 }
 
 // compareBy orders two rows by a column; undefined values sort as smallest.
@@ -292,6 +323,13 @@ func (o *overviewModel) selected() *store.WorkflowMetrics {
 		return nil
 	}
 	return &o.data.Workflows[o.rows[o.sel]]
+}
+
+// top selects the first row and scrolls to it: after a sort the cursor
+// starts at the top of the new order, like htop's.
+func (o *overviewModel) top() {
+	o.sel, o.off = 0, 0
+	o.clampSel()
 }
 
 func (o *overviewModel) move(delta int) {
@@ -499,7 +537,7 @@ func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 		line("")
 	}
 	line(st.Bold.Render(o.totalsText(lay, now)))
-	line(o.asOfLine(c, now))
+	line(o.asOfLine(c, now, width, rowsH))
 	return b.String()
 }
 
@@ -613,13 +651,39 @@ func (o *overviewModel) totalsText(lay tableLayout, now time.Time) string {
 	}, "")
 }
 
-func (o *overviewModel) asOfLine(c *common, now time.Time) string {
+// asOfLine is the line under the table: which rows show when they do not
+// all fit, how old the data is, the window and the sort. On a narrow
+// terminal the date, then the window (the header shows it) give way, so
+// the line is never cut.
+func (o *overviewModel) asOfLine(c *common, now time.Time, width, rowsH int) string {
 	st := c.styles
-	if o.data.DataAsOf == nil {
-		return st.Warn.Render("data as of: never refreshed — refresh from the console (tab, R) or schedule it")
+	var pos string
+	if n := len(o.rows); n > rowsH {
+		pos = fmt.Sprintf("rows %d–%d of %d", o.off+1, min(n, o.off+rowsH), n)
 	}
-	return st.Muted.Render(fmt.Sprintf("data as of %s (%s) · window %s · %s",
-		fmtTime(*o.data.DataAsOf), fmtAgeAgo(o.data.DataAsOf, now), o.data.Window, o.sortLabel()))
+	if o.data.DataAsOf == nil {
+		return st.Warn.Render(fit(joinDot(pos, "data as of: never refreshed — refresh from the console (tab, R) or schedule it"), width))
+	}
+	age := fmtAgeAgo(o.data.DataAsOf, now)
+	long := joinDot(pos, fmt.Sprintf("data as of %s (%s)", fmtTime(*o.data.DataAsOf), age), "window "+string(o.data.Window), o.sortLabel())
+	short := joinDot(pos, fmt.Sprintf("data as of %s UTC (%s)", o.data.DataAsOf.UTC().Format("15:04"), age), o.sortLabel())
+	for _, l := range []string{long, short} {
+		if ansi.StringWidth(l) <= width {
+			return st.Muted.Render(l)
+		}
+	}
+	return st.Muted.Render(fit(short, width))
+}
+
+// joinDot joins the non-empty parts with " · ".
+func joinDot(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, " · ")
 }
 
 func (o *overviewModel) sortLabel() string {

@@ -412,3 +412,98 @@ func TestFooterFits(t *testing.T) {
 		t.Errorf("footer while filtering: %q", f)
 	}
 }
+
+func runeKey(s string) tea.KeyMsg { return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)} }
+
+// After a sort the cursor is on the first row, and the line under the
+// table says which rows show (issue 14.5).
+func TestSortPutsCursorOnTopAndShowsPosition(t *testing.T) {
+	m := syntheticModel(57)
+	m.width, m.height = 80, 24
+	var tm tea.Model = m
+	for range 30 {
+		tm, _ = tm.Update(runeKey("j"))
+	}
+	if v := tm.View(); !strings.Contains(v, "of 57") || strings.Contains(v, "rows 1–") {
+		t.Fatalf("scrolled down 30 rows, no position shown:\n%s", v)
+	}
+	tm, _ = tm.Update(runeKey("s"))
+	mm := tm.(Model)
+	if mm.ov.sel != 0 || mm.ov.off != 0 {
+		t.Fatalf("after s: selection %d, first visible row %d; want 0, 0", mm.ov.sel, mm.ov.off)
+	}
+	if v := tm.View(); !strings.Contains(v, "rows 1–") || !strings.Contains(v, "of 57") {
+		t.Fatalf("after s, no 'rows 1–… of 57':\n%s", v)
+	}
+	tm, _ = tm.Update(runeKey("G"))
+	if v := tm.View(); !strings.Contains(v, "–57 of 57") {
+		t.Fatalf("at the bottom, no '…–57 of 57':\n%s", v)
+	}
+}
+
+// Rows without a value in the sorted column come last in both directions
+// (issue 14.8).
+func TestRowsWithoutDataSortLast(t *testing.T) {
+	m := syntheticModel(40)
+	for i := range m.ov.data.Workflows {
+		if i%4 == 0 {
+			w := &m.ov.data.Workflows[i]
+			w.Runs, w.Succeeded, w.Failed = 0, 0, 0
+			w.SuccessRate, w.FailureRate, w.P50Ms, w.P95Ms, w.AvgMs, w.LastFailureAt = nil, nil, nil, nil, nil, nil
+		}
+	}
+	for c := colRuns; c < numSortable; c++ {
+		if c == colRunning {
+			continue
+		}
+		for _, desc := range []bool{false, true} {
+			m.ov.sortCol, m.ov.sortDesc = c, desc
+			m.ov.apply()
+			seenEmpty := false
+			for _, r := range m.ov.rows {
+				empty := m.ov.data.Workflows[r].Runs == 0
+				if seenEmpty && !empty {
+					t.Fatalf("sorted by %s (desc %v): a row with data after one without", columnTitles[c], desc)
+				}
+				seenEmpty = seenEmpty || empty
+			}
+		}
+	}
+}
+
+// + polls less often, - more often: pg_activity's meaning, which the help
+// and the README say too (issue 14.7).
+func TestPlusMinusInterval(t *testing.T) {
+	m := syntheticModel(3)
+	m.interval = 2 * time.Second
+	tm, _ := m.Update(runeKey("+"))
+	if got := tm.(Model).interval; got != 4*time.Second {
+		t.Fatalf("+ from 2s: %s, want 4s", got)
+	}
+	tm, _ = tm.Update(runeKey("-"))
+	tm, _ = tm.Update(runeKey("-"))
+	if got := tm.(Model).interval; got != time.Second {
+		t.Fatalf("- - from 4s: %s, want 1s", got)
+	}
+	k := newKeyMap(false)
+	if k.Slower.Help().Key != "+" || !strings.Contains(k.Slower.Help().Desc, "less often") {
+		t.Fatalf("help for +: %+v", k.Slower.Help())
+	}
+}
+
+// tab cycles the overview and the refresh console only, as the README
+// says: never to a detail opened earlier (issue 14.11).
+func TestTabCyclesOverviewAndConsole(t *testing.T) {
+	m := syntheticModel(5)
+	var tm tea.Model = m
+	tm, _ = tm.Update(tea.KeyMsg{Type: tea.KeyEnter})
+	tm, _ = tm.Update(tea.KeyMsg{Type: tea.KeyEsc})
+	tm, _ = tm.Update(runeKey("j"))
+	want := []screen{screenConsole, screenOverview, screenConsole}
+	for i, w := range want {
+		tm, _ = tm.Update(tea.KeyMsg{Type: tea.KeyTab})
+		if got := tm.(Model).screen; got != w {
+			t.Fatalf("tab %d: %s, want %s", i+1, screenNames[got], screenNames[w])
+		}
+	}
+}
