@@ -160,6 +160,7 @@ type Model struct {
 	server    *store.ServerInfo
 	status    string
 	statusErr bool
+	statusAt  time.Time // model clock
 	conn      connState
 
 	listen        *listener
@@ -322,7 +323,13 @@ func (m *Model) setViews(v []store.ViewStatus, seq int) {
 
 // setStatus sets the status line. Status texts quote names and errors from
 // the database: they are put on one sanitized line here, once.
-func (m *Model) setStatus(s string, isErr bool) { m.status, m.statusErr = safetext.Line(s), isErr }
+func (m *Model) setStatus(s string, isErr bool) {
+	m.status, m.statusErr, m.statusAt = safetext.Line(s), isErr, m.c.now()
+}
+
+// statusTTL is how long an informational status ("copied …", "polling
+// every 4s") stays; errors stay until something replaces them.
+const statusTTL = 8 * time.Second
 
 // idleStatus is the status line when there is nothing to report: through a
 // transaction pooler, what the pooler means; else empty.
@@ -1090,10 +1097,14 @@ func refreshSummary(msg RefreshFinishedMsg) string {
 	}
 	counts := map[string]int{}
 	for _, r := range msg.Results {
+		if r.Status == "failed" && isCancel(r.Error) {
+			counts["canceled"]++
+			continue
+		}
 		counts[r.Status]++
 	}
 	var parts []string
-	for _, st := range []string{"ok", "skipped", "failed"} {
+	for _, st := range []string{"ok", "skipped", "canceled", "failed"} {
 		if counts[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}
@@ -1307,7 +1318,7 @@ func (m Model) drawTabs() string {
 
 func (m Model) statusView() string {
 	st := m.c.styles
-	if m.status == "" {
+	if m.status == "" || !m.statusErr && m.c.now().Sub(m.statusAt) > statusTTL {
 		return ""
 	}
 	if m.statusErr {

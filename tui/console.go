@@ -115,6 +115,9 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 			}
 		}
 		status := v.LastStatus
+		if status == "failed" && isCancel(v.LastError) {
+			status = "canceled"
+		}
 		if v.Running != nil || cs.runningFor(v.Name) != nil {
 			status = "running"
 		}
@@ -182,18 +185,28 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 		if !e.ApplicationName.IsEmpty() {
 			by += " (" + e.ApplicationName.String() + ")"
 		}
-		if !e.Error.IsEmpty() {
+		state := e.Status
+		switch {
+		case e.Status == "failed" && isCancel(e.Error):
+			// A deliberate cancel, not a failure: who ran the refresh is
+			// what tells whose it was.
+			state, by = "canceled", "canceled: "+by
+		case !e.Error.IsEmpty():
 			by = e.Error.Line()
+		}
+		dur := fmtMs(e.DurationMs)
+		if e.Status == "skipped" {
+			dur = dash // never ran
 		}
 		var text string
 		if wide {
 			text = fmt.Sprintf(logFmt, e.ID, fit(e.View, 27), e.StartedAt.UTC().Format("01-02 15:04:05"),
-				fmtMs(e.DurationMs), rowsTxt, e.Status, e.PID, by)
+				dur, rowsTxt, state, e.PID, by)
 		} else {
 			text = fmt.Sprintf(logFmt, e.ID, fit(e.View, 26), e.StartedAt.UTC().Format("15:04:05"),
-				fmtMs(e.DurationMs), rowsTxt, e.Status, by)
+				dur, rowsTxt, state, by)
 		}
-		out = append(out, statusStyle(st, e.Status).Render(fit(text, width)))
+		out = append(out, statusStyle(st, state).Render(fit(text, width)))
 	}
 	return strings.Join(out, "\n")
 }
@@ -204,7 +217,7 @@ func statusStyle(st Styles, status string) lipgloss.Style {
 		return st.Good
 	case "failed", "interrupted":
 		return st.Bad
-	case "running", "skipped":
+	case "running", "skipped", "canceled":
 		return st.Warn
 	}
 	return lipgloss.NewStyle()
@@ -313,12 +326,18 @@ func (cs *consoleModel) watchLines(c *common, width int, now time.Time) []string
 		return []string{st.Bad.Render(fit("✗ refresh failed: "+oneLine(cs.last.err.Error()), width))}
 	}
 	for _, r := range cs.last.results {
-		switch r.Status {
+		status := r.Status
+		if status == "failed" && isCancel(r.Error) {
+			status = "canceled"
+		}
+		switch status {
 		case "ok":
 			out = append(out, st.Good.Render(fmt.Sprintf("✓ %-27s done in %s with %d rows (log %d)", r.View, fmtMsVal(r.DurationMs), r.Rows, r.LogID)))
 		case "skipped":
 			msg := fmt.Sprintf("– %-27s skipped: %s", r.View, r.Error.Line())
 			out = append(out, st.Warn.Render(fit(msg, width)))
+		case "canceled":
+			out = append(out, st.Warn.Render(fit(fmt.Sprintf("⊘ %-27s canceled after %s (by an operator: x or pg_cancel_backend)", r.View, fmtMsVal(r.DurationMs)), width)))
 		default:
 			out = append(out, st.Bad.Render(fit(fmt.Sprintf("✗ %-27s failed after %s: %s", r.View, fmtMsVal(r.DurationMs), r.Error.Line()), width)))
 		}

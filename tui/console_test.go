@@ -203,3 +203,22 @@ func TestConsoleShowsCronSchedule(t *testing.T) {
 		t.Fatalf("want %q and the next run in:\n%s", want, view)
 	}
 }
+
+// TestConsoleCancelShowsCanceled: x on a refresh waiting for a lock
+// cancels it, and the console calls it canceled — in the outcome, the
+// view's status and the log — not a red failure (issue 14.12).
+func TestConsoleCancelShowsCanceled(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), true)
+	exec(t, e.db, "update metrics.config set value = '60s' where key = 'lock_timeout'")
+	lockView(t, e.db.Pool, firstView)
+	tm := openConsole(t, e)
+	press(tm, "r")
+	waitText(t, tm, "waiting for a lock")
+	press(tm, "x", "y")
+	waitText(t, tm, "canceled after", "canceled: postgres")
+	view := quitAndView(t, tm)
+	if strings.Contains(view, "✗") || strings.Contains(view, " failed ") {
+		t.Fatalf("a deliberate cancel shows as a failure:\n%s", view)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/meshtop/meshtop/data/safetext"
+	"github.com/meshtop/meshtop/data/store"
 )
 
 const dash = "—"
@@ -187,13 +188,8 @@ func fmtReplayLag(d time.Duration) string {
 	return fmtAge(d)
 }
 
-// isCancel tells whether a refresh's error is an operator's cancel
-// (pg_cancel_backend, x in the console, a canceled first refresh) rather
-// than a failure: SQLSTATE 57014 with "user request" (a statement_timeout is
-// 57014 too, and is a failure).
-func isCancel(errText safetext.Text) bool {
-	return strings.Contains(errText.String(), "canceling statement due to user request")
-}
+// isCancel tells an operator's cancel from a failure (see store.IsCancel).
+func isCancel(errText safetext.Text) bool { return store.IsCancel(errText.String()) }
 
 // fmtEvery is an interval as people write it: 250ms, 2s, 1m, 1m30s, 2h.
 func fmtEvery(d time.Duration) string {

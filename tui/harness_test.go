@@ -17,8 +17,8 @@ import (
 	"github.com/meshtop/meshtop/data/fixture"
 	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/pgtest"
-	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
+	"github.com/meshtop/meshtop/internal/normalise"
 	"github.com/meshtop/meshtop/tui"
 )
 
@@ -165,20 +165,14 @@ func (n normalised) Views(ctx context.Context) ([]store.ViewStatus, error) {
 	return vs, err
 }
 
+// fixed spaces the log a minute apart per id before the anchor.
+var fixed = normalise.Fixed{PID: fixedPID, Ms: fixedMs, Start: func(id, _ int64) time.Time {
+	return anchor.Add(-time.Duration(id) * time.Minute)
+}}
+
 func (n normalised) RefreshLog(ctx context.Context, limit int) ([]store.RefreshLogEntry, error) {
 	es, err := n.Store.RefreshLog(ctx, limit)
-	for i := range es {
-		e := &es[i]
-		e.StartedAt = anchor.Add(-time.Duration(e.ID) * time.Minute)
-		if e.FinishedAt != nil {
-			e.FinishedAt = ptr(e.StartedAt.Add(time.Duration(fixedMs) * time.Millisecond))
-		}
-		if e.DurationMs != nil {
-			e.DurationMs = ptr(fixedMs)
-		}
-		e.PID = fixedPID
-		e.Error = normError(e.Error)
-	}
+	fixed.RefreshLog(es)
 	return es, err
 }
 
@@ -192,20 +186,8 @@ func (n normalised) Running(ctx context.Context) ([]store.RunningRefresh, error)
 
 func (n normalised) Refresh(ctx context.Context, view string, wait bool) ([]store.RefreshResult, error) {
 	rs, err := n.Store.Refresh(ctx, view, wait)
-	for i := range rs {
-		rs[i].DurationMs = fixedMs
-		rs[i].Error = normError(rs[i].Error)
-	}
+	fixed.Results(rs)
 	return rs, err
-}
-
-// normError drops the pid and time a skipped refresh names.
-func normError(t safetext.Text) safetext.Text {
-	s := t.Raw()
-	if i := strings.Index(s, "(pid "); i >= 0 {
-		return safetext.New(s[:i] + "(pid N since T)")
-	}
-	return t
 }
 
 func ptr[T any](v T) *T { return &v }

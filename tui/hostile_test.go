@@ -202,14 +202,18 @@ func around(s string, i int) string { return s[max(0, i-40):min(len(s), i+40)] }
 func checkOverviewColumns(t *testing.T, frame string, width int, w store.WorkflowMetrics) {
 	t.Helper()
 	lines := strings.Split(ansi.Strip(frame), "\n")
-	header, row := lines[2], lines[3] // frame header, tabs, then the table
-	lay := layoutFor(width)
+	header, row := lines[2], lines[3]   // frame header, tabs, then the table
+	lay := layoutFor(width, colFailure) // the default sort
 	if hw, rw := ansi.StringWidth(header), ansi.StringWidth(row); hw != rw {
 		t.Fatalf("row is %d cells wide, header %d:\n%s\n%s", rw, hw, header, row)
 	}
 	want := map[column]string{colRuns: fmtCount(w.Runs), colRunning: "2", colSuccess: fmtPct(w.SuccessRate),
 		colFailure: fmtPct(w.FailureRate), colP50: fmtMs(w.P50Ms), colP95: fmtMs(w.P95Ms), colAvg: fmtMs(w.AvgMs), colLastFailure: "3h"}
-	x := lay.name
+	// The version column follows the name.
+	x := lay.name + 1 + lay.ver
+	if got := strings.TrimSpace(ansi.Cut(row, lay.name+1, x)); got != fmt.Sprintf("v%d", w.Version) {
+		t.Fatalf("version cell %q, want v%d:\n%s", got, w.Version, row)
+	}
 	for c := colProject; c < numSortable; c++ {
 		if lay.w[c] == 0 {
 			continue

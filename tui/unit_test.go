@@ -507,3 +507,23 @@ func TestTabCyclesOverviewAndConsole(t *testing.T) {
 		}
 	}
 }
+
+// An informational status clears by itself; an error stays (issue 14.15).
+func TestStatusClears(t *testing.T) {
+	m := syntheticModel(3)
+	now := time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
+	m.c.clock = func() time.Time { return now }
+	m.setStatus("copied 123 (OSC 52)", false)
+	if v := m.statusView(); !strings.Contains(v, "copied") {
+		t.Fatalf("status not shown: %q", v)
+	}
+	now = now.Add(statusTTL + time.Second)
+	if v := m.statusView(); v != "" {
+		t.Fatalf("status still shown after %s: %q", statusTTL, v)
+	}
+	m.setStatus("reading the overview: boom", true)
+	now = now.Add(time.Hour)
+	if v := m.statusView(); !strings.Contains(v, "boom") {
+		t.Fatalf("an error cleared itself: %q", v)
+	}
+}

@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
-	"strings"
 	"time"
 
-	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
+	"github.com/meshtop/meshtop/internal/normalise"
 )
 
 // normalised wraps the real store and replaces what depends on the wall
@@ -81,26 +80,16 @@ func (n normalised) Views(ctx context.Context) ([]store.ViewStatus, error) {
 	return vs, err
 }
 
-// RefreshLog spaces the attempts 20 seconds apart, the newest starting
-// a second before the anchor (as the running refresh does).
+// fixed is what the pictures show instead of measured values; RefreshLog
+// spaces the attempts 20 seconds apart, the newest starting a second
+// before the anchor (as the running refresh does).
+var fixed = normalise.Fixed{PID: fixedPID, Ms: fixedMs, Start: func(id, newest int64) time.Time {
+	return anchor.Add(-time.Second - time.Duration(newest-id)*20*time.Second)
+}}
+
 func (n normalised) RefreshLog(ctx context.Context, limit int) ([]store.RefreshLogEntry, error) {
 	es, err := n.Store.RefreshLog(ctx, limit)
-	var maxID int64
-	for _, e := range es {
-		maxID = max(maxID, e.ID)
-	}
-	for i := range es {
-		e := &es[i]
-		e.StartedAt = anchor.Add(-time.Second - time.Duration(maxID-e.ID)*20*time.Second)
-		if e.FinishedAt != nil {
-			e.FinishedAt = ptr(e.StartedAt.Add(time.Duration(fixedMs) * time.Millisecond))
-		}
-		if e.DurationMs != nil {
-			e.DurationMs = ptr(fixedMs)
-		}
-		e.PID = fixedPID
-		e.Error = normError(e.Error)
-	}
+	fixed.RefreshLog(es)
 	return es, err
 }
 
@@ -114,20 +103,8 @@ func (n normalised) Running(ctx context.Context) ([]store.RunningRefresh, error)
 
 func (n normalised) Refresh(ctx context.Context, view string, wait bool) ([]store.RefreshResult, error) {
 	rs, err := n.Store.Refresh(ctx, view, wait)
-	for i := range rs {
-		rs[i].DurationMs = fixedMs
-		rs[i].Error = normError(rs[i].Error)
-	}
+	fixed.Results(rs)
 	return rs, err
-}
-
-// normError drops the pid and time a skipped refresh names.
-func normError(t safetext.Text) safetext.Text {
-	s := t.Raw()
-	if i := strings.Index(s, "(pid "); i >= 0 {
-		return safetext.New(s[:i] + "(pid N since T)")
-	}
-	return t
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -311,4 +312,12 @@ func oneLine(err error) string {
 		return pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
 	}
 	return err.Error()
+}
+
+// IsCancel tells whether a refresh's error text is an operator's cancel
+// (pg_cancel_backend: x in the dashboard, CancelRefresh, a canceled first
+// refresh) rather than a failure. A statement_timeout is SQLSTATE 57014
+// too, but "due to statement timeout": that one is a failure.
+func IsCancel(errText string) bool {
+	return strings.Contains(errText, "canceling statement due to user request")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ Sensu) and exits with its code:
               completed runs in the window is below --min-success-rate
   2 CRITICAL  a view's lag is over --max-lag, a view was never refreshed
               (not populated), or a view's last two refreshes failed
+
+A refresh an operator canceled (x in the dashboard, pg_cancel_backend) is
+not counted as failed: only the lag rules judge the view it leaves stale.
+Workflows below the success rate are named worst first.
   3 UNKNOWN   meshtop cannot connect, the views are not installed, or the
               command line is invalid
 
@@ -132,6 +137,12 @@ func evaluate(f *checkFlags, ov store.Overview, log []store.RefreshLogEntry) (in
 	// Last two finished attempts per view, newest first.
 	finished := map[string][]string{}
 	for _, e := range log {
+		if e.Status == "failed" && store.IsCancel(e.Error.String()) {
+			// An operator's cancel is a decision, not a failure: it does
+			// not warn by itself (a view it leaves stale still trips the
+			// lag rules).
+			continue
+		}
 		switch e.Status {
 		case "ok", "failed", "interrupted":
 			if len(finished[e.View]) < 2 {
@@ -163,8 +174,13 @@ func evaluate(f *checkFlags, ov store.Overview, log []store.RefreshLogEntry) (in
 		}
 	}
 	below, judged := 0, 0
+	// Worst first: the lowest success rate is named first.
 	wfs := append([]store.WorkflowMetrics(nil), ov.Workflows...)
 	sortWorkflows(wfs)
+	sort.SliceStable(wfs, func(i, j int) bool {
+		a, b := wfs[i].SuccessRate, wfs[j].SuccessRate
+		return a != nil && (b == nil || *a < *b)
+	})
 	for _, m := range wfs {
 		completed := m.Succeeded + m.Failed + m.Canceled
 		if completed < f.minRuns || m.SuccessRate == nil {

@@ -106,3 +106,29 @@ func TestCheckFailedRefreshes(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// An operator's cancel does not warn; a failure does. Workflows below the
+// success rate are named worst first (issue 14.12, 14.15).
+func TestCheckCancelAndWorstFirst(t *testing.T) {
+	lag := time.Second
+	at := anchor
+	f := &checkFlags{maxLag: 5 * time.Minute, minRate: 0.9, window: store.Window24h, minRuns: 1}
+	ov := store.Overview{Views: []store.ViewStatus{{Name: store.ViewMetrics, Populated: true, Lag: &lag, LastRefreshAt: &at}}}
+	canceled := []store.RefreshLogEntry{{View: store.ViewMetrics, Status: "failed", Error: safetext.New("canceling statement due to user request (SQLSTATE 57014)")}, {View: store.ViewMetrics, Status: "ok"}}
+	if code, line, _ := evaluate(f, ov, canceled); code != CheckOK {
+		t.Errorf("after a cancel: %d %s", code, line)
+	}
+	failed := []store.RefreshLogEntry{{View: store.ViewMetrics, Status: "failed", Error: safetext.New("canceling statement due to statement timeout (SQLSTATE 57014)")}, {View: store.ViewMetrics, Status: "ok"}}
+	if code, line, _ := evaluate(f, ov, failed); code != CheckWarning {
+		t.Errorf("after a timeout: %d %s", code, line)
+	}
+	rate := func(r float64) *float64 { return &r }
+	ov.Workflows = []store.WorkflowMetrics{
+		{Name: safetext.New("A"), Slug: safetext.New("a"), Version: 1, Succeeded: 8, Failed: 2, SuccessRate: rate(0.8)},
+		{Name: safetext.New("B"), Slug: safetext.New("b"), Version: 1, Succeeded: 5, Failed: 5, SuccessRate: rate(0.5)},
+	}
+	_, line, _ := evaluate(f, ov, canceled)
+	if a, b := strings.Index(line, "A (a v1)"), strings.Index(line, "B (b v1)"); a < 0 || b < 0 || b > a {
+		t.Errorf("not worst first: %s", line)
+	}
+}

@@ -58,6 +58,7 @@ type ScheduleJSON struct {
 type WorkflowJSON struct {
 	WorkflowID    string        `json:"workflow_id"`
 	ProjectID     string        `json:"project_id"`
+	ProjectName   safetext.Text `json:"project_name"`
 	Name          safetext.Text `json:"name"`
 	Slug          safetext.Text `json:"slug"`
 	Version       int           `json:"version"`
@@ -170,6 +171,7 @@ func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *Schedu
 		doc.Workflows = append(doc.Workflows, WorkflowJSON{
 			WorkflowID:    m.WorkflowID,
 			ProjectID:     m.ProjectID,
+			ProjectName:   m.ProjectName,
 			Name:          m.Name,
 			Slug:          m.Slug,
 			Version:       m.Version,
