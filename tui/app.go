@@ -919,9 +919,11 @@ func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Down):
 		m.cs.sel = min(max(0, len(m.cs.views)-1), m.cs.sel+1)
 	case key.Matches(msg, k.LogUp):
-		m.cs.logOff = max(0, m.cs.logOff-5)
+		m.cs.selectLog(m.cs.logSel - 1)
 	case key.Matches(msg, k.LogDown):
-		m.cs.logOff += 5
+		m.cs.selectLog(m.cs.logSel + 1)
+	case key.Matches(msg, k.Enter):
+		m.cs.toggleLog()
 	case key.Matches(msg, k.Refresh), key.Matches(msg, k.RefreshAll):
 		view := ""
 		if key.Matches(msg, k.Refresh) {

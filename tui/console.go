@@ -26,6 +26,12 @@ type consoleModel struct {
 
 	sel    int
 	logOff int
+	// logSel is the selected refresh-log row ([ and ] move it), logSelID
+	// its id (kept across polls); expanded is the id of the row enter
+	// opened (0: none).
+	logSel   int
+	logSelID int64
+	expanded int64
 
 	confirmCancel bool
 	// ours are refreshes this meshtop started and is waiting for, by view
@@ -48,6 +54,30 @@ func (cs *consoleModel) setData(msg ConsoleLoadedMsg) {
 	cs.loaded = true
 	if cs.sel >= len(cs.views) {
 		cs.sel = max(0, len(cs.views)-1)
+	}
+	cs.selectLog(cs.logSel)
+	for i := range cs.log {
+		if cs.log[i].ID == cs.logSelID {
+			cs.logSel = i
+		}
+	}
+}
+
+// selectLog selects refresh-log row i (clamped).
+func (cs *consoleModel) selectLog(i int) {
+	cs.logSel = max(0, min(i, len(cs.log)-1))
+	cs.logSelID = 0
+	if cs.logSel < len(cs.log) {
+		cs.logSelID = cs.log[cs.logSel].ID
+	}
+}
+
+// toggleLog opens or closes the selected log row's details.
+func (cs *consoleModel) toggleLog() {
+	if cs.expanded == cs.logSelID {
+		cs.expanded = 0
+	} else {
+		cs.expanded = cs.logSelID
 	}
 }
 
@@ -158,17 +188,30 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 	}
 	out = append(out, "")
 
-	// Log.
-	logFmt := "%-8d %-27s %-19s %10s %9s %-11s %-8d %s"
+	// Log: [ and ] move the selection (▸), enter opens the selected row.
+	logFmt := "%s%-8d %-27s %-19s %10s %9s %-11s %-8d %s"
 	if wide {
-		out = append(out, st.Header.Render(fmt.Sprintf("%-8s %-27s %-19s %10s %9s %-11s %-8s %s",
+		out = append(out, st.Header.Render(fmt.Sprintf("  %-8s %-27s %-19s %10s %9s %-11s %-8s %s",
 			"Log id", "View", "Started", "Duration", "Rows", "State", "PID", "By / error")))
 	} else {
-		logFmt = "%-6d %-26s %-8s %8s %7s %-9s %s"
-		out = append(out, st.Header.Render(fmt.Sprintf("%-6s %-26s %-8s %8s %7s %-9s %s",
-			"Log id", "View", "Started", "Duration", "Rows", "State", "By / error")))
+		// Narrow: no row count, so the source or error keeps some room.
+		logFmt = "%s%-5d %-26s %-8s %7s %-8s %s"
+		out = append(out, st.Header.Render(fmt.Sprintf("  %-5s %-26s %-8s %7s %-8s %s",
+			"Log", "View", "Started", "Took", "State", "By / error")))
 	}
 	rows := height - len(out)
+	var details []string
+	if cs.expanded != 0 && cs.logSel < len(cs.log) && cs.log[cs.logSel].ID == cs.expanded {
+		details = logDetails(c, cs.log[cs.logSel], width)
+		rows = max(1, rows-len(details))
+	}
+	// Keep the selection in view.
+	if cs.logSel < cs.logOff {
+		cs.logOff = cs.logSel
+	}
+	if cs.logSel >= cs.logOff+rows {
+		cs.logOff = cs.logSel - rows + 1
+	}
 	if cs.logOff > max(0, len(cs.log)-rows) {
 		cs.logOff = max(0, len(cs.log)-rows)
 	}
@@ -181,34 +224,77 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 		if e.Rows != nil {
 			rowsTxt = fmtCount(*e.Rows)
 		}
-		by := e.TriggeredBy.String()
-		if !e.ApplicationName.IsEmpty() {
-			by += " (" + e.ApplicationName.String() + ")"
-		}
-		state := e.Status
-		switch {
-		case e.Status == "failed" && isCancel(e.Error):
-			// A deliberate cancel, not a failure: who ran the refresh is
-			// what tells whose it was.
-			state, by = "canceled", "canceled: "+by
-		case !e.Error.IsEmpty():
-			by = e.Error.Line()
-		}
+		state, by := logState(e)
 		dur := fmtMs(e.DurationMs)
 		if e.Status == "skipped" {
 			dur = dash // never ran
 		}
+		mark := "  "
+		if i == cs.logSel {
+			mark = "▸ "
+		}
 		var text string
 		if wide {
-			text = fmt.Sprintf(logFmt, e.ID, fit(e.View, 27), e.StartedAt.UTC().Format("01-02 15:04:05"),
+			text = fmt.Sprintf(logFmt, mark, e.ID, fit(e.View, 27), e.StartedAt.UTC().Format("01-02 15:04:05"),
 				dur, rowsTxt, state, e.PID, by)
 		} else {
-			text = fmt.Sprintf(logFmt, e.ID, fit(e.View, 26), e.StartedAt.UTC().Format("15:04:05"),
-				dur, rowsTxt, state, by)
+			text = fmt.Sprintf(logFmt, mark, e.ID, fit(e.View, 26), e.StartedAt.UTC().Format("15:04:05"),
+				dur, state, by)
 		}
-		out = append(out, statusStyle(st, state).Render(fit(text, width)))
+		style := statusStyle(st, state)
+		if i == cs.logSel {
+			style = st.Selected.Inherit(style)
+		}
+		out = append(out, style.Render(fit(text, width)))
+		if i == cs.logSel && details != nil {
+			out = append(out, details...)
+		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// logState is a log row's state and its "By / error" cell: who ran it
+// (role and application), or the error; a deliberate cancel reads
+// "canceled", not "failed".
+func logState(e store.RefreshLogEntry) (string, string) {
+	by := e.TriggeredBy.String()
+	if !e.ApplicationName.IsEmpty() {
+		by += " (" + e.ApplicationName.String() + ")"
+	}
+	switch {
+	case e.Status == "failed" && isCancel(e.Error):
+		return "canceled", "canceled: " + by
+	case !e.Error.IsEmpty():
+		return e.Status, e.Error.Line()
+	}
+	return e.Status, by
+}
+
+// logDetails are the lines under an opened log row: the whole error,
+// wrapped, and who triggered the refresh from where.
+func logDetails(c *common, e store.RefreshLogEntry, width int) []string {
+	st := c.styles
+	wrap := lipgloss.NewStyle().Width(max(20, width-4)).PaddingLeft(4)
+	var out []string
+	if !e.Error.IsEmpty() {
+		out = append(out, strings.Split(st.Bad.Render(wrap.Render("error: "+e.Error.Line())), "\n")...)
+	}
+	finished := dash
+	if e.FinishedAt != nil {
+		finished = e.FinishedAt.UTC().Format("15:04:05")
+	}
+	asOf := dash
+	if e.DataAsOf != nil {
+		asOf = fmtTime(*e.DataAsOf)
+	}
+	kind := "plain"
+	if e.Concurrently {
+		kind = "concurrently"
+	}
+	who := fmt.Sprintf("by role %s · application %q · pid %d · %s · started %s, finished %s · data as of %s",
+		e.TriggeredBy.String(), e.ApplicationName.String(), e.PID, kind, e.StartedAt.UTC().Format("2006-01-02 15:04:05"), finished, asOf)
+	out = append(out, strings.Split(st.Muted.Render(wrap.Render(who)), "\n")...)
+	return out
 }
 
 func statusStyle(st Styles, status string) lipgloss.Style {

@@ -222,3 +222,22 @@ func TestConsoleCancelShowsCanceled(t *testing.T) {
 		t.Fatalf("a deliberate cancel shows as a failure:\n%s", view)
 	}
 }
+
+// TestConsoleLogSelectAndExpand: ] and [ move a visible selection through
+// the refresh log, enter opens the selected row with who ran it, from
+// which application, and its whole error (issue 14.13).
+func TestConsoleLogSelectAndExpand(t *testing.T) {
+	t.Parallel()
+	e := setup(t, pgtest.NewDatabase(t), true)
+	exec(t, e.db, "update metrics.refresh_log set error = 'a long error text that the log column cuts: '||repeat('detail ', 30)||'END OF ERROR' where id = 2")
+	tm := openConsole(t, e)
+	press(tm, "]", "]", "[", "enter")
+	waitText(t, tm, "END OF ERROR", "by role postgres")
+	view := quitAndView(t, tm)
+	if !strings.Contains(view, "▸ 2 ") {
+		t.Fatalf("log row 2 is not marked selected:\n%s", view)
+	}
+	if strings.Contains(view, "▸ 3 ") || strings.Contains(view, "▸ 1 ") {
+		t.Fatalf("another log row is marked selected:\n%s", view)
+	}
+}

@@ -40,7 +40,7 @@ func TestGoldens(t *testing.T) {
 	}{
 		{"overview", nil, nil},
 		{"detail", []string{"enter"}, []string{"runs / hour", "Step (node)"}},
-		{"console", []string{"tab"}, []string{"schedule:", "Log id"}},
+		{"console", []string{"tab"}, []string{"schedule:", "By / error"}},
 		{"help", []string{"?"}, []string{"any key closes this help"}},
 	}
 	for _, sc := range screens {

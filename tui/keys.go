@@ -82,7 +82,8 @@ func (k keyMap) shortHelp(s screen, filtering bool) []key.Binding {
 		return []key.Binding{k.Back, move, k.Window1To4(), k.Copy, k.NextScreen, k.Help, k.Quit}
 	case screenConsole:
 		return []key.Binding{move, k.NextScreen, k.Refresh, k.RefreshAll, k.Cancel,
-			key.NewBinding(key.WithKeys("[", "]"), key.WithHelp("[ ]", "log")), k.Help, k.Quit}
+			key.NewBinding(key.WithKeys("[", "]"), key.WithHelp("[ ]", "log")),
+			key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "log entry")), k.Help, k.Quit}
 	case screenInstall:
 		return []key.Binding{k.Yes, k.No, k.Quit}
 	}

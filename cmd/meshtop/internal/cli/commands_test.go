@@ -153,7 +153,7 @@ func TestInstallRefreshStatusUninstall(t *testing.T) {
 		from metrics.refresh_log`).Scan(&app, &prevApp); err != nil {
 		t.Fatal(err)
 	}
-	if app != "cron-job-7" || prevApp != "meshtop" {
+	if app != "cron-job-7" || prevApp != "meshtop refresh" {
 		t.Errorf("refresh log application_name: latest %q, before %q", app, prevApp)
 	}
 

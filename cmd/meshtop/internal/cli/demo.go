@@ -156,14 +156,21 @@ func (a *app) runDemo(parent context.Context, f *demoFlags) (err error) {
 		say(fmt.Sprintf("first refresh: %s; %s follows in the background", summarizeResults(results), store.ViewSteps))
 	}
 
-	// Background refreshes, as pg_cron would do in production.
+	// Background refreshes, as pg_cron would do in production, on their
+	// own connections: the refresh log tells them ("meshtop demo loop")
+	// from the dashboard's R ("meshtop demo").
+	loop, err := a.connectAs(ctx, false, "loop")
+	if err != nil {
+		return err
+	}
+	defer loop.Close()
 	lctx, cancelLoop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if !f.noAutoInstall {
-			_, _ = s.store.Refresh(lctx, store.ViewSteps, false)
+			_, _ = loop.store.Refresh(lctx, store.ViewSteps, false)
 		}
 		t := time.NewTicker(f.refreshEvery)
 		defer t.Stop()
@@ -174,7 +181,7 @@ func (a *app) runDemo(parent context.Context, f *demoFlags) (err error) {
 			case <-t.C:
 				// Errors (not installed yet, a refresh elsewhere) are
 				// visible in the dashboard's refresh console.
-				_, _ = s.store.Refresh(lctx, "", false)
+				_, _ = loop.store.Refresh(lctx, "", false)
 			}
 		}
 	}()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestDemoHeadless runs `meshtop demo` without a terminal: it seeds, installs,
@@ -26,6 +28,23 @@ func TestDemoHeadless(t *testing.T) {
 	}()
 	waitFor(t, "two status lines", 2*time.Minute, func() bool {
 		return strings.Count(stdout.String(), " running now; ") >= 2
+	})
+	// The refresh log tells the demo's own first refresh from its
+	// background loop (issue 14.13).
+	m := regexp.MustCompile(`DSN (postgres://\S+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no DSN line: %s", stderr.String())
+	}
+	waitFor(t, "a refresh by the loop", time.Minute, func() bool {
+		conn, err := pgx.Connect(ctx, m[1])
+		if err != nil {
+			return false
+		}
+		defer conn.Close(ctx)
+		var first, loop int
+		err = conn.QueryRow(ctx, `select count(*) filter (where application_name = 'meshtop demo'),
+			count(*) filter (where application_name = 'meshtop demo loop') from metrics.refresh_log`).Scan(&first, &loop)
+		return err == nil && first > 0 && loop > 0
 	})
 	stop()
 	r := <-done

@@ -134,6 +134,10 @@ type globals struct {
 type app struct {
 	io IO
 	g  globals
+	// command names the running command in the default application_name
+	// ("dashboard" for the root), so the refresh log tells a dashboard's
+	// R from `meshtop refresh` and the demo's loop.
+	command string
 }
 
 const rootLong = `meshtop shows MeshHook's workflow metrics — runs, success and failure rates,
@@ -164,6 +168,10 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.command = cmd.Name()
+			if cmd == cmd.Root() {
+				a.command = "dashboard"
+			}
 			return a.applyEnv(cmd)
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runDashboard(cmd, d) },
@@ -176,7 +184,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.Var(newDuration(&a.g.statementTimeout, 30*time.Second), "statement-timeout", "timeout of each read query")
 	pf.Var(newDuration(&a.g.refreshTimeout, 10*time.Minute), "refresh-timeout", "statement_timeout of each view's refresh")
 	pf.Var(newDuration(&a.g.lockTO, 5*time.Second), "lock-timeout", "how long reads wait for a lock on a view")
-	pf.StringVar(&a.g.appName, "application-name", "meshtop", "application_name of meshtop's connections (shown in pg_stat_activity and the refresh log)")
+	pf.StringVar(&a.g.appName, "application-name", "", "application_name of meshtop's connections, shown in pg_stat_activity and the refresh log (default \"meshtop <command>\": meshtop dashboard, meshtop refresh, meshtop demo …)")
 	pf.BoolVar(&a.g.readOnly, "read-only", false, "refuse everything that writes: install, uninstall, refresh, schedule changes")
 	d.register(root.Flags())
 	_ = root.RegisterFlagCompletionFunc("window", fixedCompletions(windowNames()))
@@ -304,11 +312,30 @@ func (s *session) wrap(err error) error { return conn.AsUser(err, s.user) }
 // connect opens the primary and, when --replica-dsn is set and reads are
 // wanted, the replica.
 func (a *app) connect(ctx context.Context, withReplica bool) (*session, error) {
+	return a.connectAs(ctx, withReplica, "")
+}
+
+// appName is the application_name of the connections: --application-name
+// when given, else "meshtop <command>"; suffix names a second source
+// within one command (the demo's refresh loop).
+func (a *app) appName(suffix string) string {
+	name := a.g.appName
+	if name == "" {
+		name = strings.TrimSpace("meshtop " + a.command)
+	}
+	if suffix != "" {
+		name += " " + suffix
+	}
+	return name
+}
+
+// connectAs is connect with a suffix to the application_name.
+func (a *app) connectAs(ctx context.Context, withReplica bool, suffix string) (*session, error) {
 	dsn, err := conn.ResolveWith(a.g.dsn, a.io.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	opts := conn.Options{DSN: dsn, ApplicationName: a.g.appName, ConnectTimeout: 10 * time.Second}
+	opts := conn.Options{DSN: dsn, ApplicationName: a.appName(suffix), ConnectTimeout: 10 * time.Second}
 	primary, pooling, err := conn.OpenDetect(ctx, opts)
 	if err != nil {
 		return nil, err
