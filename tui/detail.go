@@ -34,6 +34,8 @@ type detailModel struct {
 	charts      [3]string
 	chartsWidth int
 	chartH      int // chart height: up to maxChartHeight, less on a short terminal
+	p95Unit     string  // the duration axis's unit (ms, s, min)
+	succFrom    float64 // where the success axis starts (it zooms)
 }
 
 func (d *detailModel) open(id string, w store.Window) {
@@ -57,11 +59,10 @@ func (d *detailModel) drawCharts(c *common, width int) {
 	if !d.loaded {
 		return
 	}
-	now := c.now()
-	from, to := sparkRange(now, d.window)
+	from, to := detailRange(c.now(), d.window)
 	cw := chartWidth(width)
 	var runs, succ, p95 []tslc.TimePoint
-	maxRuns, maxP95 := 1.0, 1.0
+	maxRuns, maxP95, minSucc := 1.0, 0.0, 100.0
 	for _, p := range d.data.Hourly {
 		if p.Hour.Before(from) || !p.Hour.Before(to) {
 			continue
@@ -70,30 +71,104 @@ func (d *detailModel) drawCharts(c *common, width int) {
 		runs = append(runs, tslc.TimePoint{Time: t, Value: float64(p.Runs)})
 		maxRuns = math.Max(maxRuns, float64(p.Runs))
 		if done := p.Succeeded + p.Failed + p.Canceled; done > 0 {
-			succ = append(succ, tslc.TimePoint{Time: t, Value: 100 * float64(p.Succeeded) / float64(done)})
+			v := 100 * float64(p.Succeeded) / float64(done)
+			succ = append(succ, tslc.TimePoint{Time: t, Value: v})
+			minSucc = math.Min(minSucc, v)
 		}
 		if p.P95Ms != nil {
-			p95 = append(p95, tslc.TimePoint{Time: t, Value: *p.P95Ms / 1000})
-			maxP95 = math.Max(maxP95, *p.P95Ms/1000)
+			p95 = append(p95, tslc.TimePoint{Time: t, Value: *p.P95Ms})
+			maxP95 = math.Max(maxP95, *p.P95Ms)
 		}
 	}
+	// Durations in the unit that fits the largest value.
+	unit, div := durationUnit(maxP95)
+	for i := range p95 {
+		p95[i].Value /= div
+	}
+	d.p95Unit = unit
+	d.succFrom = successFloor(minSucc)
 	st := c.styles
-	d.charts[0] = drawChart(runs, from, to, 0, niceCeil(maxRuns), cw, d.chartH, st.Accent, st, d.window)
-	d.charts[1] = drawChart(succ, from, to, 0, 100, cw, d.chartH, st.Good, st, d.window)
-	d.charts[2] = drawChart(p95, from, to, 0, niceCeil(maxP95), cw, d.chartH, st.Warn, st, d.window)
+	yStep, n := yLabelStep(d.chartH)
+	d.charts[0] = drawChart(runs, from, to, 0, countCeil(maxRuns, n), cw, d.chartH, yStep, st.Accent, st, d.window, intLabel)
+	d.charts[1] = drawChart(succ, from, to, d.succFrom, 100, cw, d.chartH, yStep, st.Good, st, d.window, numLabel)
+	d.charts[2] = drawChart(p95, from, to, 0, countCeil(maxP95/div, n), cw, d.chartH, yStep, st.Warn, st, d.window, numLabel)
+}
+
+// yLabelStep is how many rows apart the y labels of an h-line chart sit,
+// and how many label intervals that makes: the step divides the plot's
+// rows, so a top value divisible by the intervals labels whole numbers.
+func yLabelStep(h int) (step, intervals int) {
+	rows := max(1, h-2) // the x axis and its labels take two lines
+	for _, d := range []int{3, 4, 2, 5} {
+		if rows%d == 0 {
+			return d, rows / d
+		}
+	}
+	return rows, 1
+}
+
+// detailRange is the charts' time span: DetailSpan of the window, ending
+// with the current hour.
+func detailRange(now time.Time, w store.Window) (time.Time, time.Time) {
+	end := now.Truncate(time.Hour).Add(time.Hour)
+	return end.Add(-store.DetailSpan(w)), end
+}
+
+// durationUnit picks the unit of the duration axis for a largest value in
+// milliseconds: ms below a second, s below a minute, min above.
+func durationUnit(maxMs float64) (string, float64) {
+	switch {
+	case maxMs < 1000:
+		return "ms", 1
+	case maxMs < 60_000:
+		return "s", 1000
+	}
+	return "min", 60_000
+}
+
+// successFloor is where the success-rate axis starts: just below the
+// worst hour, on a round number, so 99.6% and 100% do not look alike.
+func successFloor(worst float64) float64 {
+	for _, f := range []float64{99, 98, 95, 90, 80, 50} {
+		if worst >= f+0.1*(100-f) {
+			return f
+		}
+	}
+	return 0
+}
+
+// countCeil is the top of an axis: at least v, and a whole number the
+// label intervals divide into whole numbers.
+func countCeil(v float64, intervals int) float64 {
+	intervals = max(1, intervals)
+	return math.Ceil(math.Max(v, 1)/float64(intervals)) * float64(intervals)
 }
 
 func chartWidth(width int) int { return max(20, (width-2)/3) }
 
+// yLabelWidth is the width every chart's y labels are padded to, so the
+// three plots start in the same column and share one time axis.
+const yLabelWidth = 5
+
+// intLabel labels a count axis with whole numbers only.
+func intLabel(_ int, v float64) string {
+	if math.Abs(v-math.Round(v)) > 1e-6 {
+		return strings.Repeat(" ", yLabelWidth)
+	}
+	return fmt.Sprintf("%*d", yLabelWidth, int64(math.Round(v)))
+}
+
+func numLabel(_ int, v float64) string { return fmt.Sprintf("%*s", yLabelWidth, trimFloat(v)) }
+
 // drawChart renders one time-series chart. The X range is always set from
 // the model clock (ntcharts would otherwise use time.Now()).
-func drawChart(pts []tslc.TimePoint, from, to time.Time, ymin, ymax float64, w, h int, line lipgloss.Style, st Styles, win store.Window) string {
+func drawChart(pts []tslc.TimePoint, from, to time.Time, ymin, ymax float64, w, h, yStep int, line lipgloss.Style, st Styles, win store.Window, ylabel linechart.LabelFormatter) string {
 	ch := tslc.New(w, h,
 		tslc.WithTimeRange(from, to),
 		tslc.WithYRange(ymin, ymax),
-		tslc.WithXYSteps(2, 2),
+		tslc.WithXYSteps(2, yStep),
 		tslc.WithXLabelFormatter(timeLabel(win)),
-		tslc.WithYLabelFormatter(func(_ int, v float64) string { return trimFloat(v) }),
+		tslc.WithYLabelFormatter(ylabel),
 		tslc.WithAxesStyles(st.Muted, st.Muted),
 		tslc.WithStyle(line),
 	)
@@ -194,7 +269,12 @@ func (d *detailModel) view(c *common, width, height int) string {
 		d.drawCharts(c, width)
 	}
 	cw := chartWidth(width)
-	titles := []string{"runs / hour", "success rate %", "p95 duration (s)"}
+	span := fmtEvery(store.DetailSpan(d.window))
+	succ := "success rate %"
+	if d.succFrom > 0 {
+		succ = fmt.Sprintf("success %% (from %g%%)", d.succFrom)
+	}
+	titles := []string{"runs / hour · last " + span, succ, "p95 duration (" + d.p95Unit + ")"}
 	var heads []string
 	for _, t := range titles {
 		heads = append(heads, fit(st.Header.Render(t), cw))

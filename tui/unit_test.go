@@ -527,3 +527,52 @@ func TestStatusClears(t *testing.T) {
 		t.Fatalf("an error cleared itself: %q", v)
 	}
 }
+
+// Detail charts (issue 14.10): whole-number ticks for counts, a duration
+// axis in the unit of the data, a success axis that zooms, one time axis
+// for the three charts, and a 1h window spanning more than one point.
+func TestDetailCharts(t *testing.T) {
+	if u, div := durationUnit(174); u != "ms" || div != 1 {
+		t.Errorf("174 ms: unit %s/%g", u, div)
+	}
+	if u, _ := durationUnit(13_900); u != "s" {
+		t.Errorf("13.9 s: unit %s", u)
+	}
+	if f := successFloor(99.6); f != 99 {
+		t.Errorf("worst hour 99.6%%: axis from %g", f)
+	}
+	if f := successFloor(73); f != 50 {
+		t.Errorf("worst hour 73%%: axis from %g", f)
+	}
+	if f := successFloor(20); f != 0 {
+		t.Errorf("worst hour 20%%: axis from %g", f)
+	}
+	now := time.Date(2026, 1, 15, 12, 30, 0, 0, time.UTC)
+	from, to := detailRange(now, store.Window1h)
+	if to.Sub(from) != 6*time.Hour {
+		t.Errorf("1h window spans %s", to.Sub(from))
+	}
+	m := syntheticModel(1)
+	id := m.ov.data.Workflows[0].WorkflowID
+	var hourly []store.HourlyPoint
+	for h := 0; h < 6; h++ {
+		hourly = append(hourly, store.HourlyPoint{WorkflowID: id, Hour: from.Add(time.Duration(h) * time.Hour),
+			Runs: int64(3 + h%2), Succeeded: int64(3 + h%2), P95Ms: ptr(150 + float64(h))})
+	}
+	for _, h := range []int{24, 40} {
+		d := detailModel{id: id, window: store.Window1h, chartH: h/2 - 2}
+		d.setData(m.c, store.WorkflowDetail{Metrics: m.ov.data.Workflows[0], Hourly: hourly}, 120)
+		last := func(s string) string { ls := strings.Split(s, "\n"); return ls[len(ls)-1] }
+		if a, b, c := last(d.charts[0]), last(d.charts[1]), last(d.charts[2]); a != b || b != c {
+			t.Errorf("height %d: x axes differ:\n%q\n%q\n%q", d.chartH, a, b, c)
+		}
+		for _, l := range strings.Split(d.charts[0], "\n") {
+			if lbl := strings.TrimSpace(strings.SplitN(l, "│", 2)[0]); lbl != "" && strings.ContainsAny(lbl, ".") {
+				t.Errorf("height %d: a fractional count tick %q", d.chartH, lbl)
+			}
+		}
+		if d.p95Unit != "ms" || d.succFrom != 99 {
+			t.Errorf("p95 unit %q, success axis from %g", d.p95Unit, d.succFrom)
+		}
+	}
+}

@@ -84,6 +84,13 @@ func bucketFor(w Window) time.Duration {
 	return time.Hour
 }
 
+// DetailSpan is how much hourly history the detail's charts cover: the
+// window, but at least 6 hours, since at an hour's resolution a 1h window
+// would be a single point.
+func DetailSpan(w Window) time.Duration {
+	return max(w.Duration(), 6*time.Hour)
+}
+
 // sparkSpan is how much history the overview's sparklines cover: the window,
 // but at least 24 hours so 1h sparklines have shape.
 func sparkSpan(w Window) time.Duration {
@@ -369,7 +376,7 @@ func (s *Store) Workflow(ctx context.Context, workflowID string, w Window) (Work
 		}
 		return err
 	})
-	b.Queue(s.query("workflow_hourly"), w.Duration().Seconds(), workflowID).Query(func(rows pgx.Rows) error {
+	b.Queue(s.query("workflow_hourly"), DetailSpan(w).Seconds(), workflowID).Query(func(rows pgx.Rows) error {
 		var err error
 		d.Hourly, err = scanHourly(rows)
 		return err

@@ -138,6 +138,19 @@ func TestOverviewAndWorkflowMatchTheViews(t *testing.T) {
 	if len(d.Steps) != steps || steps == 0 {
 		t.Errorf("Workflow steps: %d, view has %d", len(d.Steps), steps)
 	}
+	// A 1h window's detail covers DetailSpan (6 hours) of hourly points:
+	// an hour alone would be one point.
+	d1, err := e.st.Workflow(ctx, id, store.Window1h)
+	if err != nil {
+		t.Fatalf("Workflow 1h: %v", err)
+	}
+	if err := e.db.Pool.QueryRow(ctx, `select count(*) from metrics.mv_workflow_metrics_hourly where workflow_id = $1 and hour >= $2`,
+		id, anchor.Truncate(time.Hour).Add(-store.DetailSpan(store.Window1h)+time.Hour)).Scan(&hours); err != nil {
+		t.Fatal(err)
+	}
+	if len(d1.Hourly) != hours || store.DetailSpan(store.Window1h) != 6*time.Hour {
+		t.Errorf("Workflow 1h hourly: %d points, the view has %d in the last 6 hours", len(d1.Hourly), hours)
+	}
 	for i := 1; i < len(d.Steps); i++ {
 		a, b := d.Steps[i-1], d.Steps[i]
 		if a.Failures < b.Failures || (a.Failures == b.Failures && a.P95Ms != nil && b.P95Ms != nil && *a.P95Ms < *b.P95Ms) {

@@ -241,6 +241,6 @@ type Overview struct {
 // WorkflowDetail is everything the detail screen shows.
 type WorkflowDetail struct {
 	Metrics WorkflowMetrics
-	Hourly  []HourlyPoint
+	Hourly  []HourlyPoint // hours with runs over DetailSpan(window), oldest first
 	Steps   []StepMetrics
 }
