@@ -33,7 +33,7 @@ type detailModel struct {
 	// Charts are drawn when data arrives or the size changes, not per frame.
 	charts      [3]string
 	chartsWidth int
-	chartH      int // chart height: up to maxChartHeight, less on a short terminal
+	chartH      int     // chart height: up to maxChartHeight, less on a short terminal
 	p95Unit     string  // the duration axis's unit (ms, s, min)
 	succFrom    float64 // where the success axis starts (it zooms)
 }
