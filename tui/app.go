@@ -257,7 +257,7 @@ func (m *Model) fetchAll() tea.Cmd {
 	if !m.overviewBusy {
 		m.overviewBusy = true
 		m.readSeq++
-		cmds = append(cmds, fetchOverview(m.ctx, m.src, m.window, m.readSeq))
+		cmds = append(cmds, fetchOverview(m.ctx, m.src, m.window, m.readSeq, m.ov.changesKey))
 	}
 	if m.screen == screenConsole || m.cs.busy() || !m.cs.loaded {
 		cmds = append(cmds, m.fetchConsole())
@@ -532,6 +532,9 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.server = &msg.Overview.Server
 		m.ov.setData(msg.Overview)
 		m.setViews(msg.Overview.Views, msg.Seq)
+		if msg.ChangesKey != nil {
+			m.ov.setChanges(*msg.ChangesKey, msg.Changes)
+		}
 		return m, nil
 
 	case WorkflowLoadedMsg:
@@ -858,6 +861,11 @@ func (m Model) overviewKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.ov.top()
 	case key.Matches(msg, k.SortDir):
 		m.ov.sortDesc = !m.ov.sortDesc
+		m.ov.apply()
+		m.ov.top()
+	case key.Matches(msg, k.Worse):
+		// What got worse against the previous window, worst first.
+		m.ov.sortCol, m.ov.sortDesc = colDeltaFail, true
 		m.ov.apply()
 		m.ov.top()
 	case key.Matches(msg, k.Copy):

@@ -257,7 +257,7 @@ func TestFlowDatabaseRestart(t *testing.T) {
 		// Filter, sort and window survive the reconnect.
 		press(tm, "/")
 		tm.Type("slack")
-		press(tm, "enter", "s", "3")
+		press(tm, "enter", "s", "s", "3") // sort by p50 (after ΔFail)
 		waitText(t, tm, "window 7d · sorted by p50")
 		if err := srv.StopServer(ctx, "immediate"); err != nil {
 			t.Fatal(err)

@@ -205,3 +205,27 @@ func fmtEvery(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 }
+
+// fmtPoints is a change of a rate in percentage points: +3.2, −0.4, 0.0.
+func fmtPoints(d *float64) string {
+	if d == nil {
+		return dash
+	}
+	v := *d * 100
+	if math.Abs(v) < 0.05 {
+		return "0.0"
+	}
+	return fmt.Sprintf("%+.1f", v)
+}
+
+// fmtRatio is a relative change: +12%, −40%, 0%.
+func fmtRatio(r *float64) string {
+	if r == nil {
+		return dash
+	}
+	v := math.Round(*r * 100)
+	if v == 0 {
+		return "0%"
+	}
+	return fmt.Sprintf("%+.0f%%", v)
+}

@@ -61,7 +61,7 @@ func TestGoldens(t *testing.T) {
 		waitText(t, tm, "data as of")
 		press(tm, "/")
 		tm.Type("slack")
-		press(tm, "enter", "s", "S") // sort by p50 ascending
+		press(tm, "enter", "s", "s", "S") // sort by p50 ascending (after ΔFail)
 		waitText(t, tm, "sorted by p50 ascending")
 		requireGolden(t, quitAndView(t, tm))
 	})

@@ -154,13 +154,13 @@ func TestFlowHostileNames(t *testing.T) {
 	// lets Avg give way to the sparklines at 120 columns).
 	var shown []string
 	lay := tui.LayoutColumns(width)
-	for _, title := range []string{"Project", "Runs", "Now", "Succ%", "Fail%", "p50", "p95", "Avg", "Last fail"} {
+	for _, title := range []string{"Project", "Runs", "Now", "Succ%", "Fail%", "ΔFail", "p50", "p95", "Δp95", "Avg", "Last fail"} {
 		if slices.Contains(lay, title) {
 			shown = append(shown, title)
 		}
 	}
 	edges := columnEdges(header, shown)
-	if len(edges) != len(shown) || len(shown) < 8 {
+	if len(edges) != len(shown) || len(shown) < 9 {
 		t.Fatalf("header columns %v:\n%s", edges, header)
 	}
 	cell := func(x int) string { return ansi.Cut(row, x, x+1) }

@@ -9,7 +9,7 @@ type keyMap struct {
 	Enter, Back, Filter                     key.Binding
 	NextScreen, PrevScreen                  key.Binding
 	Window1, Window2, Window3, Window4      key.Binding
-	Sort, SortDir                           key.Binding
+	Sort, SortDir, Worse                    key.Binding
 	Copy                                    key.Binding
 	Pause, Faster, Slower                   key.Binding
 	Refresh, RefreshAll, Cancel             key.Binding
@@ -37,6 +37,7 @@ func newKeyMap(readOnly bool) keyMap {
 		Window4:    key.NewBinding(key.WithKeys("4"), key.WithHelp("4", "window 30d")),
 		Sort:       key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort column")),
 		SortDir:    key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "sort direction")),
+		Worse:      key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "what got worse")),
 		Copy:       key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy id")),
 		Pause:      key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause polling")),
 		// pg_activity's meaning: + raises the refresh interval, - lowers it.
@@ -77,7 +78,7 @@ func (k keyMap) shortHelp(s screen, filtering bool) []key.Binding {
 				key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
 			}
 		}
-		return []key.Binding{move, k.Enter, k.NextScreen, k.Filter, k.Sort, k.SortDir, k.Window1To4(), k.Pause, k.Help, k.Quit}
+		return []key.Binding{move, k.Enter, k.NextScreen, k.Filter, k.Sort, k.Worse, k.SortDir, k.Window1To4(), k.Pause, k.Help, k.Quit}
 	case screenDetail:
 		return []key.Binding{k.Back, move, k.Window1To4(), k.Copy, k.NextScreen, k.Help, k.Quit}
 	case screenConsole:
@@ -99,7 +100,7 @@ func (k keyMap) Window1To4() key.Binding {
 func (k keyMap) fullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
-		{k.Enter, k.Back, k.Filter, k.Sort, k.SortDir, k.Copy},
+		{k.Enter, k.Back, k.Filter, k.Sort, k.SortDir, k.Worse, k.Copy},
 		{k.NextScreen, k.PrevScreen, k.Window1, k.Window2, k.Window3, k.Window4},
 		{k.Pause, k.Slower, k.Faster, k.Refresh, k.RefreshAll, k.Cancel},
 		{k.LogUp, k.LogDown, k.Help, k.Quit},

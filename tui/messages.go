@@ -13,7 +13,12 @@ type OverviewLoadedMsg struct {
 	Seq      int // order of the read: a result older than the data shown is dropped
 	Window   store.Window
 	Overview store.Overview
-	Err      error
+	// Changes is the comparison with the previous window, read with the
+	// overview when the hourly view was refreshed since the last one
+	// (ChangesKey non-nil), for the Δ columns.
+	Changes    map[string]store.Change
+	ChangesKey *sparkKey
+	Err        error
 }
 
 // WorkflowLoadedMsg is the result of reading one workflow's detail.

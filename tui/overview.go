@@ -28,17 +28,19 @@ const (
 	colRunning
 	colSuccess
 	colFailure
+	colDeltaFail // failure rate against the previous window, in points
 	colP50
 	colP95
+	colDeltaP95 // the typical hour's p95 against the previous window
 	colAvg
 	colLastFailure
 	numSortable
 )
 
-var columnTitles = [...]string{"Workflow", "Project", "Runs", "Now", "Succ%", "Fail%", "p50", "p95", "Avg", "Last fail"}
+var columnTitles = [...]string{"Workflow", "Project", "Runs", "Now", "Succ%", "Fail%", "ΔFail", "p50", "p95", "Δp95", "Avg", "Last fail"}
 
 // Fixed widths of the numeric columns; the name column takes what is left.
-var columnWidths = [...]int{0, 10, 7, 4, 6, 6, 7, 7, 7, 9}
+var columnWidths = [...]int{0, 10, 7, 4, 6, 6, 6, 7, 7, 5, 7, 9}
 
 const (
 	sparkWidth = 10
@@ -77,6 +79,12 @@ type overviewModel struct {
 	// most rows are served from here. Emptied when the workflow rows
 	// change (a refresh, another window).
 	rowCache map[string]rowEntry
+
+	// changes compare each workflow with the previous window (the Δ
+	// columns), read once per refresh of the hourly view: changesKey says
+	// for which window and refresh.
+	changes    map[string]store.Change
+	changesKey sparkKey
 }
 
 // rowKey is everything a rendered table row depends on besides the
@@ -130,6 +138,9 @@ func (o *overviewModel) setData(ov store.Overview) {
 	}
 	o.data = ov
 	o.loaded = true
+	if o.changesKey.window != ov.Window {
+		o.changes = nil // another window's comparison: read anew
+	}
 	key := sparkKey{window: ov.Window}
 	for _, v := range ov.Views {
 		if v.Name == store.ViewHourly {
@@ -204,13 +215,13 @@ func (o *overviewModel) apply() {
 		func(a, b int) int {
 			// Rows without the sorted value (no runs, nothing finished)
 			// come last whichever the direction.
-			if na, nb := noValue(&ws[a], col), noValue(&ws[b], col); na != nb {
+			if na, nb := noValue(&ws[a], col, o.changes), noValue(&ws[b], col, o.changes); na != nb {
 				if na {
 					return 1
 				}
 				return -1
 			}
-			c := compareBy(&ws[a], &ws[b], col, o.data.RunningNow)
+			c := compareBy(&ws[a], &ws[b], col, o.data.RunningNow, o.changes)
 			if desc {
 				c = -c
 			}
@@ -251,8 +262,12 @@ func matches(w *store.WorkflowMetrics, q string) bool {
 
 // noValue tells whether a row has no value to sort by in col: a metric
 // that is undefined, or no runs in the window for the run columns.
-func noValue(w *store.WorkflowMetrics, col column) bool {
+func noValue(w *store.WorkflowMetrics, col column, changes map[string]store.Change) bool {
 	switch col {
+	case colDeltaFail:
+		return changes[w.WorkflowID].FailureRateDelta() == nil
+	case colDeltaP95:
+		return changes[w.WorkflowID].P95Ratio() == nil
 	case colRuns:
 		return w.Runs == 0
 	case colSuccess:
@@ -272,8 +287,12 @@ func noValue(w *store.WorkflowMetrics, col column) bool {
 }
 
 // compareBy orders two rows by a column; undefined values sort as smallest.
-func compareBy(a, b *store.WorkflowMetrics, col column, running map[string]int64) int {
+func compareBy(a, b *store.WorkflowMetrics, col column, running map[string]int64, changes map[string]store.Change) int {
 	switch col {
+	case colDeltaFail:
+		return cmpPtr(changes[a.WorkflowID].FailureRateDelta(), changes[b.WorkflowID].FailureRateDelta())
+	case colDeltaP95:
+		return cmpPtr(changes[a.WorkflowID].P95Ratio(), changes[b.WorkflowID].P95Ratio())
 	case colName:
 		return cmp.Compare(strings.ToLower(a.Name.String()), strings.ToLower(b.Name.String()))
 	case colProject:
@@ -384,7 +403,7 @@ const (
 
 // dropOrder is the order columns give way in on a narrow terminal (colName
 // stands for the sparklines); the sorted column never does.
-var dropOrder = []column{colAvg, colP50, colName, colSuccess, colRunning, colLastFailure}
+var dropOrder = []column{colAvg, colP50, colName, colDeltaP95, colSuccess, colRunning, colDeltaFail, colLastFailure}
 
 // minReadableName is the name width the layout gives columns up for.
 const minReadableName = 24
@@ -593,9 +612,11 @@ func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, age s
 	if w.Status.Is("archived") {
 		name += " [archived]"
 	}
+	ch := o.changes[w.WorkflowID]
 	return lay.cells([numSortable]string{
 		name, w.ProjectName.String(), fmtCount(w.Runs), fmt.Sprint(o.data.RunningNow[w.WorkflowID]),
-		fmtPct(w.SuccessRate), fmtPct(w.FailureRate), fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtMs(w.AvgMs),
+		fmtPct(w.SuccessRate), fmtPct(w.FailureRate), fmtPoints(ch.FailureRateDelta()),
+		fmtMs(w.P50Ms), fmtMs(w.P95Ms), fmtRatio(ch.P95Ratio()), fmtMs(w.AvgMs),
 		age,
 	}, ver)
 }
@@ -646,8 +667,8 @@ func (o *overviewModel) totalsText(lay tableLayout, now time.Time) string {
 	t := o.totals
 	label := fmt.Sprintf("  Σ %d/%d workflows", len(o.rows), len(o.data.Workflows))
 	return lay.cells([numSortable]string{
-		label, "", fmtCount(t.runs), fmt.Sprint(t.running), fmtPct(t.sr), fmtPct(t.fr),
-		dash, dash, fmtMs(t.avg), fmtAgeShort(t.last, now),
+		label, "", fmtCount(t.runs), fmt.Sprint(t.running), fmtPct(t.sr), fmtPct(t.fr), "",
+		dash, dash, "", fmtMs(t.avg), fmtAgeShort(t.last, now),
 	}, "")
 }
 
@@ -686,12 +707,21 @@ func joinDot(parts ...string) string {
 	return strings.Join(out, " · ")
 }
 
+// setChanges takes the comparison with the previous window; the rows
+// show it, and a sort on a Δ column reorders.
+func (o *overviewModel) setChanges(key sparkKey, ch map[string]store.Change) {
+	o.changes, o.changesKey = ch, key
+	clear(o.rowCache)
+	o.apply()
+}
+
 func (o *overviewModel) sortLabel() string {
 	dir := "ascending"
 	if o.sortDesc {
 		dir = "descending"
 	}
-	return fmt.Sprintf("sorted by %s %s", strings.ToLower(columnTitles[o.sortCol]), dir)
+	// Lower case, but Δ stays Δ (its lower case is δ).
+	return fmt.Sprintf("sorted by %s %s", strings.ReplaceAll(strings.ToLower(columnTitles[o.sortCol]), "δ", "Δ"), dir)
 }
 
 // sparkFor draws (once per data load) the success-rate and p95 sparklines of

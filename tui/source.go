@@ -11,6 +11,7 @@ import (
 // lets a caller wrap the store (tests wrap the real one to normalise pids).
 type Source interface {
 	Overview(ctx context.Context, w store.Window) (store.Overview, error)
+	Changes(ctx context.Context, w store.Window) (map[string]store.Change, error)
 	Workflow(ctx context.Context, workflowID string, w store.Window) (store.WorkflowDetail, error)
 	Installed(ctx context.Context) (bool, error)
 	Server(ctx context.Context) (store.ServerInfo, error)

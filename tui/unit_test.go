@@ -453,7 +453,7 @@ func TestRowsWithoutDataSortLast(t *testing.T) {
 		}
 	}
 	for c := colRuns; c < numSortable; c++ {
-		if c == colRunning {
+		if c == colRunning || c == colDeltaFail || c == colDeltaP95 { // no runs or no Δ data here
 			continue
 		}
 		for _, desc := range []bool{false, true} {
@@ -574,5 +574,39 @@ func TestDetailCharts(t *testing.T) {
 		if d.p95Unit != "ms" || d.succFrom != 99 {
 			t.Errorf("p95 unit %q, success axis from %g", d.p95Unit, d.succFrom)
 		}
+	}
+}
+
+// d sorts by what got worse: the largest rise of the failure rate against
+// the previous window first, rows without a comparison last; the Δ cells
+// show the change (issue 14.9).
+func TestWhatGotWorse(t *testing.T) {
+	m := syntheticModel(5)
+	ids := make([]string, 5)
+	for i, w := range m.ov.data.Workflows {
+		ids[i] = w.WorkflowID
+	}
+	ch := map[string]store.Change{
+		ids[0]: {FailureRate: ptr(0.10), PrevFailureRate: ptr(0.10), P95HourMs: ptr(100.0), PrevP95HourMs: ptr(100.0)},
+		ids[1]: {FailureRate: ptr(0.30), PrevFailureRate: ptr(0.05), P95HourMs: ptr(150.0), PrevP95HourMs: ptr(100.0)},
+		ids[2]: {FailureRate: ptr(0.01), PrevFailureRate: ptr(0.04)},
+		ids[3]: {FailureRate: ptr(0.20)}, // no previous window
+	}
+	m.ov.setChanges(sparkKey{window: store.Window24h, hourlyID: 1}, ch)
+	tm, _ := m.Update(runeKey("d"))
+	mm := tm.(Model)
+	var got []string
+	for _, r := range mm.ov.rows {
+		got = append(got, mm.ov.data.Workflows[r].WorkflowID)
+	}
+	if got[0] != ids[1] || got[1] != ids[0] || got[2] != ids[2] {
+		t.Fatalf("d: order %v, want %s, %s, %s first", got, ids[1], ids[0], ids[2])
+	}
+	if mm.ov.sortCol != colDeltaFail || !mm.ov.sortDesc || mm.ov.sel != 0 {
+		t.Fatalf("d: sort %s desc %v, selection %d", columnTitles[mm.ov.sortCol], mm.ov.sortDesc, mm.ov.sel)
+	}
+	v := tm.View()
+	if !strings.Contains(v, "+25.0") || !strings.Contains(v, "+50%") || !strings.Contains(v, "sorted by Δfail descending") {
+		t.Fatalf("Δ cells or sort label missing:\n%s", v)
 	}
 }

@@ -564,3 +564,50 @@ func scanViews(rows pgx.Rows) ([]ViewStatus, error) {
 		return v, nil
 	})
 }
+
+// Changes compares every workflow's window with the previous window of the
+// same length (see store_changes.sql): what got worse. The hourly view
+// changes only when refreshed, so callers read this once per refresh of it,
+// not every poll. For a window whose previous one the hourly view does not
+// hold (30d), and before the hourly view's first refresh, it returns an
+// empty map.
+func (s *Store) Changes(ctx context.Context, w Window) (map[string]Change, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if _, err := ParseWindow(string(w)); err != nil {
+		return nil, err
+	}
+	out := map[string]Change{}
+	if !w.HasPrevious() {
+		return out, nil
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	rows, err := s.reader().Query(ctx, s.query("changes"), w.Duration().Seconds())
+	if err != nil {
+		return nil, wrap(err, "reading the previous window", RoleReader)
+	}
+	rate := func(failed, done *int64) *float64 {
+		if failed == nil || done == nil || *done == 0 {
+			return nil
+		}
+		r := float64(*failed) / float64(*done)
+		return &r
+	}
+	var c Change
+	var f, d, pf, pd *int64
+	_, err = pgx.ForEachRow(rows, []any{&c.WorkflowID, &f, &d, &c.P95HourMs, &pf, &pd, &c.PrevP95HourMs}, func() error {
+		c.FailureRate, c.PrevFailureRate = rate(f, d), rate(pf, pd)
+		out[c.WorkflowID] = c
+		c = Change{}
+		return nil
+	})
+	if isNotPopulatedErr(err) {
+		return map[string]Change{}, nil // before the first refresh: nothing to compare
+	}
+	if err != nil {
+		return nil, wrap(err, "reading the previous window", RoleReader)
+	}
+	return out, nil
+}

@@ -244,3 +244,40 @@ type WorkflowDetail struct {
 	Hourly  []HourlyPoint // hours with runs over DetailSpan(window), oldest first
 	Steps   []StepMetrics
 }
+
+// Change compares one workflow's window with the window of the same
+// length just before it, both read from the hourly view (Store.Changes).
+// A field is nil where its window has no completed run (rates) or no
+// finished run (p95).
+type Change struct {
+	WorkflowID string
+	// Failure rates over the windows' hours, 0..1.
+	FailureRate, PrevFailureRate *float64
+	// The median of the windows' hourly p95 durations: the typical hour's
+	// p95 (percentiles do not merge, so not the window's own p95).
+	P95HourMs, PrevP95HourMs *float64
+}
+
+// FailureRateDelta is the change of the failure rate (current − previous),
+// nil unless both are known.
+func (c Change) FailureRateDelta() *float64 {
+	if c.FailureRate == nil || c.PrevFailureRate == nil {
+		return nil
+	}
+	d := *c.FailureRate - *c.PrevFailureRate
+	return &d
+}
+
+// P95Ratio is the relative change of the typical hour's p95
+// (current / previous − 1), nil unless both are known and previous > 0.
+func (c Change) P95Ratio() *float64 {
+	if c.P95HourMs == nil || c.PrevP95HourMs == nil || *c.PrevP95HourMs <= 0 {
+		return nil
+	}
+	r := *c.P95HourMs / *c.PrevP95HourMs - 1
+	return &r
+}
+
+// HasPrevious tells whether the hourly view holds the window before w
+// (it keeps 30 days): true for 1h, 24h and 7d.
+func (w Window) HasPrevious() bool { return 2*w.Duration() <= 30*24*time.Hour }

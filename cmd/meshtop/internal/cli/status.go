@@ -74,6 +74,18 @@ type WorkflowJSON struct {
 	P95DurationMs *float64      `json:"p95_duration_ms"`
 	P99DurationMs *float64      `json:"p99_duration_ms"`
 	LastFailureAt *string       `json:"last_failure_at"`
+	Change        *ChangeJSON   `json:"change"`
+}
+
+// ChangeJSON compares the window with the previous window of the same
+// length, both from the hourly view (null for 30d: the view keeps 30 days).
+type ChangeJSON struct {
+	FailureRate         *float64 `json:"failure_rate"`
+	PreviousFailureRate *float64 `json:"previous_failure_rate"`
+	FailureRateDelta    *float64 `json:"failure_rate_delta"`
+	P95HourMedianMs     *float64 `json:"p95_hour_median_ms"`
+	PreviousP95HourMs   *float64 `json:"previous_p95_hour_median_ms"`
+	P95Ratio            *float64 `json:"p95_change_ratio"`
 }
 
 func (a *app) statusCmd() *cobra.Command {
@@ -137,10 +149,14 @@ func (a *app) status(ctx context.Context, s *session, w store.Window) (StatusJSO
 	if sc, err := s.store.Schedule(ctx); err == nil && sc.Scheduled {
 		sched = &ScheduleJSON{Cron: sc.Schedule, EverySeconds: sc.Every.Seconds(), Active: sc.Active, NextRunAt: rfc3339(sc.NextRun)}
 	}
-	return buildStatus(a.io.Clock(), w, ov, sched), ov, nil
+	changes, err := s.store.Changes(ctx, w)
+	if err != nil {
+		return StatusJSON{}, ov, err
+	}
+	return buildStatus(a.io.Clock(), w, ov, sched, changes), ov, nil
 }
 
-func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *ScheduleJSON) StatusJSON {
+func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *ScheduleJSON, changes map[string]store.Change) StatusJSON {
 	doc := StatusJSON{
 		SchemaVersion: SchemaVersion,
 		GeneratedAt:   now.UTC().Format(time.RFC3339),
@@ -187,6 +203,7 @@ func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *Schedu
 			P95DurationMs: round(m.P95Ms, 1e3),
 			P99DurationMs: round(m.P99Ms, 1e3),
 			LastFailureAt: rfc3339(m.LastFailureAt),
+			Change:        changeJSON(changes, m.WorkflowID, w),
 		})
 	}
 	return doc
@@ -379,4 +396,22 @@ func (a *app) whyNotInstalled(ctx context.Context, s *session, err error) error 
 		return pe
 	}
 	return err
+}
+
+// changeJSON is a workflow's comparison with the previous window: null
+// when the window has no previous one in the hourly view (30d); an object
+// of nulls for a workflow without runs in either.
+func changeJSON(changes map[string]store.Change, id string, w store.Window) *ChangeJSON {
+	if !w.HasPrevious() {
+		return nil
+	}
+	c := changes[id]
+	return &ChangeJSON{
+		FailureRate:         round(c.FailureRate, 1e6),
+		PreviousFailureRate: round(c.PrevFailureRate, 1e6),
+		FailureRateDelta:    round(c.FailureRateDelta(), 1e6),
+		P95HourMedianMs:     round(c.P95HourMs, 1e3),
+		PreviousP95HourMs:   round(c.PrevP95HourMs, 1e3),
+		P95Ratio:            round(c.P95Ratio(), 1e4),
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshtop/meshtop/data/store"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/status.golden.json")
@@ -50,5 +52,19 @@ func TestStatusJSONGolden(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// change compares with the previous window where the hourly view holds one
+// (issue 14.9): an object for 24h, null for 30d.
+func TestChangeJSON(t *testing.T) {
+	r := func(v float64) *float64 { return &v }
+	ch := map[string]store.Change{"a": {FailureRate: r(0.3), PrevFailureRate: r(0.1), P95HourMs: r(150), PrevP95HourMs: r(100)}}
+	c := changeJSON(ch, "a", store.Window24h)
+	if c == nil || *c.FailureRateDelta != 0.2 || *c.P95Ratio != 0.5 {
+		t.Fatalf("24h: %+v", c)
+	}
+	if c := changeJSON(ch, "a", store.Window30d); c != nil {
+		t.Fatalf("30d: %+v, want null", c)
 	}
 }
