@@ -506,7 +506,11 @@ func (o *overviewModel) view(c *common, width, height int, dim bool) string {
 	titles[colName] = "  " + titles[colName]
 	hb.WriteString(lay.cells(titles, "Ver"))
 	if lay.sparks {
-		hb.WriteString(" " + fit("Success", sparkWidth) + " " + fit("p95", sparkWidth))
+		// The sparklines say the span they cover (at least 24h).
+		span := fmtEvery(max(24*time.Hour, o.data.Window.Duration()))
+		span = strings.Replace(span, "720h", "30d", 1)
+		span = strings.Replace(span, "168h", "7d", 1)
+		hb.WriteString(" " + fit("Succ "+span, sparkWidth) + " " + fit("p95 "+span, sparkWidth))
 	}
 	line(st.Header.Render(hb.String()))
 

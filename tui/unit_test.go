@@ -610,3 +610,15 @@ func TestWhatGotWorse(t *testing.T) {
 		t.Fatalf("Δ cells or sort label missing:\n%s", v)
 	}
 }
+
+// The sparkline headers say the span they cover (issue 14.15).
+func TestSparklineSpanInHeader(t *testing.T) {
+	m := syntheticModel(3)
+	if v := m.View(); !strings.Contains(v, "Succ 24h") || !strings.Contains(v, "p95 24h") {
+		t.Fatalf("24h sparklines unlabelled:\n%s", v)
+	}
+	m.ov.data.Window = store.Window7d
+	if v := m.View(); !strings.Contains(v, "Succ 7d") {
+		t.Fatalf("7d sparklines unlabelled:\n%s", v)
+	}
+}
