@@ -1302,8 +1302,8 @@ func (m Model) drawTabs() string {
 	var tabs []string
 	for _, s := range []screen{screenOverview, screenDetail, screenConsole} {
 		name := screenNames[s]
-		if s == screenDetail && m.dt.id == "" {
-			continue
+		if s == screenDetail && m.screen != screenDetail {
+			continue // reached with enter on a row, not with tab
 		}
 		if s == m.screen && !m.showHelp {
 			tabs = append(tabs, st.TabActive.Render("‹"+name+"›"))

@@ -253,13 +253,14 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 	return strings.Join(out, "\n")
 }
 
-// logState is a log row's state and its "By / error" cell: who ran it
-// (role and application), or the error; a deliberate cancel reads
-// "canceled", not "failed".
+// logState is a log row's state and its "By / error" cell: what ran it
+// (the application: meshtop dashboard, meshtop refresh, pg_cron, …; the
+// role when there is none — enter shows both), or the error; a deliberate
+// cancel reads "canceled", not "failed".
 func logState(e store.RefreshLogEntry) (string, string) {
 	by := e.TriggeredBy.String()
 	if !e.ApplicationName.IsEmpty() {
-		by += " (" + e.ApplicationName.String() + ")"
+		by = e.ApplicationName.String()
 	}
 	switch {
 	case e.Status == "failed" && isCancel(e.Error):

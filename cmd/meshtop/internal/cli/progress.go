@@ -27,6 +27,20 @@ type liveLine struct {
 	stopped     chan struct{}
 }
 
+// liveWidth is the most cells a live line takes: an 80-column terminal
+// keeps it on one line.
+const liveWidth = 79
+
+// cutCells cuts s to n runes, ending in "…" when cut (the text is ASCII
+// and box-drawing characters, one cell each).
+func cutCells(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
 // liveEvery is how often a live line redraws itself on its own.
 const liveEvery = 200 * time.Millisecond
 
@@ -68,6 +82,8 @@ func (l *liveLine) draw() {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// One line that never wraps (\r cannot go back up a wrapped line): cut
+	// to a width any terminal has.
 	fmt.Fprint(l.w, "\r\x1b[K"+progressText(l.prefix, l.what, l.done, l.total, l.now().Sub(l.start)))
 }
 
@@ -85,16 +101,17 @@ func (l *liveLine) finish(final string) {
 	fmt.Fprintln(l.w, l.prefix+final)
 }
 
-// progressText is "seeding 200,000 runs [######------] 5/11 generating runs · 8s".
+// progressText is "seeding 200,000 runs [######------] 5/11 generating runs · 8s",
+// at most liveWidth cells: the step's text gives way, the bar and the
+// elapsed time never do.
 func progressText(prefix, what string, done, total int, elapsed time.Duration) string {
-	var b strings.Builder
-	b.WriteString(prefix)
+	head := prefix
 	if total > 0 {
 		const w = 20
 		n := min(w, w*done/total)
-		fmt.Fprintf(&b, "[%s%s] %d/%d ", strings.Repeat("#", n), strings.Repeat("-", w-n), done, total)
+		head += fmt.Sprintf("[%s%s] %d/%d ", strings.Repeat("#", n), strings.Repeat("-", w-n), done, total)
 	}
-	b.WriteString(what)
-	fmt.Fprintf(&b, " · %ds", int(elapsed.Seconds()))
-	return b.String()
+	tail := fmt.Sprintf(" · %ds", int(elapsed.Seconds()))
+	room := liveWidth - len([]rune(head)) - len([]rune(tail))
+	return head + cutCells(what, max(2, room)) + tail
 }
