@@ -197,20 +197,6 @@ func trimFloat(v float64) string {
 	return fmt.Sprintf("%.1f", v)
 }
 
-// niceCeil rounds a chart maximum up to 1, 2 or 5 times a power of ten.
-func niceCeil(v float64) float64 {
-	if v <= 0 {
-		return 1
-	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if v <= m*p {
-			return m * p
-		}
-	}
-	return 10 * p
-}
-
 // pairLines joins label–value pairs with two spaces into as few lines of
 // at most width cells as they need, breaking only between pairs.
 func pairLines(width int, pairs ...string) []string {
