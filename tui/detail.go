@@ -285,7 +285,9 @@ func (d *detailModel) view(c *common, width, height int) string {
 	}
 	for i := d.stepOff; i < len(d.data.Steps) && i < d.stepOff+rows; i++ {
 		s := d.data.Steps[i]
-		text := fmt.Sprintf("%-24s %-14s %10d %9d %8s %9s %9s %12s",
+		// fit gives the names exactly their cells; fmt's %-24s would pad by
+		// runes and push the row right after a wide character.
+		text := fmt.Sprintf("%s %s %10d %9d %8s %9s %9s %12s",
 			fit(s.NodeID.String(), 24), fit(s.NodeType.String(), 14), s.Executions, s.Failures, fmtPct(s.FailureRate),
 			fmtMs(s.P50Ms), fmtMs(s.P95Ms), fmtAgeShort(s.LastFailureAt, now))
 		style := lipgloss.NewStyle()

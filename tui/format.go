@@ -157,9 +157,12 @@ func fit(s string, w int) string {
 	}
 	sw := ansi.StringWidth(s)
 	if sw > w {
-		return ansi.Truncate(s, w, "…")
+		// A wide character that does not fit is dropped whole, which can
+		// leave the cut one cell short: pad what is left.
+		s = ansi.Truncate(s, w, "…")
+		sw = ansi.StringWidth(s)
 	}
-	return s + strings.Repeat(" ", w-sw)
+	return s + strings.Repeat(" ", max(0, w-sw))
 }
 
 // fitRight right-aligns s in w cells.
@@ -169,9 +172,10 @@ func fitRight(s string, w int) string {
 	}
 	sw := ansi.StringWidth(s)
 	if sw > w {
-		return ansi.Truncate(s, w, "…")
+		s = ansi.Truncate(s, w, "…") // may be a cell short (see fit)
+		sw = ansi.StringWidth(s)
 	}
-	return strings.Repeat(" ", w-sw) + s
+	return strings.Repeat(" ", max(0, w-sw)) + s
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -622,3 +622,18 @@ func TestSparklineSpanInHeader(t *testing.T) {
 		t.Fatalf("7d sparklines unlabelled:\n%s", v)
 	}
 }
+
+// A cut just before a wide character still fills the cell: fit and fitRight
+// always return exactly w cells (FuzzHostileText found a row one cell short
+// when a project name was cut there).
+func TestFitCutBeforeWideCharacter(t *testing.T) {
+	for _, s := range []string{`\r\x1b[H中文中文`, "ab中", "中中中", "a😀b"} {
+		for w := 1; w <= 8; w++ {
+			for name, f := range map[string]func(string, int) string{"fit": fit, "fitRight": fitRight} {
+				if got := ansi.StringWidth(f(s, w)); got != w {
+					t.Errorf("%s(%q, %d) is %d cells: %q", name, s, w, got, f(s, w))
+				}
+			}
+		}
+	}
+}
