@@ -57,6 +57,9 @@ type Options struct {
 
 	// Output receives the OSC 52 clipboard sequence (default os.Stdout).
 	Output io.Writer
+	// Renderer draws every style (nil = lipgloss's default renderer, the
+	// process's terminal). A server passes each SSH session's own.
+	Renderer *lipgloss.Renderer
 }
 
 // poolerLine is store.ErrNeedsSession shortened for the status bar (103
@@ -226,7 +229,7 @@ func newModel(ctx context.Context, opts Options) Model {
 		opts.Output = os.Stdout
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &common{styles: NewStyles(DefaultTheme()), keys: newKeyMap(opts.ReadOnly || opts.Pooler), clock: opts.Clock, opts: opts}
+	c := &common{styles: NewStylesFor(DefaultTheme(), opts.Renderer), keys: newKeyMap(opts.ReadOnly || opts.Pooler), clock: opts.Clock, opts: opts}
 	h := help.New()
 	h.Styles.ShortKey = c.styles.Accent
 	h.Styles.FullKey = c.styles.Accent
@@ -1014,7 +1017,7 @@ func (m Model) View() string {
 	if !m.c.styles.current() {
 		// The colour profile changed since the styles were built: rebuild
 		// them (c is shared by every copy of the model).
-		m.c.styles = NewStyles(m.c.styles.Theme)
+		m.c.styles = NewStylesFor(m.c.styles.Theme, m.c.styles.renderer())
 		m.c.header, m.c.tabs, m.c.help = memo{}, memo{}, memo{}
 		clear(m.ov.rowCache) // styled with the old colours
 		clear(m.ov.sparks)

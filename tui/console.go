@@ -307,7 +307,7 @@ func statusStyle(st Styles, status string) lipgloss.Style {
 	case "running", "skipped", "canceled":
 		return st.Warn
 	}
-	return lipgloss.NewStyle()
+	return st.Plain()
 }
 
 func (cs *consoleModel) cancelTarget() string {
@@ -359,8 +359,8 @@ func (cs *consoleModel) watchLines(c *common, width int, now time.Time) []string
 	seen := map[string]bool{}
 	barW := max(10, min(20, width/6))
 	bar := progress.New(progress.WithSolidFill(string(st.Theme.Accent.Dark)), progress.WithoutPercentage(),
-		progress.WithWidth(barW), progress.WithColorProfile(lipgloss.ColorProfile()))
-	if lipgloss.HasDarkBackground() {
+		progress.WithWidth(barW), progress.WithColorProfile(st.profile))
+	if st.dark {
 		bar.FullColor = st.Theme.Accent.Dark
 	} else {
 		bar.FullColor = st.Theme.Accent.Light

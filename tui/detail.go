@@ -290,7 +290,7 @@ func (d *detailModel) view(c *common, width, height int) string {
 		text := fmt.Sprintf("%s %s %10d %9d %8s %9s %9s %12s",
 			fit(s.NodeID.String(), 24), fit(s.NodeType.String(), 14), s.Executions, s.Failures, fmtPct(s.FailureRate),
 			fmtMs(s.P50Ms), fmtMs(s.P95Ms), fmtAgeShort(s.LastFailureAt, now))
-		style := lipgloss.NewStyle()
+		style := st.Plain()
 		switch {
 		case s.FailureRate != nil && *s.FailureRate >= failCrit:
 			style = st.Bad

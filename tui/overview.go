@@ -601,7 +601,7 @@ func healthStyle(st Styles, w *store.WorkflowMetrics) lipgloss.Style {
 	case w.Runs == 0:
 		return st.Muted
 	}
-	return lipgloss.NewStyle()
+	return st.Plain()
 }
 
 func (o *overviewModel) rowText(w *store.WorkflowMetrics, lay tableLayout, age string, selected bool) string {

@@ -63,14 +63,29 @@ type Styles struct {
 	BadgeWarn  lipgloss.Style
 	BadgeBad   lipgloss.Style
 
+	// r renders every style and says which colour profile and background
+	// the colours were resolved for: the terminal's by default, an SSH
+	// session's own under `meshtop serve`.
+	r       *lipgloss.Renderer
 	profile termenv.Profile // what the colours were resolved for
 	dark    bool
 }
 
-// NewStyles builds the styles of a theme for lipgloss's colour profile and
-// background (see stylesFor).
+// NewStyles builds the styles of a theme for lipgloss's default renderer
+// (the process's terminal; see stylesFor).
 func NewStyles(t Theme) Styles {
-	return stylesFor(t, lipgloss.ColorProfile(), lipgloss.HasDarkBackground())
+	return NewStylesFor(t, lipgloss.DefaultRenderer())
+}
+
+// NewStylesFor builds the styles of a theme for a renderer: its colour
+// profile and background decide the colours, and every style renders
+// through it. A server gives each SSH session a renderer of its own, so
+// two viewers with different terminals each get their colours.
+func NewStylesFor(t Theme, r *lipgloss.Renderer) Styles {
+	if r == nil {
+		r = lipgloss.DefaultRenderer()
+	}
+	return stylesFor(t, r, r.ColorProfile(), r.HasDarkBackground())
 }
 
 // stylesFor builds the styles of a theme with every colour resolved once for
@@ -78,42 +93,55 @@ func NewStyles(t Theme) Styles {
 // converts it on every Render, and on a 256-colour terminal that is a
 // nearest-colour search in HSLuv space: it was most of the cost of drawing
 // a frame. The resolved colours give the same escape sequences.
-func stylesFor(t Theme, p termenv.Profile, dark bool) Styles {
+func stylesFor(t Theme, r *lipgloss.Renderer, p termenv.Profile, dark bool) Styles {
 	c := func(ac lipgloss.AdaptiveColor) lipgloss.TerminalColor { return resolveColor(ac, p, dark) }
-	badge := lipgloss.NewStyle().Bold(true).Foreground(c(t.OnColor)).Padding(0, 1)
+	badge := r.NewStyle().Bold(true).Foreground(c(t.OnColor)).Padding(0, 1)
 	return Styles{
 		Theme:      t,
+		r:          r,
 		profile:    p,
 		dark:       dark,
-		Title:      lipgloss.NewStyle().Bold(true).Foreground(c(t.Accent)),
-		Muted:      lipgloss.NewStyle().Foreground(c(t.Muted)),
-		Accent:     lipgloss.NewStyle().Foreground(c(t.Accent)),
-		Good:       lipgloss.NewStyle().Foreground(c(t.Good)),
-		Warn:       lipgloss.NewStyle().Foreground(c(t.Warn)),
-		Bad:        lipgloss.NewStyle().Foreground(c(t.Bad)),
-		Dim:        lipgloss.NewStyle().Foreground(c(t.Muted)).Faint(true),
-		Bold:       lipgloss.NewStyle().Bold(true),
-		Header:     lipgloss.NewStyle().Bold(true).Foreground(c(t.Accent)),
-		Selected:   lipgloss.NewStyle().Background(c(t.SelBg)).Bold(true),
-		TabActive:  lipgloss.NewStyle().Bold(true).Foreground(c(t.Accent)).Underline(true),
-		TabPassive: lipgloss.NewStyle().Foreground(c(t.Muted)),
-		WinActive:  lipgloss.NewStyle().Bold(true).Foreground(c(t.OnColor)).Background(c(t.Accent)),
-		WinPassive: lipgloss.NewStyle().Foreground(c(t.Muted)),
-		Banner:     lipgloss.NewStyle().Bold(true).Foreground(c(t.OnColor)).Background(c(t.Banner)),
-		Error:      lipgloss.NewStyle().Foreground(c(t.Bad)).Bold(true),
-		Status:     lipgloss.NewStyle().Foreground(c(t.Muted)),
-		Box:        lipgloss.NewStyle().Border(lipgloss.RoundedBorder()).BorderForeground(c(t.Muted)),
+		Title:      r.NewStyle().Bold(true).Foreground(c(t.Accent)),
+		Muted:      r.NewStyle().Foreground(c(t.Muted)),
+		Accent:     r.NewStyle().Foreground(c(t.Accent)),
+		Good:       r.NewStyle().Foreground(c(t.Good)),
+		Warn:       r.NewStyle().Foreground(c(t.Warn)),
+		Bad:        r.NewStyle().Foreground(c(t.Bad)),
+		Dim:        r.NewStyle().Foreground(c(t.Muted)).Faint(true),
+		Bold:       r.NewStyle().Bold(true),
+		Header:     r.NewStyle().Bold(true).Foreground(c(t.Accent)),
+		Selected:   r.NewStyle().Background(c(t.SelBg)).Bold(true),
+		TabActive:  r.NewStyle().Bold(true).Foreground(c(t.Accent)).Underline(true),
+		TabPassive: r.NewStyle().Foreground(c(t.Muted)),
+		WinActive:  r.NewStyle().Bold(true).Foreground(c(t.OnColor)).Background(c(t.Accent)),
+		WinPassive: r.NewStyle().Foreground(c(t.Muted)),
+		Banner:     r.NewStyle().Bold(true).Foreground(c(t.OnColor)).Background(c(t.Banner)),
+		Error:      r.NewStyle().Foreground(c(t.Bad)).Bold(true),
+		Status:     r.NewStyle().Foreground(c(t.Muted)),
+		Box:        r.NewStyle().Border(lipgloss.RoundedBorder()).BorderForeground(c(t.Muted)),
 		BadgeGood:  badge.Background(c(t.Good)),
 		BadgeWarn:  badge.Background(c(t.Warn)),
 		BadgeBad:   badge.Background(c(t.Bad)),
 	}
 }
 
-// current reports whether the styles were built for lipgloss's present
-// colour profile and background (a test or NO_COLOR may change them).
+// current reports whether the styles were built for their renderer's
+// present colour profile and background (a test or NO_COLOR may change them).
 func (s Styles) current() bool {
-	return s.profile == lipgloss.ColorProfile() && s.dark == lipgloss.HasDarkBackground()
+	r := s.renderer()
+	return s.profile == r.ColorProfile() && s.dark == r.HasDarkBackground()
 }
+
+// renderer is the renderer the styles were built for.
+func (s Styles) renderer() *lipgloss.Renderer {
+	if s.r == nil {
+		return lipgloss.DefaultRenderer()
+	}
+	return s.r
+}
+
+// Plain is an unstyled style of the styles' renderer.
+func (s Styles) Plain() lipgloss.Style { return s.renderer().NewStyle() }
 
 // resolveColor picks the light or dark colour and converts it to the
 // profile: a 256- or 16-colour index, which lipgloss then uses as it is, or
