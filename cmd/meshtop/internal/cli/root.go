@@ -197,6 +197,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.statusCmd(),
 		a.checkCmd(),
 		a.scheduleCmd(),
+		a.serveCmd(),
 		a.versionCmd(),
 	)
 	return root
@@ -224,7 +225,18 @@ func envName(flag string) string {
 // line left alone from MESHTOP_<NAME>.
 func (a *app) applyEnv(cmd *cobra.Command) error {
 	var errs []error
-	apply := func(f *pflag.Flag) {
+	apply := a.envApplier(&errs)
+	cmd.Root().PersistentFlags().VisitAll(apply)
+	if cmd == cmd.Root() {
+		cmd.LocalNonPersistentFlags().VisitAll(apply)
+	}
+	return errors.Join(errs...)
+}
+
+// envApplier returns a visitor setting a flag the command line left alone
+// from MESHTOP_<NAME>, collecting invalid values in errs.
+func (a *app) envApplier(errs *[]error) func(*pflag.Flag) {
+	return func(f *pflag.Flag) {
 		if f.Changed {
 			return
 		}
@@ -234,16 +246,11 @@ func (a *app) applyEnv(cmd *cobra.Command) error {
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
-			errs = append(errs, fmt.Errorf("invalid %s: %w", name, err))
+			*errs = append(*errs, fmt.Errorf("invalid %s: %w", name, err))
 			return
 		}
 		f.Changed = true
 	}
-	cmd.Root().PersistentFlags().VisitAll(apply)
-	if cmd == cmd.Root() {
-		cmd.LocalNonPersistentFlags().VisitAll(apply)
-	}
-	return errors.Join(errs...)
 }
 
 // refuseReadOnly is the error of a writing command under --read-only.

@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtop/meshtop/cmd/meshtop/internal/serve"
+	"github.com/meshtop/meshtop/data/conn"
+	"github.com/meshtop/meshtop/data/store"
+)
+
+type serveFlags struct {
+	listen, instance, logFormat, dsnFile  string
+	metricsWindows                        string
+	metricsMaxWorkflows                   int
+	metricsCache, refreshEvery            time.Duration
+	interval, lagWarn, lagCrit            time.Duration
+	window                                store.Window
+	sshListen, sshHostKey, sshKeys, sshOp string
+	sshIdle                               time.Duration
+	sshMax                                int
+	maxConns                              int
+}
+
+const serveLong = `serve runs one long-lived process per MeshHook database. Any combination of:
+
+  --listen ADDR          Prometheus metrics on http://ADDR/metrics, plus /healthz
+                         (the process is up) and /readyz (the database answers and
+                         the views are installed). Nothing on HTTP writes.
+  --refresh-every D      refresh every view every D. Any number of serve replicas
+                         may run: they elect one leader through a session advisory
+                         lock on a dedicated connection, so the views are refreshed
+                         once per interval; if the leader dies or loses its
+                         connection another takes over within two intervals. Off by
+                         default (leave it off when pg_cron holds the schedule).
+  --ssh-listen ADDR      the dashboard over SSH: ssh -p PORT HOST shows the same
+                         screens and keys as meshtop. Public-key logins only, for
+                         the keys in --ssh-authorized-keys (OpenSSH format).
+                         Sessions are read-only unless their key is also listed in
+                         --ssh-operator-keys (then R refreshes and x cancels, as
+                         locally). A host key is generated at --ssh-host-key on
+                         first start. Every session shares one connection pool and
+                         one reader: twenty viewers cost the database what one does.
+
+Metrics (names and labels in docs/SERVE.md): per view the last successful
+refresh time, lag, duration, rows, populated and refreshes by outcome; per
+workflow version and window (--metrics-windows) runs by status, success and
+failure ratio, p50/p95/p99 run duration and runs running now; plus the
+exporter's own reads and errors and the Go runtime's metrics. A scrape reads
+the database at most once per --metrics-cache however many servers scrape;
+at most --metrics-max-workflows workflow versions are exported per window,
+the worst failure ratio first.
+
+Logs are structured (log/slog, --log-format text or json) on stderr and
+never contain a password. SIGTERM or SIGINT stops cleanly: sessions end,
+the leader lock is released, an unfinished refresh is cancelled and keeps
+the views' previous contents.
+
+Credentials: use DATABASE_URL or the libpq environment (PGPASSWORD,
+PGPASSFILE, PGSERVICEFILE) from an EnvironmentFile or systemd credential,
+never --dsn: command lines are visible to every user of the machine.
+deploy/systemd/meshtop-serve.service is a hardened unit.`
+
+func (a *app) serveCmd() *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Keep the views fresh, export Prometheus metrics, serve the dashboard over SSH",
+		Long:  serveLong,
+		Example: `  DATABASE_URL=... meshtop serve --listen 127.0.0.1:9188
+  meshtop serve --listen :9188 --refresh-every 1m --instance "$(hostname)"
+  meshtop serve --ssh-listen :2222 --ssh-authorized-keys /etc/meshtop/viewers \
+      --ssh-operator-keys /etc/meshtop/operators --ssh-host-key /var/lib/meshtop/host_ed25519`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runServe(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:9188", "address of the HTTP endpoints (/metrics, /healthz, /readyz); empty turns them off")
+	fl.StringVar(&f.instance, "instance", "", "name of this instance in logs, metrics and the refresh log's application_name (default HOSTNAME-PID)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.metricsWindows, "metrics-windows", "24h", "comma-separated windows of the workflow metrics: 1h, 24h, 7d, 30d")
+	fl.IntVar(&f.metricsMaxWorkflows, "metrics-max-workflows", 200, "most workflow versions exported per window, worst failure ratio first (bounds the series count)")
+	fl.Var(newDuration(&f.metricsCache, 15*time.Second), "metrics-cache", "a scrape reads the database at most once per this interval")
+	fl.Var(&durationValue{&f.refreshEvery}, "refresh-every", "refresh every view at this interval, on one leader among all serve replicas (off by default)")
+	fl.Var(newDuration(&f.interval, 2*time.Second), "interval", "how often the SSH dashboards' shared data is read")
+	fl.Var(newWindow(&f.window, store.Window24h), "window", "window an SSH dashboard shows first")
+	fl.Var(newDuration(&f.lagWarn, 2*time.Minute), "lag-warn", "refresh lag that turns the dashboards' badge yellow")
+	fl.Var(newDuration(&f.lagCrit, 10*time.Minute), "lag-crit", "refresh lag that turns the dashboards' badge red")
+	fl.StringVar(&f.sshListen, "ssh-listen", "", "address of the SSH dashboard, e.g. :2222; empty (default) turns it off")
+	fl.StringVar(&f.sshHostKey, "ssh-host-key", "meshtop_ssh_host_ed25519_key", "the SSH host key (generated here on first start)")
+	fl.StringVar(&f.sshKeys, "ssh-authorized-keys", "", "authorized_keys file of the keys that may log in (read-only sessions); re-read when it changes")
+	fl.StringVar(&f.sshOp, "ssh-operator-keys", "", "authorized_keys file of operator keys: they may log in and refresh or cancel (R, r, x)")
+	fl.Var(newDuration(&f.sshIdle, 30*time.Minute), "ssh-idle-timeout", "end an SSH session after this long without a key press")
+	fl.IntVar(&f.sshMax, "ssh-max-sessions", 32, "most SSH sessions open at once")
+	fl.IntVar(&f.maxConns, "max-conns", 8, "size of the shared connection pool")
+	fl.StringVar(&f.dsnFile, "dsn-file", "", "read the connection string from this file (e.g. a systemd credential, $CREDENTIALS_DIRECTORY/database-url) when --dsn is not set")
+	_ = cmd.RegisterFlagCompletionFunc("log-format", fixedCompletions([]string{"text", "json"}))
+	return cmd
+}
+
+func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
+	// serve's own flags come from MESHTOP_<FLAG> too (an EnvironmentFile).
+	var envErrs []error
+	cmd.LocalNonPersistentFlags().VisitAll(a.envApplier(&envErrs))
+	if err := errors.Join(envErrs...); err != nil {
+		return err
+	}
+	windows, err := parseWindows(f.metricsWindows)
+	if err != nil {
+		return fmt.Errorf("--metrics-windows: %w", err)
+	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		return fmt.Errorf("--log-format %q: use text or json", f.logFormat)
+	}
+	if f.metricsMaxWorkflows < 1 {
+		return fmt.Errorf("--metrics-max-workflows %d: must be at least 1", f.metricsMaxWorkflows)
+	}
+	if f.sshMax < 1 {
+		return fmt.Errorf("--ssh-max-sessions %d: must be at least 1", f.sshMax)
+	}
+	if f.maxConns < 3 {
+		return fmt.Errorf("--max-conns %d: must be at least 3 (a read, a refresh and LISTEN)", f.maxConns)
+	}
+	if f.sshListen != "" && f.sshKeys == "" {
+		return fmt.Errorf("--ssh-listen needs --ssh-authorized-keys FILE: the SSH dashboard admits public keys only")
+	}
+	if f.refreshEvery > 0 {
+		if err := a.refuseReadOnly("schedule refreshes (--refresh-every)"); err != nil {
+			return err
+		}
+	}
+	instance := f.instance
+	if instance == "" {
+		host, _ := os.Hostname()
+		instance = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	appName := a.g.appName
+	if appName == "meshtop" { // the default: name the instance
+		appName = "meshtop serve " + instance
+	}
+	if len(appName) > 63 {
+		appName = appName[:63] // PostgreSQL truncates application_name to 63 bytes
+	}
+	logger := serve.NewLogger(a.stderr(), f.logFormat, slog.LevelInfo)
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	flagDSN := a.g.dsn
+	if flagDSN == "" && f.dsnFile != "" {
+		b, err := os.ReadFile(f.dsnFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("--dsn-file %s: %w", f.dsnFile, err)
+		}
+		flagDSN = strings.TrimSpace(string(b))
+		if flagDSN == "" {
+			return fmt.Errorf("--dsn-file %s: the file is empty", f.dsnFile)
+		}
+	}
+	dsn, err := conn.ResolveWith(flagDSN, a.io.Getenv)
+	if err != nil {
+		return err
+	}
+	pool, err := conn.Open(ctx, conn.Options{DSN: dsn, ApplicationName: appName, ConnectTimeout: 10 * time.Second, MaxConns: int32(f.maxConns)})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st := store.New(pool, nil, a.storeOptions())
+	target := conn.Target(pool)
+	logger.Info("meshtop serve starting", "instance", instance, "database", target, "schema", a.g.schema,
+		"version", a.io.Build.Version, "application_name", appName)
+	if f.refreshEvery > 0 {
+		if sc, err := st.Schedule(ctx); err == nil && sc.Scheduled && sc.Active {
+			logger.Warn("pg_cron also refreshes the views; --refresh-every adds a second schedule (meshtop schedule --off removes pg_cron's)", "cron", sc.Schedule)
+		}
+	}
+	srv, err := serve.New(ctx, serve.Config{
+		Pool: pool, Store: st, Schema: a.g.schema, Target: target, Logger: logger, Instance: instance,
+		Listen: f.listen, MetricsWindows: windows, MetricsMaxWorkflows: f.metricsMaxWorkflows, MetricsCache: f.metricsCache,
+		RefreshEvery: f.refreshEvery, RefreshTimeout: a.g.refreshTimeout,
+		Interval: f.interval, Window: f.window, LagWarn: f.lagWarn, LagCrit: f.lagCrit, ReadOnly: a.g.readOnly,
+		SSHListen: f.sshListen, SSHHostKey: f.sshHostKey, SSHAuthorizedKeys: f.sshKeys, SSHOperatorKeys: f.sshOp,
+		SSHIdleTimeout: f.sshIdle, SSHMaxSessions: f.sshMax,
+		Version: a.io.Build.Version, Commit: a.io.Build.Commit,
+	})
+	if err != nil {
+		return err
+	}
+	err = srv.Run(ctx)
+	logger.Info("meshtop serve stopped")
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// parseWindows reads a comma-separated list of windows, without duplicates.
+func parseWindows(s string) ([]store.Window, error) {
+	var out []store.Window
+	seen := map[store.Window]bool{}
+	for _, part := range strings.Split(s, ",") {
+		w, err := store.ParseWindow(strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		if !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,418 @@
+package serve_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshtop/meshtop/cmd/meshtop/internal/cli"
+	"github.com/meshtop/meshtop/cmd/meshtop/internal/serve"
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// A real Prometheus (Debian's package) scrapes meshtop serve; the series
+// read back through its HTTP API equal `meshtop status --json` for the same
+// refresh.
+func TestPrometheusScrapeEqualsStatusJSON(t *testing.T) {
+	e := setup(t)
+	r := start(t, e, serve.Config{Instance: "prom", Listen: "127.0.0.1:0", MetricsCache: time.Hour,
+		MetricsWindows: []store.Window{store.Window24h, store.Window7d}})
+
+	promURL := startPrometheus(t, r.addrs.HTTP)
+
+	// Every exported workflow of both windows, once Prometheus has scraped.
+	var runs []promSample
+	waitFor(t, 2*time.Minute, "Prometheus to hold meshtop's series", func() bool {
+		runs = promQuery(t, promURL, `meshtop_workflow_runs`)
+		return len(runs) > 0
+	})
+	for _, w := range []store.Window{store.Window24h, store.Window7d} {
+		doc := statusJSON(t, e, w)
+		if len(doc.Workflows) == 0 {
+			t.Fatalf("status --json --window %s: no workflows", w)
+		}
+		byID := map[string]cli.WorkflowJSON{}
+		for _, wf := range doc.Workflows {
+			byID[wf.WorkflowID] = wf
+		}
+		sel := fmt.Sprintf(`{window=%q}`, w)
+		seen := map[string]bool{}
+		for _, s := range promQuery(t, promURL, `meshtop_workflow_runs`+sel) {
+			wf, ok := byID[s.Labels["workflow_id"]]
+			if !ok {
+				t.Fatalf("%s: workflow %s is not in status --json", w, s.Labels["workflow_id"])
+			}
+			seen[wf.WorkflowID] = true
+			want := map[string]int64{"succeeded": wf.Succeeded, "failed": wf.Failed, "canceled": wf.Canceled, "running": wf.Running}[s.Labels["status"]]
+			if s.Value != float64(want) {
+				t.Errorf("%s %s runs{status=%s} = %v, status --json says %d", w, wf.Slug, s.Labels["status"], s.Value, want)
+			}
+			if s.Labels["slug"] != wf.Slug || s.Labels["version"] != strconv.Itoa(wf.Version) || s.Labels["project_id"] != wf.ProjectID {
+				t.Errorf("labels %v differ from status --json's %s v%d %s", s.Labels, wf.Slug, wf.Version, wf.ProjectID)
+			}
+		}
+		if len(seen) != len(byID) {
+			t.Errorf("%s: Prometheus has %d workflows, status --json %d", w, len(seen), len(byID))
+		}
+		// status --json rounds ratios to 1e-6 and durations to 1e-3 ms.
+		check := func(metric string, get func(cli.WorkflowJSON) *float64, scale, tol float64) {
+			t.Helper()
+			got := map[string]float64{}
+			q := metric + sel
+			if strings.HasSuffix(metric, "}") {
+				q = strings.TrimSuffix(metric, "}") + "," + strings.TrimPrefix(sel, "{")
+			}
+			for _, s := range promQuery(t, promURL, q) {
+				got[s.Labels["workflow_id"]+"|"+s.Labels["quantile"]] = s.Value
+			}
+			for id, wf := range byID {
+				v := get(wf)
+				key := id + "|" + quantileOf(metric)
+				g, ok := got[key]
+				if v == nil {
+					if ok {
+						t.Errorf("%s %s: Prometheus has %v, status --json null", metric, wf.Slug, g)
+					}
+					continue
+				}
+				if !ok || math.Abs(g*scale-*v) > tol/2+1e-9*math.Abs(*v) {
+					t.Errorf("%s %s %s: Prometheus %v (present %v), status --json %v", metric, w, wf.Slug, g*scale, ok, *v)
+				}
+			}
+		}
+		check(`meshtop_workflow_success_ratio`, func(w cli.WorkflowJSON) *float64 { return w.SuccessRate }, 1, 1e-6)
+		check(`meshtop_workflow_failure_ratio`, func(w cli.WorkflowJSON) *float64 { return w.FailureRate }, 1, 1e-6)
+		check(`meshtop_workflow_run_duration_seconds{quantile="0.5"}`, func(w cli.WorkflowJSON) *float64 { return w.P50DurationMs }, 1e3, 1e-3)
+		check(`meshtop_workflow_run_duration_seconds{quantile="0.95"}`, func(w cli.WorkflowJSON) *float64 { return w.P95DurationMs }, 1e3, 1e-3)
+		check(`meshtop_workflow_run_duration_seconds{quantile="0.99"}`, func(w cli.WorkflowJSON) *float64 { return w.P99DurationMs }, 1e3, 1e-3)
+		check(`meshtop_workflow_run_duration_average_seconds`, func(w cli.WorkflowJSON) *float64 { return w.AvgDurationMs }, 1e3, 1e-3)
+
+		// Views.
+		views := map[string]cli.ViewJSON{}
+		for _, v := range doc.Views {
+			views[v.Name] = v
+		}
+		for _, s := range promQuery(t, promURL, `meshtop_view_rows`) {
+			if v := views[s.Labels["view"]]; s.Value != float64(v.Rows) {
+				t.Errorf("rows of %s: Prometheus %v, status --json %d", v.Name, s.Value, v.Rows)
+			}
+		}
+		for _, s := range promQuery(t, promURL, `meshtop_view_populated`) {
+			if v := views[s.Labels["view"]]; s.Value != b2f(v.Populated) {
+				t.Errorf("populated of %s: Prometheus %v, status --json %v", v.Name, s.Value, v.Populated)
+			}
+		}
+		for _, s := range promQuery(t, promURL, `meshtop_view_last_refresh_timestamp_seconds`) {
+			v := views[s.Labels["view"]]
+			at, err := time.Parse(time.RFC3339, *v.LastRefreshAt)
+			if err != nil || math.Floor(s.Value) != float64(at.Unix()) {
+				t.Errorf("last refresh of %s: Prometheus %v, status --json %s", v.Name, s.Value, *v.LastRefreshAt)
+			}
+		}
+		for _, s := range promQuery(t, promURL, `meshtop_view_last_refresh_duration_seconds`) {
+			v := views[s.Labels["view"]]
+			if math.Abs(s.Value*1e3-*v.LastDurationMs) > 1e-3 {
+				t.Errorf("last duration of %s: Prometheus %v s, status --json %v ms", v.Name, s.Value, *v.LastDurationMs)
+			}
+		}
+		if n := len(promQuery(t, promURL, `meshtop_view_refresh_lag_seconds`)); n != len(doc.Views) {
+			t.Errorf("lag series: %d, want one per view (%d)", n, len(doc.Views))
+		}
+	}
+	// Prometheus scraped many times, the cache (1h) kept it to one reading.
+	waitFor(t, time.Minute, "several scrapes", func() bool {
+		s := promQuery(t, promURL, `prometheus_target_scrapes_sample_duplicate_timestamp_total or count_over_time(up{job="meshtop"}[5m])`)
+		for _, x := range s {
+			if x.Labels["job"] == "meshtop" && x.Value >= 3 {
+				return true
+			}
+		}
+		return false
+	})
+	reads := promQuery(t, promURL, `meshtop_exporter_database_reads_total`)
+	if len(reads) != 1 || reads[0].Value != 1 {
+		t.Errorf("database reads after several scrapes: %+v, want exactly 1", reads)
+	}
+	if up := promQuery(t, promURL, `meshtop_up`); len(up) != 1 || up[0].Value != 1 {
+		t.Errorf("meshtop_up: %+v", up)
+	}
+	if g := promQuery(t, promURL, `go_goroutines{job="meshtop"}`); len(g) != 1 {
+		t.Errorf("the Go runtime's metrics are missing: %+v", g)
+	}
+	r.stop(t)
+}
+
+// Concurrent scrapes read the database once per cache interval; the
+// endpoints answer as documented and refuse everything but GET.
+func TestEndpoints(t *testing.T) {
+	e := setup(t)
+	r := start(t, e, serve.Config{Instance: "ep", Listen: "127.0.0.1:0", MetricsCache: time.Hour})
+	base := "http://" + r.addrs.HTTP
+	var wg sync.WaitGroup
+	bodies := make([]string, 8) // promhttp serves 8 at once (MaxRequestsInFlight)
+	for i := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bodies[i] = get(t, base+"/metrics", 200)
+		}()
+	}
+	wg.Wait()
+	if !strings.Contains(bodies[0], "meshtop_exporter_database_reads_total 1\n") {
+		t.Fatalf("8 concurrent scrapes: want exactly one database read:\n%s", grepLines(bodies[0], "database_reads"))
+	}
+	if got := get(t, base+"/healthz", 200); got != "ok\n" {
+		t.Errorf("/healthz: %q", got)
+	}
+	if got := get(t, base+"/readyz", 200); got != "ready\n" {
+		t.Errorf("/readyz: %q", got)
+	}
+	for _, m := range []string{"POST", "PUT", "DELETE"} {
+		req, _ := http.NewRequest(m, base+"/metrics", strings.NewReader("x"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s /metrics: %d, want 405", m, resp.StatusCode)
+		}
+	}
+	// Only documented label names; no names, payloads or connection strings.
+	allowed := map[string]bool{"view": true, "outcome": true, "window": true, "workflow_id": true, "project_id": true,
+		"slug": true, "version": true, "status": true, "quantile": true, "commit": true, "instance": true, "role": true, "reason": true}
+	for _, line := range strings.Split(bodies[0], "\n") {
+		if !strings.HasPrefix(line, "meshtop_") {
+			continue
+		}
+		if strings.Contains(line, "postgres://") || strings.Contains(line, e.db.Name) {
+			t.Errorf("a series carries connection details: %s", line)
+		}
+		if i := strings.IndexByte(line, '{'); i > 0 {
+			for _, kv := range strings.Split(line[i+1:strings.LastIndexByte(line, '}')], ",") {
+				if k, _, _ := strings.Cut(kv, "="); !allowed[k] {
+					t.Errorf("undocumented label %q in %s", k, line)
+				}
+			}
+		}
+	}
+	r.stop(t)
+
+	// Not installed: /readyz says so.
+	e2 := env{db: pgtestNewDatabase(t)}
+	r2 := start(t, e2, serve.Config{Instance: "ep2", Listen: "127.0.0.1:0"})
+	if got := get(t, "http://"+r2.addrs.HTTP+"/readyz", 503); !strings.Contains(got, "not installed") {
+		t.Errorf("/readyz without the views: %q", got)
+	}
+	r2.stop(t)
+}
+
+// The workflow cap keeps the worst failure ratios.
+func TestMaxWorkflows(t *testing.T) {
+	e := setup(t)
+	r := start(t, e, serve.Config{Instance: "cap", Listen: "127.0.0.1:0", MetricsMaxWorkflows: 3})
+	body := get(t, "http://"+r.addrs.HTTP+"/metrics", 200)
+	ratios := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "meshtop_workflow_failure_ratio{") {
+			id := between(line, `workflow_id="`, `"`)
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			ratios[id] = v
+		}
+	}
+	if len(ratios) != 3 {
+		t.Fatalf("exported %d workflows, want 3:\n%s", len(ratios), grepLines(body, "failure_ratio"))
+	}
+	if !strings.Contains(body, `meshtop_workflows_exported{window="24h"} 3`) {
+		t.Errorf("meshtop_workflows_exported: %s", grepLines(body, "meshtop_workflows"))
+	}
+	doc := statusJSON(t, e, store.Window24h)
+	minKept := math.Inf(1)
+	for _, v := range ratios {
+		minKept = math.Min(minKept, v)
+	}
+	for _, wf := range doc.Workflows {
+		if _, kept := ratios[wf.WorkflowID]; !kept && wf.FailureRate != nil && *wf.FailureRate > minKept+1e-6 {
+			t.Errorf("%s (failure ratio %v) was dropped while %v was kept", wf.Slug, *wf.FailureRate, minKept)
+		}
+	}
+	r.stop(t)
+}
+
+func between(s, a, b string) string {
+	_, rest, _ := strings.Cut(s, a)
+	v, _, _ := strings.Cut(rest, b)
+	return v
+}
+
+func grepLines(body, sub string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func quantileOf(metric string) string {
+	return between(metric, `quantile="`, `"`)
+}
+
+func get(t *testing.T, u string, want int) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Errorf("GET %s: %v", u, err)
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Errorf("GET %s: %d, want %d: %s", u, resp.StatusCode, want, b)
+	}
+	return string(b)
+}
+
+// statusJSON runs `meshtop status --json` in-process.
+func statusJSON(t *testing.T, e env, w store.Window) cli.StatusJSON {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := cli.Main(ctx, []string{"status", "--json", "--window", string(w), "--dsn", e.db.DSN}, cli.IO{
+		Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" },
+	})
+	if code != 0 {
+		t.Fatalf("status --json: exit %d: %s", code, errb.String())
+	}
+	var doc cli.StatusJSON
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	return doc
+}
+
+type promSample struct {
+	Labels map[string]string
+	Value  float64
+}
+
+// startPrometheus runs Debian's prometheus with a temporary configuration
+// scraping target every second, on a free loopback port; it is stopped when
+// the test ends.
+func startPrometheus(t *testing.T, target string) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatalf("prometheus is not installed: `make deps` installs Debian's prometheus package (%v)", err)
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: meshtop\n    static_configs:\n      - targets: [%q]\n", target)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logb logBuf
+	cmd := exec.CommandContext(ctx, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting prometheus: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cancel()
+		<-exited
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", logb.String())
+		}
+	})
+	u := "http://" + addr
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if resp, err := http.Get(u + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return u
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("prometheus exited:\n%s", logb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus not ready within a minute:\n%s", logb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// promQuery runs an instant query through Prometheus's HTTP API.
+func promQuery(t *testing.T, base, q string) []promSample {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatalf("query %s: %v", q, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Status != "success" {
+		t.Fatalf("query %s: %v %s", q, err, body.Error)
+	}
+	var out []promSample
+	for _, r := range body.Data.Result {
+		s, _ := r.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("query %s: value %v", q, r.Value)
+		}
+		out = append(out, promSample{Labels: r.Metric, Value: v})
+	}
+	return out
+}

@@ -1,0 +1,341 @@
+// Package exporter turns meshtop's views into Prometheus metrics. It reads
+// through the store (or anything with the same two methods) at most once
+// per cache interval, however many servers scrape, and bounds the number of
+// workflow series.
+//
+// Metric names follow the Prometheus conventions (base units in the name,
+// _seconds, _ratio, _total for counters). Label sets:
+//
+//	view                                           one per materialized view (3)
+//	window, workflow_id, project_id, slug, version one per exported workflow
+//	                                               version and window, capped
+//	                                               at MaxWorkflows per window
+//	                                               (worst failure ratio first)
+//
+// No label or value carries a workflow's name, an event payload, or
+// anything from the connection string.
+package exporter
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// Source is what the exporter reads: *store.Store (or a hub in front of it).
+type Source interface {
+	Overview(ctx context.Context, w store.Window) (store.Overview, error)
+	RefreshOutcomes(ctx context.Context, afterID int64, limit int) ([]store.RefreshOutcome, error)
+}
+
+// Options configure an Exporter.
+type Options struct {
+	// Windows whose workflow metrics are exported (default 24h).
+	Windows []store.Window
+	// MaxWorkflows caps the workflow versions exported per window (default
+	// 200); the ones with the worst failure ratio are kept.
+	MaxWorkflows int
+	// Cache is how long one reading of the database serves scrapes
+	// (default 15s).
+	Cache time.Duration
+	// Timeout bounds one reading (default 10s).
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Outcomes a refresh attempt ends with (the values of the outcome label).
+var Outcomes = []string{"ok", "failed", "skipped", "interrupted"}
+
+// Exporter is a prometheus.Collector.
+type Exporter struct {
+	src  Source
+	opts Options
+	log  *slog.Logger
+
+	mu        sync.Mutex // one reading at a time; scrapes during it wait for it
+	snap      *snapshot
+	readAt    time.Time // when the last reading (even a failed one) ended
+	readErr   error
+	reads     float64
+	errors    float64
+	readSecs  float64
+	outcomes  map[[2]string]float64 // view, outcome → count since start
+	afterID   int64                 // every attempt with an id ≤ afterID is counted or was there at start
+	counted   map[int64]bool        // finished attempts above afterID already counted
+	started   bool
+	viewNames []string
+}
+
+type snapshot struct {
+	at        time.Time
+	overviews []store.Overview
+}
+
+// New returns an exporter reading src.
+func New(src Source, opts Options) *Exporter {
+	if len(opts.Windows) == 0 {
+		opts.Windows = []store.Window{store.Window24h}
+	}
+	if opts.MaxWorkflows <= 0 {
+		opts.MaxWorkflows = 200
+	}
+	if opts.Cache <= 0 {
+		opts.Cache = 15 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Exporter{src: src, opts: opts, log: log, outcomes: map[[2]string]float64{}, counted: map[int64]bool{}, viewNames: store.ViewNames()}
+}
+
+// Reads is how many times a scrape went to the database.
+func (e *Exporter) Reads() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return int(e.reads)
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+var (
+	viewL = []string{"view"}
+	wfL   = []string{"window", "workflow_id", "project_id", "slug", "version"}
+
+	dUp          = desc("meshtop_up", "1 when the last reading of the database succeeded, else 0.")
+	dReads       = desc("meshtop_exporter_database_reads_total", "Readings of the database made for scrapes (at most one per --metrics-cache interval).")
+	dErrors      = desc("meshtop_exporter_scrape_errors_total", "Readings of the database for scrapes that failed.")
+	dReadSecs    = desc("meshtop_exporter_read_duration_seconds", "How long the last reading of the database took.")
+	dAge         = desc("meshtop_exporter_data_age_seconds", "How old the reading served by this scrape is.")
+	dPopulated   = desc("meshtop_view_populated", "1 when the materialized view holds data.", viewL...)
+	dRows        = desc("meshtop_view_rows", "Rows of the view after its last successful refresh.", viewL...)
+	dSize        = desc("meshtop_view_size_bytes", "Size of the view with its indexes.", viewL...)
+	dLastRefresh = desc("meshtop_view_last_refresh_timestamp_seconds", "Data as of the last successful refresh (Unix time).", viewL...)
+	dLag         = desc("meshtop_view_refresh_lag_seconds", "Now minus the last successful refresh's data-as-of time (plus replication lag on a replica).", viewL...)
+	dDuration    = desc("meshtop_view_last_refresh_duration_seconds", "Duration of the last successful refresh.", viewL...)
+	dMedian      = desc("meshtop_view_refresh_duration_median_seconds", "Median duration of the recent successful refreshes.", viewL...)
+	dRunning     = desc("meshtop_view_refresh_running", "1 while a refresh of the view runs.", viewL...)
+	dLastFailed  = desc("meshtop_view_last_refresh_failed", "1 when the view's last finished refresh attempt failed or was interrupted.", viewL...)
+	dRefreshes   = desc("meshtop_view_refreshes_total", "Refresh attempts that finished since this exporter started, by outcome (ok, failed, skipped, interrupted).", "view", "outcome")
+	dWorkflows   = desc("meshtop_workflows", "Workflow versions with runs in the window.", "window")
+	dExported    = desc("meshtop_workflows_exported", "Workflow versions exported for the window (at most --metrics-max-workflows).", "window")
+	dRuns        = desc("meshtop_workflow_runs", "Runs started in the window, by status at the last refresh (succeeded, failed, canceled, running: running or paused).", append(slices.Clone(wfL), "status")...)
+	dSuccess     = desc("meshtop_workflow_success_ratio", "Succeeded runs over completed runs (succeeded, failed, canceled) in the window.", wfL...)
+	dFailure     = desc("meshtop_workflow_failure_ratio", "Failed runs over completed runs in the window.", wfL...)
+	dRunDur      = desc("meshtop_workflow_run_duration_seconds", "Exact percentile of finished runs' durations in the window.", append(slices.Clone(wfL), "quantile")...)
+	dRunAvg      = desc("meshtop_workflow_run_duration_average_seconds", "Average duration of finished runs in the window.", wfL...)
+	dRunningNow  = desc("meshtop_workflow_running_now", "Runs running now (live count, not waiting for a refresh).", wfL...)
+	dLastFailure = desc("meshtop_workflow_last_failure_timestamp_seconds", "Start of the newest failed run in the window (Unix time).", wfL...)
+)
+
+// Describe sends nothing: the exporter is an unchecked collector (its
+// series depend on the database).
+func (e *Exporter) Describe(chan<- *prometheus.Desc) {}
+
+// Collect serves a scrape from the cached reading, reading the database
+// first when the reading is older than the cache interval.
+func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	e.mu.Lock()
+	now := time.Now()
+	if e.readAt.IsZero() || now.Sub(e.readAt) >= e.opts.Cache {
+		e.read(now)
+	}
+	snap, ok := e.snap, e.readErr == nil
+	outcomes := make(map[[2]string]float64, len(e.outcomes))
+	for k, v := range e.outcomes {
+		outcomes[k] = v
+	}
+	reads, errs, readSecs := e.reads, e.errors, e.readSecs
+	e.mu.Unlock()
+
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	ch <- prometheus.MustNewConstMetric(dReads, prometheus.CounterValue, reads)
+	ch <- prometheus.MustNewConstMetric(dErrors, prometheus.CounterValue, errs)
+	gauge(dReadSecs, readSecs)
+	gauge(dUp, b2f(ok))
+	for _, v := range e.viewNames {
+		for _, o := range Outcomes {
+			ch <- prometheus.MustNewConstMetric(dRefreshes, prometheus.CounterValue, outcomes[[2]string{v, o}], v, o)
+		}
+	}
+	if !ok || snap == nil {
+		return
+	}
+	age := now.Sub(snap.at)
+	gauge(dAge, age.Seconds())
+	e.collectViews(gauge, snap.overviews[0].Views, age)
+	for _, ov := range snap.overviews {
+		e.collectWorkflows(gauge, ov)
+	}
+}
+
+func (e *Exporter) collectViews(gauge func(*prometheus.Desc, float64, ...string), views []store.ViewStatus, age time.Duration) {
+	for _, v := range views {
+		gauge(dPopulated, b2f(v.Populated), v.Name)
+		gauge(dRows, float64(v.Rows), v.Name)
+		gauge(dSize, float64(v.SizeBytes), v.Name)
+		if v.LastRefreshAt != nil {
+			gauge(dLastRefresh, unix(*v.LastRefreshAt), v.Name)
+		}
+		if v.Lag != nil {
+			// The lag as read plus the time since: a cached reading must
+			// not make the views look fresher than they are.
+			gauge(dLag, (*v.Lag + age).Seconds(), v.Name)
+		}
+		if v.LastDurationMs != nil {
+			gauge(dDuration, *v.LastDurationMs/1e3, v.Name)
+		}
+		if v.MedianDurationMs != nil {
+			gauge(dMedian, *v.MedianDurationMs/1e3, v.Name)
+		}
+		gauge(dRunning, b2f(v.Running != nil), v.Name)
+		gauge(dLastFailed, b2f(v.LastStatus == "failed" || v.LastStatus == "interrupted"), v.Name)
+	}
+}
+
+func (e *Exporter) collectWorkflows(gauge func(*prometheus.Desc, float64, ...string), ov store.Overview) {
+	w := string(ov.Window)
+	kept := Top(ov.Workflows, e.opts.MaxWorkflows)
+	gauge(dWorkflows, float64(len(ov.Workflows)), w)
+	gauge(dExported, float64(len(kept)), w)
+	for _, m := range kept {
+		l := []string{w, m.WorkflowID, m.ProjectID, m.Slug, strconv.Itoa(m.Version)}
+		with := func(extra string) []string { return append(slices.Clone(l), extra) }
+		gauge(dRuns, float64(m.Succeeded), with("succeeded")...)
+		gauge(dRuns, float64(m.Failed), with("failed")...)
+		gauge(dRuns, float64(m.Canceled), with("canceled")...)
+		gauge(dRuns, float64(m.Running), with("running")...)
+		if m.SuccessRate != nil {
+			gauge(dSuccess, *m.SuccessRate, l...)
+		}
+		if m.FailureRate != nil {
+			gauge(dFailure, *m.FailureRate, l...)
+		}
+		for _, q := range []struct {
+			v *float64
+			q string
+		}{{m.P50Ms, "0.5"}, {m.P95Ms, "0.95"}, {m.P99Ms, "0.99"}} {
+			if q.v != nil {
+				gauge(dRunDur, *q.v/1e3, with(q.q)...)
+			}
+		}
+		if m.AvgMs != nil {
+			gauge(dRunAvg, *m.AvgMs/1e3, l...)
+		}
+		gauge(dRunningNow, float64(ov.RunningNow[m.WorkflowID]), l...)
+		if m.LastFailureAt != nil {
+			gauge(dLastFailure, unix(*m.LastFailureAt), l...)
+		}
+	}
+}
+
+// Top returns at most n workflow versions, worst failure ratio first (then
+// most runs, then id): when the cap bites, the ones an SRE must see stay.
+func Top(ws []store.WorkflowMetrics, n int) []store.WorkflowMetrics {
+	out := slices.Clone(ws)
+	slices.SortStableFunc(out, func(a, b store.WorkflowMetrics) int {
+		fa, fb := -1.0, -1.0
+		if a.FailureRate != nil {
+			fa = *a.FailureRate
+		}
+		if b.FailureRate != nil {
+			fb = *b.FailureRate
+		}
+		if c := cmp.Compare(fb, fa); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Runs, a.Runs); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.WorkflowID, b.WorkflowID)
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// read reads the database once (e.mu held).
+func (e *Exporter) read(now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.Timeout)
+	defer cancel()
+	e.reads++
+	start := time.Now()
+	snap := &snapshot{at: now}
+	err := e.readOutcomes(ctx)
+	for _, w := range e.opts.Windows {
+		if err != nil {
+			break
+		}
+		var ov store.Overview
+		ov, err = e.src.Overview(ctx, w)
+		snap.overviews = append(snap.overviews, ov)
+	}
+	e.readSecs = time.Since(start).Seconds()
+	e.readAt, e.readErr = time.Now(), err
+	if err != nil {
+		e.errors++
+		e.log.Warn("metrics: reading the database failed", "err", err)
+		return
+	}
+	e.snap = snap
+}
+
+// readOutcomes counts refresh attempts that finished since the last
+// reading. Attempts already in the log at the first reading are not
+// counted (the counters count from the exporter's start, as counters do);
+// a running attempt is counted when it finishes.
+func (e *Exporter) readOutcomes(ctx context.Context) error {
+	for {
+		rows, err := e.src.RefreshOutcomes(ctx, e.afterID, 1000)
+		if err != nil {
+			return err
+		}
+		advance := true
+		for _, r := range rows {
+			if r.Status == "running" {
+				advance = false // keep reading from here until it finishes
+				continue
+			}
+			if !e.counted[r.ID] {
+				e.counted[r.ID] = true
+				if e.started {
+					e.outcomes[[2]string{r.View, r.Status}]++
+				}
+			}
+			if advance {
+				e.afterID = r.ID
+				delete(e.counted, r.ID)
+			}
+		}
+		if len(rows) < 1000 || !advance {
+			break
+		}
+	}
+	e.started = true
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
