@@ -11,7 +11,9 @@
 //  3. write impact: pgbench with a MeshHook-shaped script with vs without a
 //     refresh every 10 s;
 //  4. dashboard footprint: the meshtop binary vs pg_activity under a
-//     pseudo-terminal, plus the TUI's Go render benchmarks.
+//     pseudo-terminal, plus the TUI's Go render benchmarks;
+//  5. meshtop serve: database time per poll with 20 SSH dashboards vs 1,
+//     memory per additional session, a warm-cache scrape vs status --json.
 //
 // It prints a table and rewrites docs/BENCHMARKS.md (-out). BENCH_SIZE=large
 // adds a 10M-run data set. Nothing here is a test: it reports figures and
@@ -97,7 +99,7 @@ func main() {
 }
 
 // defaultGroups are every group, in the order they run.
-const defaultGroups = "retrieval,refresh,write,footprint"
+const defaultGroups = "retrieval,refresh,write,footprint,serve"
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {

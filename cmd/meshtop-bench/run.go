@@ -43,7 +43,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	b.schema = q
-	if cfg.groups["footprint"] {
+	if cfg.groups["footprint"] || cfg.groups["serve"] {
 		if err := buildMeshtop(ctx, cfg.meshtopBin); err != nil {
 			return err
 		}
@@ -155,6 +155,12 @@ func run(ctx context.Context, cfg config) error {
 		}
 		if err := b.renderBench(ctx); err != nil {
 			return fmt.Errorf("render benchmarks: %w", err)
+		}
+	}
+
+	if cfg.groups["serve"] {
+		if err := b.serveGroup(ctx, b.sets["10H"]); err != nil {
+			return fmt.Errorf("serve: %w", err)
 		}
 	}
 

@@ -74,7 +74,7 @@ func newSSHServer(cfg Config, h *hub.Hub, obs *observer) (*sshServer, error) {
 	s.srv, err = wish.NewServer(
 		wish.WithHostKeyPEM(pem),
 		wish.WithPublicKeyAuth(s.authorize),
-		ssh.EmulatePty(),
+		ssh.AllocatePty(),
 		wish.WithMiddleware(
 			bubbletea.MiddlewareWithProgramHandler(s.program, termenv.ANSI256),
 			activeterm.Middleware(),
@@ -177,13 +177,14 @@ func (s *sshServer) guard(next ssh.Handler) ssh.Handler {
 }
 
 // program builds a session's dashboard: its own model, renderer, window and
-// keys, reading through the shared hub.
+// keys, reading through the shared hub. The program reads and writes the
+// session's pty (wish's MakeOptions), so Bubble Tea puts it in raw mode.
 func (s *sshServer) program(sess ssh.Session) *tea.Program {
 	readOnly := s.role(sess) != roleOperator
 	idle := &atomic.Bool{}
 	sess.Context().SetValue(idleKey, idle)
-	in := &idleReader{r: sess}
-	in.touch()
+	act := &activity{}
+	act.touch()
 	m := tui.NewWithContext(sess.Context(), tui.Options{
 		Store:     s.hub.Client(readOnly),
 		ReadOnly:  readOnly,
@@ -196,15 +197,16 @@ func (s *sshServer) program(sess ssh.Session) *tea.Program {
 		Output:    sess,
 		Renderer:  bubbletea.MakeRenderer(sess),
 	})
-	p := tea.NewProgram(m, tea.WithInput(in), tea.WithOutput(sess), tea.WithAltScreen(),
-		tea.WithFPS(tui.RenderFPS), tea.WithoutSignalHandler())
-	go s.watchIdle(sess.Context(), p, in, idle)
+	opts := append(bubbletea.MakeOptions(sess), tea.WithAltScreen(), tea.WithFPS(tui.RenderFPS),
+		tea.WithoutSignalHandler(), tea.WithFilter(act.filter))
+	p := tea.NewProgram(m, opts...)
+	go s.watchIdle(sess.Context(), p, act, idle)
 	return p
 }
 
 // watchIdle ends a session whose user pressed no key for the idle timeout
 // (the dashboard's own output does not count as activity).
-func (s *sshServer) watchIdle(ctx context.Context, p *tea.Program, in *idleReader, idle *atomic.Bool) {
+func (s *sshServer) watchIdle(ctx context.Context, p *tea.Program, act *activity, idle *atomic.Bool) {
 	limit := s.cfg.SSHIdleTimeout
 	check := min(max(limit/10, 10*time.Millisecond), time.Second)
 	t := time.NewTicker(check)
@@ -214,7 +216,7 @@ func (s *sshServer) watchIdle(ctx context.Context, p *tea.Program, in *idleReade
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if in.idleFor() >= limit {
+			if act.idleFor() >= limit {
 				idle.Store(true)
 				p.Quit()
 				return
@@ -223,23 +225,21 @@ func (s *sshServer) watchIdle(ctx context.Context, p *tea.Program, in *idleReade
 	}
 }
 
-// idleReader remembers when the user last typed.
-type idleReader struct {
-	r    io.Reader
-	last atomic.Int64
-}
+// activity remembers when the user last pressed a key or used the mouse.
+type activity struct{ last atomic.Int64 }
 
-func (r *idleReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if n > 0 {
-		r.touch()
+// filter sees every message before the model (tea.WithFilter).
+func (a *activity) filter(_ tea.Model, msg tea.Msg) tea.Msg {
+	switch msg.(type) {
+	case tea.KeyMsg, tea.MouseMsg:
+		a.touch()
 	}
-	return n, err
+	return msg
 }
 
-func (r *idleReader) touch() { r.last.Store(time.Now().UnixNano()) }
-func (r *idleReader) idleFor() time.Duration {
-	return time.Since(time.Unix(0, r.last.Load()))
+func (a *activity) touch() { a.last.Store(time.Now().UnixNano()) }
+func (a *activity) idleFor() time.Duration {
+	return time.Since(time.Unix(0, a.last.Load()))
 }
 
 func (s *sshServer) serve(ln net.Listener) error {
