@@ -214,7 +214,7 @@ func (e *Exporter) collectWorkflows(gauge func(*prometheus.Desc, float64, ...str
 	gauge(dWorkflows, float64(len(ov.Workflows)), w)
 	gauge(dExported, float64(len(kept)), w)
 	for _, m := range kept {
-		l := []string{w, m.WorkflowID, m.ProjectID, m.Slug, strconv.Itoa(m.Version)}
+		l := []string{w, m.WorkflowID, m.ProjectID, m.Slug.String(), strconv.Itoa(m.Version)} // the slug sanitized: alerts and consoles print labels
 		with := func(extra string) []string { return append(slices.Clone(l), extra) }
 		gauge(dRuns, float64(m.Succeeded), with("succeeded")...)
 		gauge(dRuns, float64(m.Failed), with("failed")...)

@@ -11,7 +11,7 @@ import (
 
 // presentation are the packages that write to an operator's terminal,
 // relative to this package's directory.
-var presentation = []string{"../../tui", "../../cmd/meshtop/internal/cli"}
+var presentation = []string{"../../tui", "../../cmd/meshtop/internal/cli", "../../cmd/meshtop/internal/serve"}
 
 // sanitizers are the calls an error's text may be passed to (directly or
 // inside a larger expression): they put it on one sanitized line, or keep it
@@ -25,6 +25,8 @@ var errorTextAllowed = map[string]bool{
 	"tui/commands.go:isConnErr":         true, // classifies the error by its message
 	"cli/root.go:(*exitError).Error":    true, // an error's own Error method
 	"cli/root.go:(*replicaError).Error": true,
+	"serve/log.go:redactAttr":           true, // an error attribute of a log line: redacted, then quoted by slog
+	"serve/keys.go:(*keyFile).has":      true, // compares a reload error with the last one, to log it once
 }
 
 // TestPresentationUsesSanitizedText reads the sources of the dashboard and

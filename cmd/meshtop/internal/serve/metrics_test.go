@@ -61,7 +61,7 @@ func TestPrometheusScrapeEqualsStatusJSON(t *testing.T) {
 			if s.Value != float64(want) {
 				t.Errorf("%s %s runs{status=%s} = %v, status --json says %d", w, wf.Slug, s.Labels["status"], s.Value, want)
 			}
-			if s.Labels["slug"] != wf.Slug || s.Labels["version"] != strconv.Itoa(wf.Version) || s.Labels["project_id"] != wf.ProjectID {
+			if s.Labels["slug"] != wf.Slug.String() || s.Labels["version"] != strconv.Itoa(wf.Version) || s.Labels["project_id"] != wf.ProjectID {
 				t.Errorf("labels %v differ from status --json's %s v%d %s", s.Labels, wf.Slug, wf.Version, wf.ProjectID)
 			}
 		}
