@@ -180,13 +180,6 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	defer pool.Close()
 	st := store.New(pool, nil, a.storeOptions())
 	target := conn.Target(pool)
-	logger.Info("meshtop serve starting", "instance", instance, "database", target, "schema", a.g.schema,
-		"version", a.io.Build.Version, "application_name", appName)
-	if f.refreshEvery > 0 {
-		if sc, err := st.Schedule(ctx); err == nil && sc.Scheduled && sc.Active {
-			logger.Warn("pg_cron also refreshes the views; --refresh-every adds a second schedule (meshtop schedule --off removes pg_cron's)", "cron", sc.Schedule)
-		}
-	}
 	srv, err := serve.New(ctx, serve.Config{
 		Pool: pool, Store: st, Schema: a.g.schema, Target: target, Logger: logger, Instance: instance,
 		Listen: f.listen, MetricsWindows: windows, MetricsMaxWorkflows: f.metricsMaxWorkflows, MetricsCache: f.metricsCache,
@@ -198,6 +191,15 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	})
 	if err != nil {
 		return err
+	}
+	// Configuration errors above are one line on stderr; from here on the
+	// log speaks.
+	logger.Info("meshtop serve starting", "instance", instance, "database", target, "schema", a.g.schema,
+		"version", a.io.Build.Version, "application_name", appName)
+	if f.refreshEvery > 0 {
+		if sc, err := st.Schedule(ctx); err == nil && sc.Scheduled && sc.Active {
+			logger.Warn("pg_cron also refreshes the views; --refresh-every adds a second schedule (meshtop schedule --off removes pg_cron's)", "cron", sc.Schedule)
+		}
 	}
 	err = srv.Run(ctx)
 	logger.Info("meshtop serve stopped")

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Bad flags and files: one line on stderr, exit 1, before anything runs.
+func TestServeBadFlags(t *testing.T) {
+	db := installed(t)
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "keys")
+	if err := os.WriteFile(garbage, []byte("no key here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--metrics-windows", "24h,2d"}, `--metrics-windows: unknown window "2d"`},
+		{[]string{"--log-format", "xml"}, `--log-format "xml": use text or json`},
+		{[]string{"--metrics-max-workflows", "0"}, "--metrics-max-workflows 0: must be at least 1"},
+		{[]string{"--metrics-cache", "0s"}, "invalid argument"},
+		{[]string{"--ssh-listen", "127.0.0.1:0"}, "--ssh-listen needs --ssh-authorized-keys FILE"},
+		{[]string{"--ssh-listen", "127.0.0.1:0", "--ssh-authorized-keys", filepath.Join(dir, "nope")}, "--ssh-authorized-keys " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{[]string{"--ssh-listen", "127.0.0.1:0", "--ssh-authorized-keys", garbage}, "line 1: not a public key"},
+		{[]string{"--listen", ""}, "nothing to serve"},
+		{[]string{"--read-only", "--refresh-every", "1m"}, "refusing to schedule refreshes"},
+		{[]string{"--dsn-file", filepath.Join(dir, "nope"), "--dsn", ""}, "--dsn-file " + filepath.Join(dir, "nope") + ": no such file or directory"},
+	}
+	for _, c := range cases {
+		args := append([]string{"serve", "--dsn", db.DSN}, c.args...)
+		r := run(t, runOpts{}, args...).must(t, ExitError)
+		if !strings.Contains(r.stderr, c.want) || strings.Count(strings.TrimSpace(r.stderr), "\nmeshtop: ") > 0 ||
+			!strings.Contains(lastLine(r.stderr), c.want) {
+			t.Errorf("serve %v: want a last line containing %q, got:\n%s", c.args, c.want, r.stderr)
+		}
+	}
+}
+
+func lastLine(s string) string {
+	ls := strings.Split(strings.TrimSpace(s), "\n")
+	return ls[len(ls)-1]
+}
+
+// serve runs on a password role's DSN from the environment, answers its
+// endpoints, stops cleanly when its context ends (as on SIGTERM), and
+// never logs the password.
+func TestServeRunsAndStops(t *testing.T) {
+	db := refreshed(t)
+	dsn := loginRole(t, db, "serve_reader", "meshtop_reader")
+	dsnFile := filepath.Join(t.TempDir(), "database-url")
+	if err := os.WriteFile(dsnFile, []byte(dsn+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan result, 1)
+	go func() {
+		done <- runInto(ctx, runOpts{env: map[string]string{"MESHTOP_DSN_FILE": dsnFile, "MESHTOP_LOG_FORMAT": "json"}},
+			&stdout, &stderr, "serve", "--listen", "127.0.0.1:0", "--instance", "cli-test")
+	}()
+	addrRe := regexp.MustCompile(`"msg":"http: serving[^}]*"addr":"([^"]+)"`)
+	var addr string
+	waitFor(t, "serve to listen", time.Minute, func() bool {
+		m := addrRe.FindStringSubmatch(stderr.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %s", p, resp.Status)
+		}
+	}
+	cancel()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30s")
+	}
+	r.must(t, ExitOK)
+	for _, want := range []string{`"instance":"cli-test"`, `"application_name":"meshtop serve cli-test"`, "meshtop serve stopped", "serve_reader@"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("log lacks %s:\n%s", want, r.stderr)
+		}
+	}
+	noSecret(t, r)
+
+	// A wrong password: one line, no password.
+	bad := strings.Replace(dsn, secret, secret+"-wrong", 1)
+	r = run(t, runOpts{env: map[string]string{"DATABASE_URL": bad}}, "serve", "--listen", "127.0.0.1:0").must(t, ExitError)
+	if strings.Contains(r.stderr, secret) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Errorf("wrong password: want one line without the password:\n%s", r.stderr)
+	}
+}
