@@ -27,10 +27,12 @@ import (
 	"github.com/meshtop/meshtop/data/store"
 )
 
-// Store is what the hub reads and drives: the methods of *store.Store a
-// dashboard uses.
+// Store is what a dashboard reads and drives: the methods of *store.Store
+// it calls. The hub needs the same list from the store it wraps, and
+// tui.Source is this interface.
 type Store interface {
 	Overview(ctx context.Context, w store.Window) (store.Overview, error)
+	Changes(ctx context.Context, w store.Window) (map[string]store.Change, error)
 	Workflow(ctx context.Context, workflowID string, w store.Window) (store.WorkflowDetail, error)
 	Installed(ctx context.Context) (bool, error)
 	Server(ctx context.Context) (store.ServerInfo, error)
@@ -197,6 +199,11 @@ func (h *Hub) prune() {
 // Overview reads the overview of a window (shared).
 func (h *Hub) Overview(ctx context.Context, w store.Window) (store.Overview, error) {
 	return get(ctx, h, "overview", "ov\x00"+string(w), func(c context.Context) (store.Overview, error) { return h.st.Overview(c, w) })
+}
+
+// Changes reads each workflow's change against the previous window (shared).
+func (h *Hub) Changes(ctx context.Context, w store.Window) (map[string]store.Change, error) {
+	return get(ctx, h, "changes", "ch\x00"+string(w), func(c context.Context) (map[string]store.Change, error) { return h.st.Changes(c, w) })
 }
 
 // Workflow reads one workflow's detail (shared).

@@ -16,7 +16,6 @@ import (
 // scheduler's refreshes and the SSH sessions.
 type observer struct {
 	build     *prometheus.GaugeVec
-	leader    prometheus.GaugeFunc
 	refreshes *prometheus.CounterVec
 	sessions  *prometheus.GaugeVec
 	refused   *prometheus.CounterVec

@@ -21,10 +21,8 @@ import (
 	"github.com/meshtop/meshtop/data/hub"
 	"github.com/meshtop/meshtop/data/leader"
 	"github.com/meshtop/meshtop/data/store"
-	"github.com/meshtop/meshtop/tui"
 )
 
-var _ tui.Source = (*hub.Client)(nil)
 
 // Config is everything `meshtop serve` runs with.
 type Config struct {
