@@ -23,7 +23,6 @@ import (
 	"github.com/meshtop/meshtop/data/store"
 )
 
-
 // Config is everything `meshtop serve` runs with.
 type Config struct {
 	Pool   *pgxpool.Pool // the primary: refreshes, the leader lock, LISTEN
