@@ -53,7 +53,7 @@ type sshFixture struct {
 	hostKeyPath, appName    string
 }
 
-func startSSH(t *testing.T, maxSessions int) sshFixture {
+func startSSH(t *testing.T, maxSessions int, idle time.Duration) sshFixture {
 	t.Helper()
 	e := setup(t)
 	dir := t.TempDir()
@@ -64,7 +64,7 @@ func startSSH(t *testing.T, maxSessions int) sshFixture {
 	f.r = start(t, e, serve.Config{
 		Instance: "ssh-test", Pool: e.pool(t, f.appName, 8), SSHListen: "127.0.0.1:0", SSHHostKey: f.hostKeyPath,
 		SSHAuthorizedKeys: filepath.Join(dir, "viewers"), SSHOperatorKeys: filepath.Join(dir, "operators"),
-		SSHMaxSessions: maxSessions, SSHIdleTimeout: time.Hour, Interval: 500 * time.Millisecond, Target: "test",
+		SSHMaxSessions: maxSessions, SSHIdleTimeout: idle, Interval: 500 * time.Millisecond, Target: "test",
 	})
 	return f
 }
@@ -165,7 +165,7 @@ func (f sshFixture) refreshCount(t *testing.T) int {
 // The SSH dashboard: keys decide who gets in and who may refresh; what is
 // not a dashboard is refused.
 func TestSSHDashboard(t *testing.T) {
-	f := startSSH(t, 8)
+	f := startSSH(t, 8, time.Hour)
 	if st, err := os.Stat(f.hostKeyPath); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("host key not generated with mode 0600: %v %v", st, err)
 	}
@@ -265,7 +265,7 @@ func TestSSHDashboard(t *testing.T) {
 // connection): nothing is left behind — sessions, subscribers, goroutines,
 // pool connections, backends.
 func TestSSHNoLeaks(t *testing.T) {
-	f := startSSH(t, 4)
+	f := startSSH(t, 4, time.Hour)
 	cycle := func(i int) {
 		c, nc, err := f.dial(t, ssh.PublicKeys(f.viewer))
 		if err != nil {
@@ -382,5 +382,32 @@ func TestSSHConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v, want one line containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// A session without a key press for the idle timeout is ended with a
+// message; the dashboard's own redraws do not keep it open, key presses do.
+func TestSSHIdleTimeout(t *testing.T) {
+	f := startSSH(t, 4, 3*time.Second)
+	c, _, err := f.dial(t, ssh.PublicKeys(f.viewer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tm := f.open(t, c)
+	tm.waitText("data as of")
+	start := time.Now()
+	for range 4 { // keys keep it open past the timeout
+		time.Sleep(time.Second)
+		tm.send("j")
+	}
+	tm.waitText("no key pressed for 3s; disconnected")
+	if d := time.Since(start); d < 4*time.Second+3*time.Second-500*time.Millisecond {
+		t.Errorf("ended %v after the first key, though keys came for 4s and the timeout is 3s", d)
+	}
+	_ = tm.waitEnd()
+	waitFor(t, 10*time.Second, "the session to be gone", func() bool { return f.r.srv.Sessions() == 0 })
+	if !strings.Contains(f.r.log.String(), "ssh: session idle timeout") {
+		t.Errorf("no idle timeout in the log:\n%s", f.r.log.String())
 	}
 }
