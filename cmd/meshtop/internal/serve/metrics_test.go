@@ -416,3 +416,29 @@ func promQuery(t *testing.T, base, q string) []promSample {
 	}
 	return out
 }
+
+// refreshes_total counts the attempts that finish after the exporter
+// started, whoever ran them, once each.
+func TestRefreshCounters(t *testing.T) {
+	e := setup(t)
+	r := start(t, e, serve.Config{Instance: "cnt", Listen: "127.0.0.1:0", MetricsCache: time.Millisecond})
+	url := "http://" + r.addrs.HTTP + "/metrics"
+	line := `meshtop_view_refreshes_total{outcome="ok",view="mv_workflow_metrics"} `
+	if body := get(t, url, 200); !strings.Contains(body, line+"0\n") {
+		t.Fatalf("before any refresh: %s", grepLines(body, "refreshes_total"))
+	}
+	st := store.New(e.db.Pool, nil, store.Options{})
+	for range 2 {
+		if _, err := st.Refresh(context.Background(), "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := get(t, url, 200)
+	if !strings.Contains(body, line+"2\n") {
+		t.Fatalf("after two refreshes: %s", grepLines(body, "refreshes_total"))
+	}
+	if body = get(t, url, 200); !strings.Contains(body, line+"2\n") {
+		t.Fatalf("a second scrape counted again: %s", grepLines(body, "refreshes_total"))
+	}
+	r.stop(t)
+}
