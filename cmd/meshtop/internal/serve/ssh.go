@@ -76,7 +76,7 @@ func newSSHServer(cfg Config, h *hub.Hub, obs *observer) (*sshServer, error) {
 		wish.WithPublicKeyAuth(s.authorize),
 		ssh.AllocatePty(),
 		wish.WithMiddleware(
-			bubbletea.MiddlewareWithProgramHandler(s.program, termenv.ANSI256),
+			bubbletea.MiddlewareWithProgramHandler(s.program, termenv.Ascii), // never force colours on a terminal without them
 			activeterm.Middleware(),
 			s.guard,
 		),
