@@ -96,11 +96,16 @@ type term struct {
 
 func (f sshFixture) open(t *testing.T, c *ssh.Client) *term {
 	t.Helper()
+	return f.openTerm(t, c, "xterm-256color")
+}
+
+func (f sshFixture) openTerm(t *testing.T, c *ssh.Client, termName string) *term {
+	t.Helper()
 	sess, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.RequestPty("xterm-256color", 30, 120, ssh.TerminalModes{}); err != nil {
+	if err := sess.RequestPty(termName, 30, 120, ssh.TerminalModes{}); err != nil {
 		t.Fatal(err)
 	}
 	in, err := sess.StdinPipe()
@@ -188,6 +193,23 @@ func TestSSHDashboard(t *testing.T) {
 	v.waitText("Overview")
 	v.waitText("READ-ONLY")
 	v.waitText("data as of")
+	// Colours follow each session's terminal (its own renderer), not the
+	// server's stdout: 256 colours here, none on a dumb terminal.
+	if !strings.Contains(v.out.String(), "\x1b[38;5;") {
+		t.Error("an xterm-256color session got no 256-colour styles")
+	}
+	dc, _, err := f.dial(t, ssh.PublicKeys(f.viewer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumb := f.openTerm(t, dc, "dumb")
+	dumb.waitText("data as of")
+	if out := dumb.out.String(); strings.Contains(out, "\x1b[38;") || strings.Contains(out, "\x1b[48;") {
+		t.Error("a dumb terminal's session got colours")
+	}
+	dumb.send("q")
+	_ = dumb.waitEnd()
+	dc.Close()
 	before := f.refreshCount(t)
 	v.send("\t")
 	v.waitText("Refresh console")
