@@ -148,11 +148,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.setLeader(false, 0)
 		}
 		if leader, _ := s.Leader(); leader && !time.Now().Before(next) {
+			// The cadence counts from each refresh's start, so a refresh's
+			// own duration does not stretch the interval.
+			started := time.Now()
 			s.refresh(ctx)
-			next = time.Now().Add(s.opts.Every)
-			if d := s.due(ctx); d.After(next) {
-				next = d
-			}
+			next = started.Add(s.opts.Every)
 		}
 		wait := try
 		if leader, _ := s.Leader(); leader {
