@@ -5,7 +5,7 @@ PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FREEZE      := github.com/charmbracelet/freeze@v0.2.2
 
-.PHONY: all deps build demo test test-short fuzz lint bench bench-extra screenshots golden clean
+.PHONY: all deps build demo test test-short fuzz lint bench bench-extra bench-serve screenshots golden clean
 
 all: build
 
@@ -45,7 +45,7 @@ lint:
 golden: deps
 	$(GO) test ./tui/... -update
 
-## bench: measure retrieval, refresh scaling, write impact and footprint; rewrites docs/BENCHMARKS.md
+## bench: measure retrieval, refresh scaling, write impact, footprint and meshtop serve; rewrites docs/BENCHMARKS.md
 bench: deps build
 	@.ci/install-deps pg-activity
 	$(GO) run ./cmd/meshtop-bench -out docs/BENCHMARKS.md
@@ -55,6 +55,10 @@ bench: deps build
 bench-extra: deps build
 	$(GO) run ./cmd/meshtop-bench -size large -groups retrieval,refresh -out docs/BENCHMARKS-large.md
 	$(GO) run ./cmd/meshtop-bench -groups write -refresh-every 1m -pgbench-seconds 60 -out docs/BENCHMARKS-write-1m.md
+
+## bench-serve: only the meshtop serve group (20 SSH sessions vs 1, RSS per session, warm scrape vs status --json); rewrites docs/BENCHMARKS-serve.md
+bench-serve: deps build
+	$(GO) run ./cmd/meshtop-bench -groups serve -out docs/BENCHMARKS-serve.md
 
 ## screenshots: regenerate screenshots/*.png from the deterministic demo
 screenshots: deps build

@@ -245,6 +245,7 @@ func (r *Report) Markdown() string {
 	p("```")
 	p("make bench                   # default data sets, about 15 minutes on 2 cores; rewrites docs/BENCHMARKS.md")
 	p("BENCH_SIZE=large make bench  # adds the 10M-run data set")
+	p("make bench-serve             # only the meshtop serve group (docs/BENCHMARKS-serve.md)")
 	p("make bench-extra             # 10M-run retrieval and refresh scaling (docs/BENCHMARKS-large.md), write impact at a 1-minute schedule (docs/BENCHMARKS-write-1m.md)")
 	p("go run ./cmd/meshtop-bench -h  # pairs, window lengths, groups")
 	p("```")
@@ -276,6 +277,11 @@ func groupIntro(group string, cfg config) string {
 			"Database time from pg_stat_statements (reset before each run; each tool connects as its own role because pg_stat_statements has no application_name); "+
 			"both poll once a second, so database time per poll = total / seconds in the window. pg_stat_statements' execution time includes writing the result rows to the client, "+
 			"so unlike the retrieval group's EXPLAIN time it grows with the rows a poll fetches.", cfg.footWindow, cfg.footPairs, cfg.footWindow)
+	case "meshtop serve":
+		return "The built `bin/meshtop serve` (`--interval 1s`, pool of 8) on the 1M-run database, connected as its own role; " +
+			"N SSH dashboards (golang.org/x/crypto/ssh clients, each with a 120×40 pty, all on the overview) open and show data, 3 s settle, then a 15 s window: " +
+			"database time and statements from pg_stat_statements (reset at the window's start) per second of the window, and the serve process's VmRSS at its end. " +
+			"1 and 20 sessions alternate which goes first. The scrape row times `GET /metrics` with the metrics cache warm against running `meshtop status --json` (a process that connects and reads the overview and schedule), alternated."
 	}
 	return ""
 }
