@@ -65,10 +65,13 @@ never contain a password. SIGTERM or SIGINT stops cleanly: sessions end,
 the leader lock is released, an unfinished refresh is cancelled and keeps
 the views' previous contents.
 
-Credentials: use DATABASE_URL or the libpq environment (PGPASSWORD,
-PGPASSFILE, PGSERVICEFILE) from an EnvironmentFile or systemd credential,
-never --dsn: command lines are visible to every user of the machine.
-deploy/systemd/meshtop-serve.service is a hardened unit.`
+Credentials: use --dsn-file (a systemd credential), DATABASE_URL or the
+libpq environment (PGPASSWORD, PGPASSFILE, PGSERVICEFILE), never --dsn:
+command lines are visible to every user of the machine. Every flag below
+can also be set as MESHTOP_<FLAG> (MESHTOP_REFRESH_EVERY=1m), e.g. from a
+systemd EnvironmentFile; deploy/systemd/meshtop-serve.service is a hardened
+unit. serve reads and refreshes on the primary (--replica-dsn is not used).
+Full reference: docs/SERVE.md.`
 
 func (a *app) serveCmd() *cobra.Command {
 	f := &serveFlags{}
@@ -90,7 +93,7 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.StringVar(&f.metricsWindows, "metrics-windows", "24h", "comma-separated windows of the workflow metrics: 1h, 24h, 7d, 30d")
 	fl.IntVar(&f.metricsMaxWorkflows, "metrics-max-workflows", 200, "most workflow versions exported per window, worst failure ratio first (bounds the series count)")
 	fl.Var(newDuration(&f.metricsCache, 15*time.Second), "metrics-cache", "a scrape reads the database at most once per this interval")
-	fl.Var(&durationValue{&f.refreshEvery}, "refresh-every", "refresh every view at this interval, on one leader among all serve replicas (off by default)")
+	fl.Var(&durationValue{&f.refreshEvery}, "refresh-every", "refresh every view at this interval, on one leader among all serve replicas; 0 (the default) leaves refreshing to pg_cron or others")
 	fl.Var(newDuration(&f.interval, 2*time.Second), "interval", "how often the SSH dashboards' shared data is read")
 	fl.Var(newWindow(&f.window, store.Window24h), "window", "window an SSH dashboard shows first")
 	fl.Var(newDuration(&f.lagWarn, 2*time.Minute), "lag-warn", "refresh lag that turns the dashboards' badge yellow")
