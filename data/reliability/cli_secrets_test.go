@@ -98,6 +98,7 @@ func TestCLIErrorPathsNeverShowPasswords(t *testing.T) {
 		{"status", "--window", "2d"}, {"check", "--max-lag", "soon"}, {"check", "--min-success-rate", "1.5"},
 		{"refresh", "--view", "mv_nope"}, {"refresh", "--every", "-1s"}, {"--no-such-flag"}, {"status", "--schema", "public"},
 		{"status", "--schema", `x"; drop table public.projects; --`}, {"uninstall"}, {"install", "--read-only"}, {"refresh", "--read-only"},
+		{"serve", "--metrics-windows", "2d"}, {"serve", "--ssh-listen", "127.0.0.1:0"}, {"serve", "--read-only", "--refresh-every", "1m"},
 		{}, // the dashboard without a terminal
 	}
 	type probe struct {
