@@ -71,6 +71,8 @@ command lines are visible to every user of the machine. Every flag below
 can also be set as MESHTOP_<FLAG> (MESHTOP_REFRESH_EVERY=1m), e.g. from a
 systemd EnvironmentFile; deploy/systemd/meshtop-serve.service is a hardened
 unit. serve reads and refreshes on the primary (--replica-dsn is not used).
+Through a transaction pooler (port 6543) only the metrics work:
+--refresh-every and --ssh-listen need a session and are refused (exit 2).
 Full reference: docs/SERVE.md.`
 
 func (a *app) serveCmd() *cobra.Command {
@@ -176,12 +178,19 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	pool, err := conn.Open(ctx, conn.Options{DSN: dsn, ApplicationName: appName, ConnectTimeout: 10 * time.Second, MaxConns: int32(f.maxConns)})
+	pool, pooling, err := conn.OpenDetect(ctx, conn.Options{DSN: dsn, ApplicationName: appName, ConnectTimeout: 10 * time.Second, MaxConns: int32(f.maxConns)})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	st := store.New(pool, nil, a.storeOptions())
+	// Through a transaction pooler only the metrics work: the leader lock
+	// and the dashboards' LISTEN need a server session.
+	if pooling == conn.TransactionPooler && (f.refreshEvery > 0 || f.sshListen != "") {
+		return errNeedsSession
+	}
+	so := a.storeOptions()
+	so.TransactionPooler = pooling == conn.TransactionPooler
+	st := store.New(pool, nil, so)
 	target := conn.Target(pool)
 	srv, err := serve.New(ctx, serve.Config{
 		Pool: pool, Store: st, Schema: a.g.schema, Target: target, Logger: logger, Instance: instance,

@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/meshtop/meshtop/data/pgtest"
 )
 
 // Bad flags and files: one line on stderr, exit 1, before anything runs.
@@ -107,4 +114,63 @@ func TestServeRunsAndStops(t *testing.T) {
 	if strings.Contains(r.stderr, secret) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 		t.Errorf("wrong password: want one line without the password:\n%s", r.stderr)
 	}
+}
+
+// Through a transaction pooler serve refuses what needs a session (the
+// leader lock, the dashboards' LISTEN) with the pooler's one line, exit 2,
+// and serves metrics, which only read.
+func TestServeThroughTransactionPooler(t *testing.T) {
+	db := refreshed(t)
+	pooled := pgtest.PgBouncer(t, "transaction").DSN(db.Name)
+	for _, args := range [][]string{{"--refresh-every", "1m"}, {"--ssh-listen", "127.0.0.1:0", "--ssh-authorized-keys", writeKeyFile(t)}} {
+		r := run(t, runOpts{}, append([]string{"serve", "--dsn", pooled, "--listen", "127.0.0.1:0"}, args...)...).must(t, ExitNeedsSession)
+		if r.stderr != poolerLine {
+			t.Errorf("serve %v through the pooler: %q, want %q", args, r.stderr, poolerLine)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan result, 1)
+	go func() {
+		done <- runInto(ctx, runOpts{}, &stdout, &stderr, "serve", "--dsn", pooled, "--listen", "127.0.0.1:0", "--metrics-cache", "1ms")
+	}()
+	addrRe := regexp.MustCompile(`msg="http: serving[^"]*" addr=(\S+)`)
+	var addr string
+	waitFor(t, "serve to listen", time.Minute, func() bool {
+		if m := addrRe.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	for i := 0; i < 5; i++ { // each scrape reads through the pooler again
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "meshtop_up 1\n") || !strings.Contains(string(b), "meshtop_workflow_runs{") {
+			t.Fatalf("scrape %d through the pooler:\n%s", i, b)
+		}
+	}
+	cancel()
+	(<-done).must(t, ExitOK)
+}
+
+func writeKeyFile(t *testing.T) string {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(p, gossh.MarshalAuthorizedKey(s.PublicKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
