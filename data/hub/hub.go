@@ -160,9 +160,14 @@ func get[T any](ctx context.Context, h *Hub, kind, key string, fetch func(contex
 		h.entries[key] = e
 		h.reads[kind]++
 		h.mu.Unlock()
+		// A result is as old as its read's start: fresh until one interval
+		// after it. (Counting from the read's end let a dashboard polling
+		// exactly once per interval find its previous result still fresh,
+		// so a single viewer was served every other poll from the cache.)
+		started := time.Now()
 		v, err := fetch(h.ctx)
 		h.mu.Lock()
-		e.val, e.err, e.at = v, err, time.Now()
+		e.val, e.err, e.at = v, err, started
 		close(e.done)
 		h.mu.Unlock()
 		return v, err
