@@ -142,6 +142,20 @@ func TestInterval(t *testing.T) {
 		_, _ = h.Views(ctx)
 		return h.Stats()["views"] == 2
 	}, "a second read after the interval")
+
+	// A dashboard polling once per interval reads every time: freshness
+	// counts from a read's start, so its own previous result is never
+	// mistaken for fresh (one viewer must cost what it would alone).
+	before := h.Stats()["running"]
+	for range 4 {
+		if _, err := h.Running(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(h.Interval()) // the poll period under test
+	}
+	if n := h.Stats()["running"] - before; n != 4 {
+		t.Fatalf("4 polls one interval apart made %d reads, want 4", n)
+	}
 }
 
 func all(b []bool) bool {
