@@ -34,6 +34,8 @@ var plainStrings = map[string]string{
 	"RefreshResult.View":         "the view name meshtop asked to refresh (CheckView)",
 	"RefreshResult.Status":       "as RefreshLogEntry.Status",
 	"RefreshEvent.View":          "never displayed: only triggers a re-read (any role may NOTIFY)",
+	"RefreshOutcome.View":        "as RefreshLogEntry.View (a metric label of meshtop serve)",
+	"RefreshOutcome.Status":      "the derived state: one of running, ok, failed, skipped, interrupted (a CHECK constraint and refresh_log_v)",
 	"RefreshEvent.Status":        "never displayed: only triggers a re-read",
 }
 
@@ -43,7 +45,7 @@ var plainStrings = map[string]string{
 // here, that it cannot carry tenant text — or making it a safetext.Text.
 func TestDisplayTypesCarryText(t *testing.T) {
 	roots := []any{Overview{}, WorkflowDetail{}, RefreshLogEntry{}, RunningRefresh{}, Schedule{},
-		ServerInfo{}, RefreshResult{}, RefreshEvent{}, ViewStatus{}}
+		ServerInfo{}, RefreshResult{}, RefreshEvent{}, ViewStatus{}, RefreshOutcome{}}
 	textType := reflect.TypeFor[safetext.Text]()
 	storePkg := reflect.TypeFor[Window]().PkgPath()
 	seen := map[reflect.Type]bool{}
