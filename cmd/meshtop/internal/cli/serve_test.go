@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,4 +175,69 @@ func writeKeyFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Two `meshtop serve` processes with --refresh-every: the leader is killed
+// with SIGKILL (no goodbye: its lock dies with its session) and the other
+// refreshes within two intervals; SIGTERM stops the survivor with exit 0.
+func TestServeLeaderKilled(t *testing.T) {
+	db := refreshed(t)
+	bin := binary(t)
+	const every = time.Second
+	type proc struct {
+		cmd *exec.Cmd
+		log *syncBuffer
+	}
+	startProc := func(name string) *proc {
+		p := &proc{log: &syncBuffer{}}
+		p.cmd = exec.Command(bin, "serve", "--listen", "", "--refresh-every", every.String(), "--instance", name)
+		p.cmd.Env = append(os.Environ(), "DATABASE_URL="+db.DSN)
+		p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if p.cmd.ProcessState == nil {
+				_ = p.cmd.Process.Kill()
+				_ = p.cmd.Wait()
+			}
+		})
+		return p
+	}
+	procs := map[string]*proc{"one": startProc("one"), "two": startProc("two")}
+	lastBy := func(since time.Time) (string, time.Time) {
+		var app string
+		var at time.Time
+		err := db.Pool.QueryRow(context.Background(), `select coalesce(application_name, ''), started_at from metrics.refresh_log
+			where view_name = 'mv_workflow_metrics' and started_at >= $1 order by id desc limit 1`, since).Scan(&app, &at)
+		if err != nil {
+			return "", time.Time{}
+		}
+		return strings.TrimPrefix(app, "meshtop serve "), at
+	}
+	var leader string
+	start := time.Now()
+	waitFor(t, "a refresh by a serve process", time.Minute, func() bool { leader, _ = lastBy(start); return leader != "" })
+	other := map[string]string{"one": "two", "two": "one"}[leader]
+	if err := procs[leader].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = procs[leader].cmd.Wait()
+	killed := time.Now()
+	var by string
+	var at time.Time
+	waitFor(t, "the other process to refresh", time.Minute, func() bool { by, at = lastBy(killed); return by == other })
+	if d := at.Sub(killed); d > 2*every {
+		t.Errorf("%s refreshed %v after %s was killed; want within two intervals", other, d, leader)
+	}
+	p := procs[other]
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("serve after SIGTERM: %v\n%s", err, p.log.String())
+	}
+	if !strings.Contains(p.log.String(), "meshtop serve stopped") {
+		t.Errorf("no clean stop in the log:\n%s", p.log.String())
+	}
 }
