@@ -183,7 +183,7 @@ func writeKeyFile(t *testing.T) string {
 func TestServeLeaderKilled(t *testing.T) {
 	db := refreshed(t)
 	bin := binary(t)
-	const every = time.Second
+	const every = 2 * time.Second
 	type proc struct {
 		cmd *exec.Cmd
 		log *syncBuffer
