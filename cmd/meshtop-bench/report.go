@@ -306,6 +306,10 @@ func whyMissed(f Figure) string {
 			"when the workflow rows are unchanged it keeps their order and totals and renders rows from a cache; ages are shown by the minute so unchanged lines are not re-sent; Bubble Tea renders at 20 frames/s on one P. " +
 			"What is left per poll is the store copying its cached workflow rows, the poll's statements and the Go runtime's timers. " +
 			"What would close it: hand the cached rows to the dashboard read-only instead of copying them, and merge the poll's status statements into one round trip."
+	case f.Group == "meshtop serve" && strings.HasPrefix(f.Name, "Database time"):
+		return "Why: compare the statements-per-poll row: when it is about 1× the database runs the same statements for 20 sessions as for one (the hub reads each kind once per interval), and the difference is in how long each one took. " +
+			"Here the serve process, its 20 dashboards and PostgreSQL share two cores with other jobs (see the load average and the serve CPU row), and pg_stat_statements' time includes sending each result to a client that is busy drawing; single pairs swing by 10× with the machine's load. " +
+			"What would close it: measure with the database on its own machine, as in production, or draw fewer frames per poll (each session redraws what changed; the 20 redraws are the serve process's cost, not the database's)."
 	case f.Group == "Dashboard footprint" && strings.HasPrefix(f.Name, "Database time"):
 		return "Why: see the costliest-statement notes above and the statements-per-poll row: between refreshes a poll runs several small statements (server facts, views' status, running-now counts, refresh ids); execution time in pg_stat_statements includes sending their rows, while pg_activity's costly statement reads server statistics once per poll. " +
 			"What would close it: merge the status statements into one."
