@@ -184,7 +184,6 @@ func (s *sshServer) program(sess ssh.Session) *tea.Program {
 	idle := &atomic.Bool{}
 	sess.Context().SetValue(idleKey, idle)
 	act := &activity{}
-	act.touch()
 	m := tui.NewWithContext(sess.Context(), tui.Options{
 		Store:     s.hub.Client(readOnly),
 		ReadOnly:  readOnly,
@@ -200,6 +199,7 @@ func (s *sshServer) program(sess ssh.Session) *tea.Program {
 	opts := append(bubbletea.MakeOptions(sess), tea.WithAltScreen(), tea.WithFPS(tui.RenderFPS),
 		tea.WithoutSignalHandler(), tea.WithFilter(act.filter))
 	p := tea.NewProgram(m, opts...)
+	act.touch() // the idle clock starts with the program (MakeRenderer may wait for the terminal)
 	go s.watchIdle(sess.Context(), p, act, idle)
 	return p
 }
