@@ -149,7 +149,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		instance = host + "-" + strconv.Itoa(os.Getpid())
 	}
 	appName := a.g.appName
-	if appName == "meshtop" { // the default: name the instance
+	if appName == "" { // the default: name the instance
 		appName = "meshtop serve " + instance
 	}
 	if len(appName) > 63 {

@@ -235,7 +235,7 @@ func TestSSHDashboard(t *testing.T) {
 		t.Errorf("refresh log grew by %d rows, want 3 (the operator's refresh only)", got-before)
 	}
 	// The viewer's dashboard hears of it through the shared LISTEN.
-	v.waitText("postgres (meshtop se") // the refresh log entry, application_name cut to the column
+	v.waitText("meshtop serve ssh-") // the refresh log entry: its application_name, cut to the column
 
 	// q ends the session cleanly.
 	v.send("q")
