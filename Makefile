@@ -32,8 +32,15 @@ FUZZTIME ?= 10s
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; done
+	    echo "fuzz $$pkg $$f"; \
+	    if ! $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg > .fuzz.out 2>&1; then \
+	      cat .fuzz.out; \
+	      if grep -q 'context deadline exceeded' .fuzz.out && ! grep -q 'Failing input written' .fuzz.out; then \
+	        echo "fuzz $$pkg $$f: the fuzzing engine timed out waiting for a worker (no failing input); once more"; \
+	        $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	      else rm -f .fuzz.out; exit 1; fi; \
+	    else tail -n 3 .fuzz.out; fi; \
+	  done; done; rm -f .fuzz.out
 
 ## lint: gofmt, go vet, staticcheck
 lint:

@@ -117,9 +117,10 @@ func TestFlowTransactionPooler(t *testing.T) {
 	press(tm, "tab")
 	waitText(t, tm, "Recent", "no refresh running · refreshing needs a session: use the direct or session-pooler URL, port 5432")
 	press(tm, "R")
-	waitText(t, tm, "error: "+line)
-	// The next successful poll clears the error and the note comes back.
-	waitText(t, tm, "\n"+line)
+	// The refusal, then the next successful poll clears the error and the
+	// note comes back. One wait for both: the two frames can arrive in one
+	// read of the output, which a second wait would never see again.
+	waitText(t, tm, "error: "+line, "\n"+line)
 	calls, errs := src.snapshot()
 	view := quitAndView(t, tm)
 	if len(errs) > 0 {
