@@ -18,6 +18,13 @@ import (
 //go:embed migrations/*.sql
 var Migrations embed.FS
 
+// Repeatables holds sql/repeatable/NNN_name.sql: the definitions of views
+// and functions, applied in NNN order after the migrations and again
+// whenever a file's checksum changes (or a migration ran).
+//
+//go:embed repeatable/*.sql
+var Repeatables embed.FS
+
 // Queries holds sql/queries/*.sql: named queries run by the Go packages.
 //
 //go:embed queries/*.sql

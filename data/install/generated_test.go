@@ -32,9 +32,7 @@ func TestViewsMatchLiveQueriesOnGeneratedData(t *testing.T) {
 	refreshAll(t, ctx, db.Pool, "metrics")
 	// Twice: the second refresh is CONCURRENTLY and must give the same.
 	refreshAll(t, ctx, db.Pool, "metrics")
-	compareToLive(t, ctx, db.Pool, "mv_workflow_metrics", "live_workflow_metrics.sql", anchor, workflowCols)
-	compareToLive(t, ctx, db.Pool, "mv_workflow_metrics_hourly", "live_workflow_metrics_hourly.sql", anchor, hourlyCols)
-	compareToLive(t, ctx, db.Pool, "mv_step_metrics", "live_step_metrics.sql", anchor, stepCols)
+	compareAllToLive(t, ctx, db.Pool, anchor)
 	var runs30d, steps int64
 	if err := db.Pool.QueryRow(ctx, `SELECT sum(execution_count) FROM metrics.mv_workflow_metrics WHERE "window" = '30d'`).Scan(&runs30d); err != nil {
 		t.Fatal(err)

@@ -42,10 +42,12 @@ const bookkeeping = "-- meshtop:bookkeeping\n"
 // Roles are the NOLOGIN roles install creates when they are missing.
 var Roles = []string{"meshtop_reader", "meshtop_refresher", "meshtop_tenant"}
 
-// Migration is one file of sql/migrations, rendered for a schema.
+// Migration is one file of sql/migrations (or of sql/repeatable, with
+// Repeatable set), rendered for a schema.
 type Migration struct {
-	Version       int
+	Version       int    // NNN of the file name (for a repeatable: its place in the order)
 	Name          string // file name without .sql, e.g. "003_views"
+	Repeatable    bool   // re-applied whenever its checksum changes or a migration ran
 	NoTransaction bool
 	Checksum      string // sha256 of the file as embedded (before rendering)
 	SQL           string // rendered for the installer's schema
@@ -97,13 +99,28 @@ func (in *Installer) Migrations() ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadMigrations(meshsql.Migrations, q)
+	return loadMigrations(meshsql.Migrations, "migrations", q)
 }
 
-func loadMigrations(fsys fs.FS, quoted string) ([]Migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+// Repeatables returns every embedded repeatable file (sql/repeatable: the
+// definitions of views and functions) rendered for the schema, in the order
+// they are applied.
+func (in *Installer) Repeatables() ([]Migration, error) {
+	q, err := in.quoted()
 	if err != nil {
-		return nil, fmt.Errorf("listing migrations: %w", err)
+		return nil, err
+	}
+	out, err := loadMigrations(meshsql.Repeatables, "repeatable", q)
+	for i := range out {
+		out[i].Repeatable = true
+	}
+	return out, err
+}
+
+func loadMigrations(fsys fs.FS, dir, quoted string) ([]Migration, error) {
+	names, err := fs.Glob(fsys, dir+"/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
 	}
 	seen := map[int]string{}
 	var out []Migration
@@ -112,15 +129,15 @@ func loadMigrations(fsys fs.FS, quoted string) ([]Migration, error) {
 		num, _, ok := strings.Cut(base, "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration file %s: name must be NNN_name.sql", p)
+			return nil, fmt.Errorf("file %s: name must be NNN_name.sql", p)
 		}
 		if prev, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migration version %d defined twice (%s and %s)", v, prev, base)
+			return nil, fmt.Errorf("%s number %d defined twice (%s and %s)", dir, v, prev, base)
 		}
 		seen[v] = base
 		b, err := fs.ReadFile(fsys, p)
 		if err != nil {
-			return nil, fmt.Errorf("reading migration %s: %w", p, err)
+			return nil, fmt.Errorf("reading %s: %w", p, err)
 		}
 		text := string(b)
 		sum := sha256.Sum256(b)
@@ -179,6 +196,43 @@ func (in *Installer) applied(ctx context.Context, q querier) (map[int]string, er
 	return out, nil
 }
 
+// appliedRepeatables returns name → checksum of the repeatable files
+// recorded in the schema (empty before migration 007 created the table).
+func (in *Installer) appliedRepeatables(ctx context.Context, q querier) (map[string]string, error) {
+	quoted, err := in.quoted()
+	if err != nil {
+		return nil, err
+	}
+	var exists bool
+	if err := q.QueryRow(ctx, bookkeeping+"SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+		quoted+".meshtop_repeatables").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("looking for the repeatables table: %w", err)
+	}
+	out := map[string]string{}
+	if !exists {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, bookkeeping+"SELECT name, checksum FROM "+quoted+".meshtop_repeatables")
+	if err != nil {
+		return nil, fmt.Errorf("reading applied repeatables: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, sum string
+		if err := rows.Scan(&name, &sum); err != nil {
+			return nil, fmt.Errorf("reading applied repeatables: %w", err)
+		}
+		out[name] = sum
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading applied repeatables: %w", err)
+	}
+	return out, nil
+}
+
+// pending returns the migrations not yet applied, then the repeatable files
+// to (re-)apply: all of them when a migration is pending (a migration may
+// drop what they define), otherwise those whose checksum changed.
 func (in *Installer) pending(ctx context.Context, q querier) ([]Migration, error) {
 	all, err := in.Migrations()
 	if err != nil {
@@ -197,6 +251,20 @@ func (in *Installer) pending(ctx context.Context, q querier) ([]Migration, error
 		case sum != m.Checksum:
 			return nil, fmt.Errorf("migration %s was applied with checksum %.12s but this meshtop has %.12s; the installed schema %s is from a different meshtop build",
 				m.Name, sum, m.Checksum, in.schema)
+		}
+	}
+	reps, err := in.Repeatables()
+	if err != nil {
+		return nil, err
+	}
+	repDone, err := in.appliedRepeatables(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	migrating := len(out) > 0
+	for _, r := range reps {
+		if migrating || repDone[r.Name] != r.Checksum {
+			out = append(out, r)
 		}
 	}
 	return out, nil
@@ -235,6 +303,10 @@ func (in *Installer) plan(ctx context.Context, q querier, pending []Migration) (
 	for _, m := range pending {
 		record := fmt.Sprintf("INSERT INTO %s.meshtop_migrations (version, name, checksum) VALUES (%d, %s, %s)",
 			quoted, m.Version, literal(m.Name), literal(m.Checksum))
+		if m.Repeatable {
+			record = fmt.Sprintf("INSERT INTO %s.meshtop_repeatables (name, checksum) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
+				quoted, literal(m.Name), literal(m.Checksum))
+		}
 		if !m.NoTransaction {
 			stmts := []string{"BEGIN"}
 			if usesRoles(m.SQL) {
@@ -306,7 +378,11 @@ func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + 
 func script(steps []step) string {
 	var b strings.Builder
 	for _, s := range steps {
-		fmt.Fprintf(&b, "-- meshtop migration %s\n", s.m.Name)
+		kind := "migration"
+		if s.m.Repeatable {
+			kind = "repeatable"
+		}
+		fmt.Fprintf(&b, "-- meshtop %s %s\n", kind, s.m.Name)
 		for _, st := range s.stmts {
 			b.WriteString(st)
 			b.WriteString("\n;\n")
@@ -450,7 +526,11 @@ func (in *Installer) runStep(ctx context.Context, conn *pgxpool.Conn, s step) er
 				}
 				cancel()
 			}
-			return fmt.Errorf("applying migration %s: %w", s.m.Name, err)
+			kind := "migration"
+			if s.m.Repeatable {
+				kind = "repeatable"
+			}
+			return fmt.Errorf("applying %s %s: %w", kind, s.m.Name, err)
 		}
 		switch st {
 		case "BEGIN":
@@ -493,8 +573,11 @@ func (in *Installer) Objects() []Object {
 		{"table", s + ".meshtop_migrations"},
 		{"table", s + ".config"},
 		{"table", s + ".refresh_log"},
+		{"table", s + ".meshtop_repeatables"},
+		{"table", s + ".dirty_keys (change-capture log)"},
+		{"table", s + ".rollup_runs_hour, rollup_runs_day, rollup_steps_hour, rollup_steps_day, rollup_state"},
 		{"materialized view", s + ".mv_workflow_metrics"},
-		{"materialized view", s + ".mv_workflow_metrics_hourly"},
+		{"view", s + ".mv_workflow_metrics_hourly"},
 		{"materialized view", s + ".mv_step_metrics"},
 		{"view", s + ".refresh_log_v"},
 		{"view", s + ".refresh_status"},
@@ -504,11 +587,14 @@ func (in *Installer) Objects() []Object {
 		{"function", s + ".refresh_cancel(text)"},
 		{"function", s + ".refresh_abort(bigint, text)"},
 		{"function", s + ".guard_release(text)"},
+		{"function", s + ".refresh_request_full()"},
+		{"function", s + ".verify(int)"},
 		{"function", s + ".running_now()"},
 		{"function", s + ".tenant_workflow_metrics(text)"},
 		{"function", s + ".tenant_project_ids()"},
 		{"procedure", s + ".refresh(text, boolean)"},
 		{"index", "public." + IndexName + " on public.workflow_runs (started_at), built concurrently"},
+		{"trigger", "statement-level AFTER INSERT/UPDATE/DELETE/TRUNCATE triggers on public.workflow_runs and public.workflow_events (change capture into " + s + ".dirty_keys)"},
 	}
 	for _, r := range Roles {
 		out = append(out, Object{"role", r + " (NOLOGIN, if missing)"})

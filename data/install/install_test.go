@@ -43,10 +43,15 @@ func TestApplyIdempotent(t *testing.T) {
 	if ok, err := in.Installed(ctx); err != nil || ok {
 		t.Fatalf("Installed before Apply = %v, %v; want false", ok, err)
 	}
-	all, err := in.Migrations()
+	migrations, err := in.Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
+	reps, err := in.Repeatables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(migrations, reps...)
 	var events []install.StepEvent
 	n, err := in.Apply(ctx, func(e install.StepEvent) { events = append(events, e) })
 	if err != nil {
@@ -71,7 +76,7 @@ func TestApplyIdempotent(t *testing.T) {
 		t.Fatalf("DryRun after install = %q, %v; want empty", s, err)
 	}
 	var versions int
-	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM metrics.meshtop_migrations`).Scan(&versions); err != nil || versions != len(all) {
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM metrics.meshtop_migrations`).Scan(&versions); err != nil || versions != len(migrations) {
 		t.Fatalf("recorded versions = %d, %v", versions, err)
 	}
 	var valid bool
@@ -89,10 +94,15 @@ func TestConcurrentInstallers(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	db := pgtest.NewDatabase(t)
-	all, err := install.New(db.Pool, "metrics").Migrations()
+	migrations, err := install.New(db.Pool, "metrics").Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
+	reps, err := install.New(db.Pool, "metrics").Repeatables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(migrations, reps...)
 	const n = 3
 	applied := make([]int, n)
 	var g errgroup.Group
@@ -180,7 +190,7 @@ func TestDryRunIsWhatApplyRuns(t *testing.T) {
 	}
 	var dryStmts []string
 	for _, line := range strings.SplitAfter(dry, "\n") {
-		if strings.HasPrefix(line, "-- meshtop migration ") {
+		if strings.HasPrefix(line, "-- meshtop migration ") || strings.HasPrefix(line, "-- meshtop repeatable ") {
 			continue
 		}
 		dryStmts = append(dryStmts, line)

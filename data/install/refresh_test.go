@@ -193,8 +193,11 @@ func TestRefreshPlainThenConcurrentlyAndNotify(t *testing.T) {
 	if err := c.QueryRow(ctx, `SELECT count(*) FROM metrics.refresh_status WHERE NOT populated AND last_status IS NULL`).Scan(&unpopulated); err != nil {
 		t.Fatal(err)
 	}
-	if unpopulated != 2 {
-		t.Fatalf("views never refreshed = %d; want 2", unpopulated)
+	// mv_step_metrics. mv_workflow_metrics_hourly is a plain view over the
+	// hourly rollup, which the refresh of mv_workflow_metrics built: it
+	// counts as populated.
+	if unpopulated != 1 {
+		t.Fatalf("views never refreshed = %d; want 1", unpopulated)
 	}
 	// Unknown views are refused.
 	if _, err := c.Exec(ctx, `SELECT metrics.refresh_begin('pg_class')`); err == nil || !strings.Contains(err.Error(), "unknown view") {
@@ -209,7 +212,13 @@ func TestRefreshPlainThenConcurrentlyAndNotify(t *testing.T) {
 func blockView(t *testing.T, ctx context.Context, dsn, view string) *pgx.Conn {
 	t.Helper()
 	blocker := connect(t, ctx, dsn)
-	if _, err := blocker.Exec(ctx, "BEGIN; REFRESH MATERIALIZED VIEW CONCURRENTLY metrics."+view); err != nil {
+	stmt := "BEGIN; REFRESH MATERIALIZED VIEW CONCURRENTLY metrics." + view
+	if view == "mv_workflow_metrics_hourly" {
+		// A plain view over the hourly rollup: its refresh is the rollup
+		// apply, which writes (and so locks) the rollup tables.
+		stmt = "BEGIN; LOCK TABLE metrics.rollup_runs_hour IN SHARE MODE"
+	}
+	if _, err := blocker.Exec(ctx, stmt); err != nil {
 		t.Fatal(err)
 	}
 	return blocker

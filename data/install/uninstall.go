@@ -44,6 +44,12 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 		if exists && !ours {
 			return fmt.Errorf("schema %s was not created by meshtop (it has no meshtop_migrations table); refusing to drop it", in.schema)
 		}
+		// The change-capture triggers live on MeshHook's tables: drop them
+		// by name (those whose function is in this schema; other meshtop
+		// schemas keep theirs) rather than leave it to the CASCADE.
+		if err := dropCaptureTriggers(ctx, conn, in.schema); err != nil {
+			return err
+		}
 		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+quoted+" CASCADE"); err != nil {
 			return fmt.Errorf("dropping schema %s: %w", in.schema, err)
 		}
@@ -103,4 +109,27 @@ ORDER BY r.rolname DESC`, Roles)
 func isInUse(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "2BP01"
+}
+
+// dropCaptureTriggers drops the triggers whose function lives in schema.
+func dropCaptureTriggers(ctx context.Context, conn *pgxpool.Conn, schema string) error {
+	rows, err := conn.Query(ctx, bookkeeping+`SELECT pg_catalog.format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass)
+FROM pg_catalog.pg_trigger t
+JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = $1 AND NOT t.tgisinternal
+ORDER BY 1`, schema)
+	if err != nil {
+		return fmt.Errorf("finding the change-capture triggers of schema %s: %w", schema, err)
+	}
+	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("finding the change-capture triggers of schema %s: %w", schema, err)
+	}
+	for _, st := range stmts {
+		if _, err := conn.Exec(ctx, st); err != nil {
+			return fmt.Errorf("dropping a change-capture trigger (%s): %w", st, err)
+		}
+	}
+	return nil
 }

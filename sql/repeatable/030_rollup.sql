@@ -1,0 +1,358 @@
+-- 030_rollup: maintaining the rollup from the dirty-key log. Repeatable.
+--
+-- rollup_apply() is called by refresh_run before a view is refreshed. It
+-- reads the dirty keys visible to it, recomputes exactly those (workflow,
+-- hour) buckets from the raw tables — runs and step executions alike — and
+-- the UTC days holding them from the hours, then deletes exactly the log
+-- rows it read (by id). A key committed after it read the log stays for the
+-- next refresh; a bucket recomputed from a later snapshot than the one the
+-- log was read in is only ever newer. So the rollup never misses a change,
+-- whatever the interleaving (docs/REFRESH.md has the argument).
+--
+-- It rebuilds everything instead (mode 'full') when the rollup was never
+-- built, when the log holds the marker (NULL, NULL) (TRUNCATE, refresh
+-- --full), when the pinned clock changed (config clock; steps after the
+-- clock are ignored, so buckets depend on it), or when a partition of
+-- workflow_events that could hold rows of the window changed in a way no
+-- trigger sees (dropped, detached, attached with rows, truncated by name).
+
+-- Recomputes buckets from the raw tables into the given tables (the rollup's
+-- own, or verify's temporary copies). p_full: every hour from p_from on;
+-- otherwise the (p_wf[i], p_hour[i]) keys, which must be distinct. Step
+-- events after p_clock are ignored, as are events older than the hour their
+-- run started in (MeshHook writes a run before its events).
+CREATE OR REPLACE FUNCTION @schema@.rollup_recompute(
+  p_full boolean, p_wf uuid[], p_hour timestamptz[], p_from timestamptz, p_clock timestamptz,
+  p_runs_hour regclass, p_steps_hour regclass, p_runs_day regclass, p_steps_day regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+DECLARE
+  v_src text;      -- the runs whose buckets are recomputed
+  v_hours text;    -- hour rows whose days are recomputed
+  v_keys text;     -- (wf, h) of the hour buckets to recompute
+  v_days text;     -- (wf, d) of the day buckets to recompute
+  v_lo timestamptz;
+BEGIN
+  IF p_full THEN
+    v_lo := p_from;
+    v_src := $q$SELECT r.id, r.workflow_id, pg_catalog.date_trunc('hour', r.started_at, 'UTC') AS bucket,
+                       r.status, r.started_at, r.finished_at
+                FROM public.workflow_runs r WHERE r.started_at >= $3$q$;
+    v_hours := $q$SELECT t.*, pg_catalog.date_trunc('day', t.bucket, 'UTC') AS day FROM %1$s t$q$;
+  ELSE
+    SELECT min(h) INTO v_lo FROM pg_catalog.unnest(p_hour) h;
+    IF v_lo IS NULL THEN
+      RETURN;
+    END IF;
+    v_src := $q$SELECT r.id, r.workflow_id, k.h AS bucket, r.status, r.started_at, r.finished_at
+                FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)
+                JOIN public.workflow_runs r ON r.workflow_id = k.wf AND r.started_at >= k.h
+                 AND r.started_at < k.h + interval '1 hour'$q$;
+    v_keys := $q$SELECT k.wf, k.h FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)$q$;
+    v_days := $q$SELECT DISTINCT k.wf, pg_catalog.date_trunc('day', k.h, 'UTC') AS d
+                 FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)$q$;
+    v_hours := 'SELECT t.*, k.d AS day FROM (' || v_days || $q$) k
+                  JOIN %1$s t ON t.workflow_id = k.wf AND t.bucket >= k.d AND t.bucket < k.d + interval '24 hours'$q$;
+  END IF;
+
+  -- Hours: delete the buckets, insert what the raw tables hold for them.
+  IF p_full THEN
+    EXECUTE pg_catalog.format('DELETE FROM %s', p_runs_hour);
+    EXECUTE pg_catalog.format('DELETE FROM %s', p_steps_hour);
+    EXECUTE pg_catalog.format('DELETE FROM %s', p_runs_day);
+    EXECUTE pg_catalog.format('DELETE FROM %s', p_steps_day);
+  ELSE
+    EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.h',
+      p_runs_hour, v_keys) USING p_wf, p_hour;
+    EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.h',
+      p_steps_hour, v_keys) USING p_wf, p_hour;
+    EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.d',
+      p_runs_day, v_days) USING p_wf, p_hour;
+    EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.d',
+      p_steps_day, v_days) USING p_wf, p_hour;
+  END IF;
+
+  EXECUTE pg_catalog.format($q$
+    WITH rs AS (
+      SELECT s.workflow_id, s.bucket, s.status, s.started_at, s.finished_at,
+             pg_catalog.date_part('epoch', s.finished_at - s.started_at) * 1000 AS dur
+      FROM (%2$s) s
+    ),
+    h AS (
+      SELECT rs.workflow_id, rs.bucket, @schema@.dd_key(rs.dur) AS k, count(*)::int AS c
+      FROM rs WHERE rs.dur IS NOT NULL GROUP BY 1, 2, 3
+    ),
+    ha AS (
+      SELECT h.workflow_id, h.bucket, array_agg(h.k ORDER BY h.k) AS ks, array_agg(h.c ORDER BY h.k) AS cs
+      FROM h GROUP BY 1, 2
+    ),
+    a AS (
+      SELECT rs.workflow_id, rs.bucket,
+             count(*) AS runs,
+             count(*) FILTER (WHERE rs.status = 'succeeded') AS succeeded,
+             count(*) FILTER (WHERE rs.status = 'failed') AS failed,
+             count(*) FILTER (WHERE rs.status = 'canceled') AS canceled,
+             count(*) FILTER (WHERE rs.status IN ('running', 'paused')) AS running,
+             count(rs.dur) AS finished,
+             coalesce(sum(EXTRACT(epoch FROM rs.finished_at - rs.started_at) * 1000), 0) AS dur_sum_ms,
+             min(rs.dur) AS dur_min_ms, max(rs.dur) AS dur_max_ms,
+             count(*) FILTER (WHERE rs.finished_at IS NULL AND rs.status IN ('running', 'paused')) AS open_runs,
+             coalesce(sum(EXTRACT(epoch FROM rs.started_at))
+               FILTER (WHERE rs.finished_at IS NULL AND rs.status IN ('running', 'paused')), 0) AS open_started_epoch,
+             max(coalesce(rs.finished_at, rs.started_at)) FILTER (WHERE rs.status = 'failed') AS last_failure_at,
+             percentile_cont(ARRAY[0.5, 0.95]::float8[]) WITHIN GROUP (ORDER BY rs.dur)
+               FILTER (WHERE rs.dur IS NOT NULL) AS pct
+      FROM rs GROUP BY 1, 2
+    )
+    INSERT INTO %1$s (workflow_id, bucket, runs, succeeded, failed, canceled, running, finished,
+      dur_sum_ms, dur_min_ms, dur_max_ms, open_runs, open_started_epoch, last_failure_at,
+      p50_ms, p95_ms, hist_k, hist_c)
+    SELECT a.workflow_id, a.bucket, a.runs, a.succeeded, a.failed, a.canceled, a.running, a.finished,
+           a.dur_sum_ms, a.dur_min_ms, a.dur_max_ms, a.open_runs, a.open_started_epoch, a.last_failure_at,
+           a.pct[1], a.pct[2], coalesce(ha.ks, '{}'), coalesce(ha.cs, '{}')
+    FROM a LEFT JOIN ha ON ha.workflow_id = a.workflow_id AND ha.bucket = a.bucket
+  $q$, p_runs_hour, v_src) USING p_wf, p_hour, p_from;
+
+  -- Step executions, paired as in mv_step_metrics, by their run's hour. The
+  -- runs are read once and joined by hash (or probed by run_id for a few
+  -- keys); ts >= v_lo prunes workflow_events to the partitions that matter.
+  EXECUTE pg_catalog.format($q$
+    WITH runs AS MATERIALIZED (%2$s),
+    ev AS (
+      SELECT e.run_id, e.ts, e.type, runs.workflow_id, runs.bucket,
+             e.payload -> 'node' ->> 'id' AS node_id,
+             e.payload -> 'node' ->> 'type' AS node_type,
+             pg_catalog.lead(e.type) OVER w AS next_type,
+             pg_catalog.lead(e.ts) OVER w AS next_ts,
+             pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
+      FROM public.workflow_events e
+      JOIN runs ON runs.id = e.run_id
+      WHERE e.ts >= $4 AND e.ts <= $5 AND e.ts >= runs.bucket
+        AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
+      WINDOW w AS (PARTITION BY e.run_id, e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)
+    ),
+    st AS (
+      SELECT ev.workflow_id, ev.bucket, ev.node_id,
+             coalesce(ev.node_type, ev.next_node_type) AS node_type,
+             ev.next_type = 'step_failed' AS failed,
+             ev.next_ts AS ended_at,
+             pg_catalog.date_part('epoch', ev.next_ts - ev.ts) * 1000 AS lat
+      FROM ev
+      WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
+        AND ev.node_id IS NOT NULL
+    ),
+    h AS (
+      SELECT st.workflow_id, st.bucket, st.node_id, @schema@.dd_key(st.lat) AS k, count(*)::int AS c
+      FROM st GROUP BY 1, 2, 3, 4
+    ),
+    ha AS (
+      SELECT h.workflow_id, h.bucket, h.node_id, array_agg(h.k ORDER BY h.k) AS ks, array_agg(h.c ORDER BY h.k) AS cs
+      FROM h GROUP BY 1, 2, 3
+    ),
+    a AS (
+      SELECT st.workflow_id, st.bucket, st.node_id, max(st.node_type) AS node_type,
+             count(*) AS executions, count(*) FILTER (WHERE st.failed) AS failures,
+             min(st.lat) AS lat_min_ms, max(st.lat) AS lat_max_ms,
+             max(st.ended_at) FILTER (WHERE st.failed) AS last_failure_at
+      FROM st GROUP BY 1, 2, 3
+    )
+    INSERT INTO %1$s (workflow_id, node_id, bucket, node_type, executions, failures,
+      lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c)
+    SELECT a.workflow_id, a.node_id, a.bucket, a.node_type, a.executions, a.failures,
+           a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs
+    FROM a JOIN ha ON ha.workflow_id = a.workflow_id AND ha.bucket = a.bucket AND ha.node_id = a.node_id
+  $q$, p_steps_hour, v_src) USING p_wf, p_hour, p_from, v_lo, p_clock;
+
+  -- Days (deleted above): merged from the hours of each (workflow, day) touched.
+
+  EXECUTE pg_catalog.format($q$
+    WITH src AS MATERIALIZED (%2$s),
+    h AS (
+      SELECT src.workflow_id, src.day, u.k, sum(u.c)::int AS c
+      FROM src CROSS JOIN LATERAL unnest(src.hist_k, src.hist_c) AS u(k, c)
+      GROUP BY 1, 2, 3
+    ),
+    ha AS (
+      SELECT h.workflow_id, h.day, array_agg(h.k ORDER BY h.k) AS ks, array_agg(h.c ORDER BY h.k) AS cs
+      FROM h GROUP BY 1, 2
+    ),
+    a AS (
+      SELECT src.workflow_id, src.day, sum(src.runs) AS runs, sum(src.succeeded) AS succeeded,
+             sum(src.failed) AS failed, sum(src.canceled) AS canceled, sum(src.running) AS running,
+             sum(src.finished) AS finished, sum(src.dur_sum_ms) AS dur_sum_ms,
+             min(src.dur_min_ms) AS dur_min_ms, max(src.dur_max_ms) AS dur_max_ms,
+             sum(src.open_runs) AS open_runs, sum(src.open_started_epoch) AS open_started_epoch,
+             max(src.last_failure_at) AS last_failure_at
+      FROM src GROUP BY 1, 2
+    )
+    INSERT INTO %1$s (workflow_id, bucket, runs, succeeded, failed, canceled, running, finished,
+      dur_sum_ms, dur_min_ms, dur_max_ms, open_runs, open_started_epoch, last_failure_at,
+      p50_ms, p95_ms, hist_k, hist_c)
+    SELECT a.workflow_id, a.day, a.runs, a.succeeded, a.failed, a.canceled, a.running, a.finished,
+           a.dur_sum_ms, a.dur_min_ms, a.dur_max_ms, a.open_runs, a.open_started_epoch, a.last_failure_at,
+           NULL, NULL, coalesce(ha.ks, '{}'), coalesce(ha.cs, '{}')
+    FROM a LEFT JOIN ha ON ha.workflow_id = a.workflow_id AND ha.day = a.day
+  $q$, p_runs_day, pg_catalog.format(v_hours, p_runs_hour)) USING p_wf, p_hour;
+
+  EXECUTE pg_catalog.format($q$
+    WITH src AS MATERIALIZED (%2$s),
+    h AS (
+      SELECT src.workflow_id, src.node_id, src.day, u.k, sum(u.c)::int AS c
+      FROM src CROSS JOIN LATERAL unnest(src.hist_k, src.hist_c) AS u(k, c)
+      GROUP BY 1, 2, 3, 4
+    ),
+    ha AS (
+      SELECT h.workflow_id, h.node_id, h.day, array_agg(h.k ORDER BY h.k) AS ks, array_agg(h.c ORDER BY h.k) AS cs
+      FROM h GROUP BY 1, 2, 3
+    ),
+    a AS (
+      SELECT src.workflow_id, src.node_id, src.day, max(src.node_type) AS node_type,
+             sum(src.executions) AS executions, sum(src.failures) AS failures,
+             min(src.lat_min_ms) AS lat_min_ms, max(src.lat_max_ms) AS lat_max_ms,
+             max(src.last_failure_at) AS last_failure_at
+      FROM src GROUP BY 1, 2, 3
+    )
+    INSERT INTO %1$s (workflow_id, node_id, bucket, node_type, executions, failures,
+      lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c)
+    SELECT a.workflow_id, a.node_id, a.day, a.node_type, a.executions, a.failures,
+           a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs
+    FROM a JOIN ha ON ha.workflow_id = a.workflow_id AND ha.node_id = a.node_id AND ha.day = a.day
+  $q$, p_steps_day, pg_catalog.format(v_hours, p_steps_hour)) USING p_wf, p_hour;
+END
+$meshtop$;
+
+-- The partitions of public.workflow_events as {oid: [relfilenode, upper
+-- bound]}: a partition dropped, detached, attached or truncated changes it.
+CREATE OR REPLACE FUNCTION @schema@.event_partitions() RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+  SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(
+           c.relfilenode::text,
+           (regexp_match(pg_get_expr(c.relpartbound, c.oid), $r$TO \('([^']*)'\)$r$))[1])), '{}'::jsonb)
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  WHERE i.inhparent = 'public.workflow_events'::regclass
+$meshtop$;
+
+-- Whether a change between two event_partitions() values can matter to the
+-- rollup: a partition that disappeared or was rewritten and could have held
+-- events at or after p_horizon (unknown bound: assume so), or one that
+-- appeared or was rewritten and holds rows now.
+CREATE OR REPLACE FUNCTION @schema@.partitions_changed(p_old jsonb, p_new jsonb, p_horizon timestamptz) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+DECLARE
+  r record;
+  v_rows boolean;
+BEGIN
+  IF p_old IS NULL THEN
+    RETURN true;
+  END IF;
+  FOR r IN
+    SELECT coalesce(o.key, n.key) AS oid, o.value AS old, n.value AS new
+    FROM jsonb_each(p_old) o FULL JOIN jsonb_each(p_new) n ON n.key = o.key
+    WHERE o.value IS DISTINCT FROM n.value
+  LOOP
+    IF r.old IS NOT NULL AND (r.old ->> 1 IS NULL OR (r.old ->> 1)::timestamptz > p_horizon) THEN
+      RETURN true; -- gone or rewritten: it may have held rows of the window
+    END IF;
+    IF r.new IS NOT NULL THEN
+      EXECUTE format('SELECT EXISTS (SELECT FROM %s)', r.oid::oid::regclass) INTO v_rows;
+      IF v_rows AND (r.new ->> 1 IS NULL OR (r.new ->> 1)::timestamptz > p_horizon) THEN
+        RETURN true; -- appeared (or was rewritten) holding rows of the window
+      END IF;
+    END IF;
+  END LOOP;
+  RETURN false;
+END
+$meshtop$;
+
+-- Applies the dirty-key log to the rollup (see the top of this file) and
+-- returns how: mode 'incremental' or 'full', and the number of log rows
+-- consumed. Refreshes of different views may run at once: one applies, the
+-- others go on with the rollup as it is (it is complete, only a few seconds
+-- older), unless it has to be rebuilt, which they wait for.
+CREATE OR REPLACE FUNCTION @schema@.rollup_apply(OUT mode text, OUT dirty_keys bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+DECLARE
+  v_key int := hashtext(@schema@.schema_name() || '.rollup');
+  v_s text := quote_ident(@schema@.schema_name());
+  v_clock timestamptz := @schema@.clock();
+  v_pinned text;
+  v_horizon timestamptz := @schema@.rollup_horizon(@schema@.clock());
+  v_state @schema@.rollup_state;
+  v_ids bigint[];
+  v_marker boolean;
+  v_parts jsonb;
+  v_full boolean;
+  v_wf uuid[];
+  v_hour timestamptz[];
+BEGIN
+  SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
+  IF NOT pg_try_advisory_xact_lock(1835365224, v_key) THEN
+    SELECT s.* INTO v_state FROM @schema@.rollup_state s;
+    IF v_state.built AND v_state.built_clock IS NOT DISTINCT FROM v_pinned THEN
+      mode := 'incremental';
+      dirty_keys := 0;
+      RETURN; -- another refresh is applying the log right now
+    END IF;
+    PERFORM pg_advisory_xact_lock(1835365224, v_key);
+  END IF;
+  SELECT s.* INTO v_state FROM @schema@.rollup_state s;
+
+  -- The log rows this refresh consumes: those visible now. Rows committed
+  -- later stay for the next refresh.
+  SELECT array_agg(d.id), coalesce(bool_or(d.workflow_id IS NULL), false)
+  INTO v_ids, v_marker
+  FROM @schema@.dirty_keys d;
+  dirty_keys := coalesce(cardinality(v_ids), 0);
+
+  v_parts := @schema@.event_partitions();
+  v_full := NOT v_state.built OR v_marker
+    OR v_state.built_clock IS DISTINCT FROM v_pinned
+    OR (v_state.partitions IS DISTINCT FROM v_parts
+        AND @schema@.partitions_changed(v_state.partitions, v_parts, v_horizon));
+
+  IF v_full THEN
+    mode := 'full';
+    PERFORM @schema@.rollup_recompute(true, NULL, NULL, v_horizon, v_clock,
+      (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_steps_hour')::regclass,
+      (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass);
+  ELSE
+    mode := 'incremental';
+    SELECT array_agg(k.workflow_id), array_agg(k.hour) INTO v_wf, v_hour
+    FROM (SELECT DISTINCT d.workflow_id, d.hour FROM @schema@.dirty_keys d
+          WHERE d.id = ANY (v_ids) AND d.hour >= v_horizon) k;
+    IF v_wf IS NOT NULL THEN
+      PERFORM @schema@.rollup_recompute(false, v_wf, v_hour, v_horizon, v_clock,
+        (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_steps_hour')::regclass,
+        (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass);
+    END IF;
+    -- Hours that left the 30-day window (the clock only moves forward
+    -- here; a pinned clock that moves rebuilds).
+    DELETE FROM @schema@.rollup_runs_hour t WHERE t.bucket < v_horizon;
+    DELETE FROM @schema@.rollup_steps_hour t WHERE t.bucket < v_horizon;
+    DELETE FROM @schema@.rollup_runs_day t WHERE t.bucket < date_trunc('day', v_horizon, 'UTC');
+    DELETE FROM @schema@.rollup_steps_day t WHERE t.bucket < date_trunc('day', v_horizon, 'UTC');
+  END IF;
+
+  IF v_ids IS NOT NULL THEN
+    DELETE FROM @schema@.dirty_keys d USING unnest(v_ids) AS x(id) WHERE d.id = x.id;
+  END IF;
+  UPDATE @schema@.rollup_state s
+     SET built = true, built_clock = v_pinned, built_at = clock_timestamp(), partitions = v_parts;
+END
+$meshtop$;
+
+-- refresh --full: the next refresh rebuilds the rollup from the raw tables.
+CREATE OR REPLACE FUNCTION @schema@.refresh_request_full() RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+  INSERT INTO @schema@.dirty_keys (workflow_id, hour) VALUES (NULL, NULL)
+$meshtop$;

@@ -1,0 +1,239 @@
+-- 050_refresh: refresh_run over the rollup, the log view with the refresh
+-- mode, and verify(). Repeatable. refresh_begin, refresh(), refresh_abort
+-- and the guard are unchanged (004_refresh.sql, 007_refresh_interrupts.sql);
+-- so is refresh_run's contract: it refreshes the view logged as 'running' by
+-- refresh_begin in this session, catches every error (the view and the
+-- rollup keep their previous contents, the row says 'failed'), releases the
+-- guard and returns the row.
+--
+-- What is new: before refreshing, refresh_run applies the dirty-key log to
+-- the rollup (rollup_apply in 030_rollup.sql) in the same transaction, so a
+-- cancelled or terminated refresh rolls the rollup and the log back together
+-- and the next refresh finds the same keys. The row records the mode
+-- ('incremental' or 'full') and the log rows consumed. The hourly view is a
+-- plain view: its refresh is the apply alone.
+
+CREATE OR REPLACE FUNCTION @schema@.refresh_run(p_log_id bigint) RETURNS @schema@.refresh_log
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+DECLARE
+  v_log @schema@.refresh_log;
+  v_populated boolean;
+  v_kind "char";
+  v_rows bigint;
+  v_t0 timestamptz;
+  v_msg text;
+  v_state text;
+  v_lock_timeout text;
+  v_work_mem text;
+  v_mode text;
+  v_keys bigint;
+BEGIN
+  SELECT g.* INTO v_log FROM @schema@.refresh_log g WHERE g.id = p_log_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'refresh log row % does not exist', p_log_id USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF v_log.status <> 'running' OR v_log.pid <> pg_catalog.pg_backend_pid() THEN
+    RAISE EXCEPTION 'refresh log row % is not a running refresh started by this session (status %, pid %)',
+      p_log_id, v_log.status, v_log.pid USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  -- The outer block records a cancel that lands before or after the
+  -- refresh itself (007_refresh_interrupts).
+  BEGIN
+    SELECT c.value INTO v_lock_timeout FROM @schema@.config c WHERE c.key = 'lock_timeout';
+    PERFORM pg_catalog.set_config('lock_timeout', coalesce(v_lock_timeout, '5s'), true);
+    SELECT c.value INTO v_work_mem FROM @schema@.config c WHERE c.key = 'refresh_work_mem';
+    IF v_work_mem IS NOT NULL THEN
+      PERFORM pg_catalog.set_config('work_mem', v_work_mem, true);
+    END IF;
+    -- No JIT: the rollup's queries are cheap but their estimates (unnested
+    -- histograms, key arrays) are not, and compiling them cost seconds, many
+    -- times the queries themselves.
+    PERFORM pg_catalog.set_config('jit', 'off', true);
+
+    SELECT c.relispopulated, c.relkind INTO v_populated, v_kind FROM pg_catalog.pg_class c
+    WHERE c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = @schema@.schema_name())
+      AND c.relname = v_log.view_name;
+
+    v_t0 := pg_catalog.clock_timestamp();
+    BEGIN
+      SELECT a.mode, a.dirty_keys INTO v_mode, v_keys FROM @schema@.rollup_apply() a;
+      IF v_kind = 'm' AND v_populated THEN
+        EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW CONCURRENTLY %I.%I', @schema@.schema_name(), v_log.view_name);
+      ELSIF v_kind = 'm' THEN
+        EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW %I.%I', @schema@.schema_name(), v_log.view_name);
+      END IF;
+      EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I', @schema@.schema_name(), v_log.view_name) INTO v_rows;
+      UPDATE @schema@.refresh_log g
+         SET status = 'ok', finished_at = pg_catalog.clock_timestamp(),
+             duration_ms = pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_t0) * 1000,
+             rows = v_rows, "concurrently" = v_populated, mode = v_mode, dirty_keys = v_keys
+       WHERE g.id = p_log_id
+      RETURNING g.* INTO v_log;
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
+      -- The REFRESH and the apply were rolled back: the view, the rollup
+      -- and the dirty-key log keep their previous contents.
+      GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+      UPDATE @schema@.refresh_log g
+         SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+             duration_ms = pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_t0) * 1000,
+             error = v_msg || ' (SQLSTATE ' || v_state || ')', "concurrently" = v_populated
+       WHERE g.id = p_log_id
+      RETURNING g.* INTO v_log;
+    END;
+
+    PERFORM @schema@.guard_release(v_log.view_name);
+    PERFORM pg_catalog.set_config('synchronous_commit', 'on', true);
+    PERFORM @schema@.notify(v_log);
+  EXCEPTION WHEN query_canceled OR OTHERS THEN
+    -- Interrupted before or after the refresh (or in its handler):
+    -- everything since the block began is rolled back, the apply and the
+    -- REFRESH included.
+    GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+    v_log := @schema@.refresh_abort(p_log_id, v_msg || ' (SQLSTATE ' || v_state || ')');
+  END;
+  RETURN v_log;
+END
+$meshtop$;
+
+-- The log with a derived state (as in 004) and, appended, the refresh mode
+-- and dirty keys consumed.
+CREATE OR REPLACE VIEW @schema@.refresh_log_v AS
+SELECT g.id, g.view_name, g.started_at, g.finished_at, g.duration_ms, g.rows, g.status, g.error,
+       g.pid, g.triggered_by, g.application_name, g."concurrently", g.data_as_of,
+       CASE WHEN g.status = 'running' AND NOT @schema@.guard_held(g.view_name, g.pid)
+            THEN 'interrupted' ELSE g.status END AS state,
+       g.mode, g.dirty_keys
+FROM @schema@.refresh_log g;
+
+-- Recomputes the rollup of the last p_hours hours (at most the 30-day
+-- window) from the raw tables into temporary tables and returns every field
+-- of every bucket that differs from the stored rollup, except buckets with
+-- keys still waiting in the dirty-key log (the next refresh recomputes them).
+-- The rollup stores exact values, so any difference is drift. Call it in a
+-- REPEATABLE READ transaction, so the log and the raw tables are read in one
+-- snapshot. Raises object_not_in_prerequisite_state (55000) when there is
+-- nothing to check against: the rollup is not built, or a rebuild is pending.
+CREATE OR REPLACE FUNCTION @schema@.verify(p_hours int DEFAULT 720)
+RETURNS TABLE (kind text, workflow_id uuid, node_id text, bucket timestamptz, field text, stored text, recomputed text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+DECLARE
+  v_clock timestamptz := @schema@.clock();
+  v_from timestamptz;
+  v_state @schema@.rollup_state;
+  v_pinned text;
+  v_s text := quote_ident(@schema@.schema_name());
+  t text;
+BEGIN
+  SELECT s.* INTO v_state FROM @schema@.rollup_state s;
+  SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
+  IF NOT v_state.built THEN
+    RAISE EXCEPTION 'the rollup has not been built yet: run a refresh first'
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF v_state.built_clock IS DISTINCT FROM v_pinned
+     OR EXISTS (SELECT FROM @schema@.dirty_keys d WHERE d.workflow_id IS NULL) THEN
+    RAISE EXCEPTION 'a full rebuild of the rollup is pending: run a refresh first'
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  v_from := greatest(@schema@.rollup_horizon(v_clock),
+                     date_trunc('hour', v_clock - make_interval(hours => greatest(p_hours, 1)), 'UTC'));
+
+  FOREACH t IN ARRAY ARRAY['runs_hour', 'steps_hour', 'runs_day', 'steps_day'] LOOP
+    EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', 'meshtop_verify_' || t);
+    EXECUTE format('CREATE TEMP TABLE %I (LIKE %s.%I) ON COMMIT DROP', 'meshtop_verify_' || t, v_s, 'rollup_' || t);
+  END LOOP;
+  PERFORM @schema@.rollup_recompute(true, NULL, NULL, v_from, v_clock,
+    'pg_temp.meshtop_verify_runs_hour'::regclass, 'pg_temp.meshtop_verify_steps_hour'::regclass,
+    'pg_temp.meshtop_verify_runs_day'::regclass, 'pg_temp.meshtop_verify_steps_day'::regclass);
+
+  FOREACH t IN ARRAY ARRAY['runs_hour', 'steps_hour', 'runs_day', 'steps_day'] LOOP
+    RETURN QUERY EXECUTE format($q$
+      WITH s AS (
+        SELECT x.* FROM %1$s.%2$I x WHERE x.bucket >= $1
+      ),
+      v AS (
+        SELECT x.* FROM pg_temp.%3$I x WHERE x.bucket >= $1
+      ),
+      d AS (
+        SELECT coalesce(s.workflow_id, v.workflow_id) AS wf, coalesce(%4$s) AS node,
+               coalesce(s.bucket, v.bucket) AS b, to_jsonb(s) AS sj, to_jsonb(v) AS vj
+        FROM s FULL JOIN v ON v.workflow_id = s.workflow_id AND v.bucket = s.bucket %5$s
+        WHERE to_jsonb(s) IS DISTINCT FROM to_jsonb(v)
+      )
+      SELECT %6$L, d.wf, d.node, d.b, f.key, d.sj ->> f.key, d.vj ->> f.key
+      FROM d CROSS JOIN LATERAL jsonb_object_keys(coalesce(d.sj, d.vj)) AS f(key)
+      WHERE (d.sj -> f.key) IS DISTINCT FROM (d.vj -> f.key)
+        AND (%7$s)
+        AND NOT EXISTS (SELECT FROM %1$s.dirty_keys k
+                        WHERE k.workflow_id = d.wf AND k.hour >= d.b AND k.hour < d.b + %8$L::interval)
+      ORDER BY 2, 3, 4, 5
+    $q$, v_s, 'rollup_' || t, 'meshtop_verify_' || t,
+      CASE WHEN t LIKE 'steps%' THEN 's.node_id, v.node_id' ELSE 'NULL::text' END,
+      CASE WHEN t LIKE 'steps%' THEN 'AND v.node_id = s.node_id' ELSE '' END,
+      t,
+      -- Days partly before v_from were recomputed from part of their hours.
+      CASE WHEN t LIKE '%day' THEN 'd.b >= date_trunc(''day'', $1, ''UTC'') + interval ''24 hours''' ELSE 'true' END,
+      CASE WHEN t LIKE '%day' THEN '24 hours' ELSE '1 hour' END)
+    USING v_from;
+  END LOOP;
+END
+$meshtop$;
+
+-- One row per view (as in 004_refresh.sql, which this replaces): populated,
+-- size, freshness, durations, last status, the running refresh; appended:
+-- the mode and dirty keys of the last ok refresh. The hourly view is a plain
+-- view over the rollup: it counts as populated once the rollup is built.
+CREATE OR REPLACE VIEW @schema@.refresh_status AS
+WITH v AS (
+  SELECT u.view_name, u.ord
+  FROM pg_catalog.unnest(@schema@.view_names()) WITH ORDINALITY AS u(view_name, ord)
+)
+SELECT v.view_name,
+       CASE WHEN c.relkind = 'v' THEN (SELECT s.built FROM @schema@.rollup_state s)
+            ELSE c.relispopulated END AS populated,
+       ok.rows,
+       -- Heap + TOAST + indexes from pg_class.relpages, NOT
+       -- pg_total_relation_size() (see 004_refresh.sql); for the plain
+       -- view, its rollup table.
+       (SELECT pg_catalog.sum(r.relpages)::bigint * pg_catalog.current_setting('block_size')::bigint
+          FROM pg_catalog.pg_class r
+         WHERE r.oid = coalesce(rt.oid, c.oid) OR r.oid = (SELECT x.reltoastrelid FROM pg_catalog.pg_class x WHERE x.oid = coalesce(rt.oid, c.oid))
+            OR r.oid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = coalesce(rt.oid, c.oid))) AS size_bytes,
+       ok.data_as_of AS last_refresh_at,
+       @schema@.clock() - ok.data_as_of AS lag,
+       ok.duration_ms AS last_duration_ms,
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x.duration_ms)
+          FROM (SELECT g.duration_ms FROM @schema@.refresh_log g
+                WHERE g.view_name = v.view_name AND g.status = 'ok'
+                ORDER BY g.id DESC LIMIT 20) x) AS median_duration_ms,
+       last.state AS last_status,
+       last.error AS last_error,
+       run.id AS running_log_id,
+       run.pid AS running_pid,
+       run.started_at AS running_since,
+       ok.mode AS last_mode,
+       ok.dirty_keys AS last_dirty_keys
+FROM v
+LEFT JOIN pg_catalog.pg_class c
+  ON c.relname = v.view_name
+ AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = @schema@.schema_name())
+LEFT JOIN pg_catalog.pg_class rt
+  ON c.relkind = 'v' AND rt.relname = 'rollup_runs_hour' AND rt.relnamespace = c.relnamespace
+LEFT JOIN LATERAL (
+  SELECT g.rows, g.data_as_of, g.duration_ms, g.mode, g.dirty_keys FROM @schema@.refresh_log g
+  WHERE g.view_name = v.view_name AND g.status = 'ok'
+  ORDER BY g.id DESC LIMIT 1) ok ON true
+LEFT JOIN LATERAL (
+  SELECT g.state, g.error FROM @schema@.refresh_log_v g
+  WHERE g.view_name = v.view_name AND g.status <> 'skipped'
+  ORDER BY g.id DESC LIMIT 1) last ON true
+LEFT JOIN LATERAL (
+  SELECT g.id, g.pid, g.started_at FROM @schema@.refresh_log_v g
+  WHERE g.view_name = v.view_name AND g.state = 'running'
+  ORDER BY g.id DESC LIMIT 1) run ON true
+ORDER BY v.ord;
