@@ -233,6 +233,12 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 		if i == cs.logSel {
 			mark = "▸ "
 		}
+		switch e.Mode { // how the refresh used the rollup
+		case "incremental":
+			by = fmt.Sprintf("incr %d keys · %s", e.DirtyKeys, by)
+		case "full":
+			by = "full · " + by
+		}
 		var text string
 		if wide {
 			text = fmt.Sprintf(logFmt, mark, e.ID, fit(e.View, 27), e.StartedAt.UTC().Format("01-02 15:04:05"),

@@ -57,7 +57,7 @@ func TestCLISigtermDuringRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer blk.Close(context.Background())
-	if _, err := blk.Exec(ctx, "begin; comment on materialized view "+qident(schema)+"."+qident(view)+" is 'blocker'"); err != nil {
+	if _, err := blk.Exec(ctx, "begin; "+blockViewStmt(schema, view)); err != nil {
 		t.Fatal(err)
 	}
 

@@ -219,7 +219,7 @@ func (e *faultEnv) inject(inj injection) bool {
 		// LOCK TABLE refuses materialized views; COMMENT takes a SHARE
 		// UPDATE EXCLUSIVE lock on it (conflicting with both kinds of
 		// refresh, not with readers) until the transaction ends.
-		b = e.block("comment on materialized view " + mv + " is 'reliability blocker'")
+		b = e.block(blockViewStmt(e.schema, inj.view))
 	case inj.point == pointBaseLock:
 		b = e.block("lock table public.workflow_runs in access exclusive mode")
 	}
@@ -330,13 +330,19 @@ func (e *faultEnv) inject(inj injection) bool {
 				t.Fatalf("%s: %v", inj, err)
 			}
 			if inj.point == pointBaseLock {
-				var holdsView bool
+				// The refresh first applies the dirty-key log to the rollup
+				// (holding the rollup's advisory lock), then refreshes the
+				// view (holding its lock): either reads the base tables.
+				var holds bool
 				if err := e.pool.QueryRow(ctx, `select exists (select from pg_locks where pid = $1 and granted
-					and relation = $2::regclass and mode in ('ExclusiveLock', 'AccessExclusiveLock'))`, pid, mv).Scan(&holdsView); err != nil {
+					and ((relation = $2::regclass and mode in ('ExclusiveLock', 'AccessExclusiveLock'))
+					  or (locktype = 'advisory' and classid = $3::oid and objsubid = 2
+					      and objid = pg_catalog.hashtext($4 || '.rollup')::oid)))`,
+					pid, mv, int64(guardClassID), e.schema).Scan(&holds); err != nil {
 					t.Fatal(err)
 				}
-				if !holdsView {
-					t.Fatalf("%s: backend %d waits for a lock but does not hold the view's lock", inj, pid)
+				if !holds {
+					t.Fatalf("%s: backend %d waits for a lock but holds neither the view's lock nor the rollup's", inj, pid)
 				}
 			}
 		}
@@ -487,10 +493,12 @@ func TestInterruptedRefreshes(t *testing.T) {
 	hourly, metrics, steps := views[0], views[1], views[2]
 
 	// The very first refresh is a plain one (the views are created WITH NO
-	// DATA): interrupt it before anything else.
+	// DATA): interrupt it before anything else. The hourly view's comes
+	// first: the first refresh of any view builds the rollup the three
+	// share, and the hourly view is nothing but that rollup.
+	e.inject(injection{kind: kindLockTimeout, point: pointFirst, view: hourly})
 	e.inject(injection{kind: kindCancel, point: pointFirst, view: metrics})
 	e.inject(injection{kind: kindTerminate, point: pointFirst, view: steps})
-	e.inject(injection{kind: kindLockTimeout, point: pointFirst, view: hourly})
 	e.refreshAllOK("first successful refresh")
 
 	fixed := []injection{

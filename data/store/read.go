@@ -432,7 +432,8 @@ func (s *Store) RefreshLog(ctx context.Context, limit int) ([]RefreshLogEntry, e
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RefreshLogEntry, error) {
 		var e RefreshLogEntry
 		err := r.Scan(&e.ID, &e.View, &e.StartedAt, &e.FinishedAt, &e.DurationMs, &e.Rows, &e.Status,
-			&e.Error, &e.PID, &e.TriggeredBy, &e.ApplicationName, &e.Concurrently, &e.DataAsOf)
+			&e.Error, &e.PID, &e.TriggeredBy, &e.ApplicationName, &e.Concurrently, &e.DataAsOf,
+			&e.Mode, &e.DirtyKeys)
 		return e, err
 	})
 	if err != nil {

@@ -144,7 +144,7 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 	} else {
 		err = s.cancellable(ctx, conn, func(qctx context.Context) error {
 			return conn.QueryRow(qctx, s.query("refresh_run"), id).
-				Scan(&r.LogID, &logView, &r.Status, &r.Rows, &r.DurationMs, &r.Error)
+				Scan(&r.LogID, &logView, &r.Status, &r.Rows, &r.DurationMs, &r.Error, &r.Mode, &r.DirtyKeys)
 		})
 		if ctx.Err() != nil {
 			healthy = false // as after refresh_begin

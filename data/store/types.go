@@ -135,6 +135,11 @@ type RefreshLogEntry struct {
 	ApplicationName safetext.Text // chosen by the client
 	Concurrently    bool
 	DataAsOf        *time.Time // the metrics clock when the refresh ran
+	// Mode is how the refresh used the rollup: "incremental" (DirtyKeys
+	// log rows of changed (workflow, hour) keys applied) or "full" (rebuilt
+	// from the raw tables); "" for attempts that did not get that far.
+	Mode      string
+	DirtyKeys int64
 }
 
 // RunningRefresh describes a refresh in progress.
@@ -207,6 +212,9 @@ type RefreshResult struct {
 	Rows       int64
 	DurationMs float64
 	Error      safetext.Text
+	// Mode and DirtyKeys as in RefreshLogEntry.
+	Mode      string
+	DirtyKeys int64
 	// For skipped: who holds the guard.
 	HolderPID   int32
 	HolderSince *time.Time

@@ -3,7 +3,8 @@
 -- longer holds meshtop's guard lock).
 select id, view_name, started_at, finished_at, duration_ms, "rows", state,
        coalesce(error, ''), coalesce(pid, 0), coalesce(triggered_by, ''),
-       coalesce(application_name, ''), coalesce("concurrently", false), data_as_of
+       coalesce(application_name, ''), coalesce("concurrently", false), data_as_of,
+       coalesce(mode, ''), coalesce(dirty_keys, 0)
 from @schema@.refresh_log_v
 order by id desc
 limit $1

@@ -11,8 +11,9 @@
 --
 -- It rebuilds everything instead (mode 'full') when the rollup was never
 -- built, when the log holds the marker (NULL, NULL) (TRUNCATE, refresh
--- --full), when the pinned clock changed (config clock; steps after the
--- clock are ignored, so buckets depend on it), or when a partition of
+-- --full), when a pinned clock (config clock) moved back or was set or
+-- unset (steps after the clock are ignored, so buckets depend on it; a
+-- pinned clock moving forward is incremental), or when a partition of
 -- workflow_events that could hold rows of the window changed in a way no
 -- trigger sees (dropped, detached, attached with rows, truncated by name).
 
@@ -115,24 +116,13 @@ BEGIN
     FROM a LEFT JOIN ha ON ha.workflow_id = a.workflow_id AND ha.bucket = a.bucket
   $q$, p_runs_hour, v_src) USING p_wf, p_hour, p_from;
 
-  -- Step executions, paired as in mv_step_metrics, by their run's hour. The
-  -- runs are read once and joined by hash (or probed by run_id for a few
-  -- keys); ts >= v_lo prunes workflow_events to the partitions that matter.
+  -- Step executions, paired as in mv_step_metrics, by their run's hour. A
+  -- rebuild reads the runs once and joins their events by hash; a few keys
+  -- probe each run's events through the (run_id, ts) indexes. ts >= v_lo
+  -- prunes workflow_events to the partitions that matter.
   EXECUTE pg_catalog.format($q$
     WITH runs AS MATERIALIZED (%2$s),
-    ev AS (
-      SELECT e.run_id, e.ts, e.type, runs.workflow_id, runs.bucket,
-             e.payload -> 'node' ->> 'id' AS node_id,
-             e.payload -> 'node' ->> 'type' AS node_type,
-             pg_catalog.lead(e.type) OVER w AS next_type,
-             pg_catalog.lead(e.ts) OVER w AS next_ts,
-             pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
-      FROM public.workflow_events e
-      JOIN runs ON runs.id = e.run_id
-      WHERE e.ts >= $4 AND e.ts <= $5 AND e.ts >= runs.bucket
-        AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
-      WINDOW w AS (PARTITION BY e.run_id, e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)
-    ),
+    ev AS (%3$s),
     st AS (
       SELECT ev.workflow_id, ev.bucket, ev.node_id,
              coalesce(ev.node_type, ev.next_node_type) AS node_type,
@@ -163,7 +153,32 @@ BEGIN
     SELECT a.workflow_id, a.node_id, a.bucket, a.node_type, a.executions, a.failures,
            a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs
     FROM a JOIN ha ON ha.workflow_id = a.workflow_id AND ha.bucket = a.bucket AND ha.node_id = a.node_id
-  $q$, p_steps_hour, v_src) USING p_wf, p_hour, p_from, v_lo, p_clock;
+  $q$, p_steps_hour, v_src, CASE WHEN p_full THEN $q$
+      SELECT e.run_id, e.ts, e.type, runs.workflow_id, runs.bucket,
+             e.payload -> 'node' ->> 'id' AS node_id,
+             e.payload -> 'node' ->> 'type' AS node_type,
+             pg_catalog.lead(e.type) OVER w AS next_type,
+             pg_catalog.lead(e.ts) OVER w AS next_ts,
+             pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
+      FROM public.workflow_events e
+      JOIN runs ON runs.id = e.run_id
+      WHERE e.ts >= $4 AND e.ts <= $5 AND e.ts >= runs.bucket
+        AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
+      WINDOW w AS (PARTITION BY e.run_id, e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)
+    $q$ ELSE $q$
+      SELECT x.*, runs.workflow_id, runs.bucket
+      FROM runs CROSS JOIN LATERAL (
+        SELECT e.run_id, e.ts, e.type,
+               e.payload -> 'node' ->> 'id' AS node_id,
+               e.payload -> 'node' ->> 'type' AS node_type,
+               pg_catalog.lead(e.type) OVER w AS next_type,
+               pg_catalog.lead(e.ts) OVER w AS next_ts,
+               pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
+        FROM public.workflow_events e
+        WHERE e.run_id = runs.id AND e.ts >= $4 AND e.ts <= $5 AND e.ts >= runs.bucket
+          AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
+        WINDOW w AS (PARTITION BY e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) x
+    $q$ END) USING p_wf, p_hour, p_from, v_lo, p_clock;
 
   -- Days (deleted above): merged from the hours of each (workflow, day) touched.
 
@@ -313,8 +328,11 @@ BEGIN
   dirty_keys := coalesce(cardinality(v_ids), 0);
 
   v_parts := @schema@.event_partitions();
+  -- A pinned clock that moved back needs hours the rollup already dropped;
+  -- switching between a pinned clock and now() is rare: rebuild.
   v_full := NOT v_state.built OR v_marker
-    OR v_state.built_clock IS DISTINCT FROM v_pinned
+    OR (v_state.built_clock = '') <> (v_pinned = '')
+    OR (v_pinned <> '' AND v_pinned::timestamptz < v_state.built_clock::timestamptz)
     OR (v_state.partitions IS DISTINCT FROM v_parts
         AND @schema@.partitions_changed(v_state.partitions, v_parts, v_horizon));
 
@@ -325,9 +343,20 @@ BEGIN
       (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass);
   ELSE
     mode := 'incremental';
+    -- A pinned clock that moved forward brings the step events between the
+    -- two clocks into their runs' buckets (steps after the clock are
+    -- ignored). With now() events are not written after the clock, so the
+    -- log has their keys already (docs/REFRESH.md: future-dated events).
     SELECT array_agg(k.workflow_id), array_agg(k.hour) INTO v_wf, v_hour
-    FROM (SELECT DISTINCT d.workflow_id, d.hour FROM @schema@.dirty_keys d
-          WHERE d.id = ANY (v_ids) AND d.hour >= v_horizon) k;
+    FROM (SELECT d.workflow_id, d.hour FROM @schema@.dirty_keys d
+          WHERE d.id = ANY (v_ids) AND d.hour >= v_horizon
+          UNION
+          SELECT r.workflow_id, date_trunc('hour', r.started_at, 'UTC')
+          FROM public.workflow_events e JOIN public.workflow_runs r ON r.id = e.run_id
+          WHERE v_pinned <> '' AND v_state.built_clock <> v_pinned
+            AND e.ts > v_state.built_clock::timestamptz AND e.ts <= v_clock
+            AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
+            AND r.started_at >= v_horizon) k;
     IF v_wf IS NOT NULL THEN
       PERFORM @schema@.rollup_recompute(false, v_wf, v_hour, v_horizon, v_clock,
         (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_steps_hour')::regclass,

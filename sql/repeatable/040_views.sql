@@ -242,22 +242,25 @@ rr AS MATERIALIZED (
 er AS MATERIALIZED (
   SELECT DISTINCT rr.id, rr.started_at FROM rr
 ),
--- ... and their step executions. ts >= the oldest edge prunes the event
--- partitions (a scalar subquery: an InitPlan, evaluated before pruning).
+-- ... and their step executions, probed per run through the (run_id, ts)
+-- indexes. ts >= the oldest edge prunes the event partitions (a scalar
+-- subquery: an InitPlan, evaluated before pruning).
 ev AS (
-  SELECT e.run_id, e.ts, e.type,
-         e.payload -> 'node' ->> 'id' AS node_id,
-         e.payload -> 'node' ->> 'type' AS node_type,
-         pg_catalog.lead(e.type) OVER w AS next_type,
-         pg_catalog.lead(e.ts) OVER w AS next_ts,
-         pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
-  FROM public.workflow_events e
-  JOIN er ON er.id = e.run_id
-  WHERE e.ts >= (SELECT pg_catalog.date_trunc('hour', min(b.lo), 'UTC') FROM b)
-    AND e.ts <= (SELECT c.now FROM clock c)
-    AND e.ts >= pg_catalog.date_trunc('hour', er.started_at, 'UTC')
-    AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
-  WINDOW w AS (PARTITION BY e.run_id, e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)
+  SELECT x.*
+  FROM er CROSS JOIN LATERAL (
+    SELECT e.run_id, e.ts, e.type,
+           e.payload -> 'node' ->> 'id' AS node_id,
+           e.payload -> 'node' ->> 'type' AS node_type,
+           pg_catalog.lead(e.type) OVER w AS next_type,
+           pg_catalog.lead(e.ts) OVER w AS next_ts,
+           pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
+    FROM public.workflow_events e
+    WHERE e.run_id = er.id
+      AND e.ts >= (SELECT pg_catalog.date_trunc('hour', min(b.lo), 'UTC') FROM b)
+      AND e.ts <= (SELECT c.now FROM clock c)
+      AND e.ts >= pg_catalog.date_trunc('hour', er.started_at, 'UTC')
+      AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
+    WINDOW w AS (PARTITION BY e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) x
 ),
 raw AS MATERIALIZED (
   SELECT rr."window", rr.workflow_id, ev.node_id,

@@ -21,6 +21,7 @@ type refreshFlags struct {
 	timeout       time.Duration
 	every         time.Duration
 	maxRetryDelay time.Duration
+	full          bool
 }
 
 func (a *app) refreshCmd() *cobra.Command {
@@ -31,7 +32,13 @@ func (a *app) refreshCmd() *cobra.Command {
 		Long: `refresh refreshes every view in dependency order (or only --view) on the
 primary and prints one line per view:
 
-  mv_workflow_metrics         ok       812 rows  143 ms
+  mv_workflow_metrics         ok       812 rows  143 ms  incremental, 12 dirty keys
+
+Each refresh first applies the change log (the (workflow, hour) keys
+MeshHook's writes touched since the last refresh) to meshtop's rollup:
+"incremental, N dirty keys". --full rebuilds the rollup from the raw tables
+instead ("full"); the first refresh after an install or upgrade does that by
+itself.
 
 It exits 1 if a view failed, or was skipped because another session is
 refreshing it ("already refreshing (pid N since T)"); --wait waits for that
@@ -54,6 +61,9 @@ unreachable it keeps trying with backoff, printing each failed attempt.`,
 				}
 			}
 			if f.every > 0 {
+				if f.full {
+					return errors.New("--full rebuilds the rollup once: run it without --every")
+				}
 				return a.refreshEvery(cmd.Context(), f)
 			}
 			return a.refreshOnce(cmd.Context(), f)
@@ -64,6 +74,7 @@ unreachable it keeps trying with backoff, printing each failed attempt.`,
 	fl.BoolVar(&f.wait, "wait", false, "wait for a refresh in progress elsewhere instead of skipping")
 	fl.Var(&durationValue{&f.timeout}, "timeout", "give up (cancelling the refresh cleanly) after this long")
 	fl.Var(&durationValue{&f.every}, "every", "keep refreshing at this interval until SIGTERM/ctrl+c")
+	fl.BoolVar(&f.full, "full", false, "rebuild the rollup from the raw tables instead of applying the change log")
 	f.maxRetryDelay = 30 * time.Second
 	_ = cmd.RegisterFlagCompletionFunc("view", fixedCompletions(store.ViewNames()))
 	return cmd
@@ -80,6 +91,11 @@ func (a *app) refreshOnce(ctx context.Context, f *refreshFlags) error {
 		return err
 	}
 	defer s.Close()
+	if f.full {
+		if err := s.store.RequestFull(ctx); err != nil {
+			return s.wrap(err)
+		}
+	}
 	results, err := s.store.Refresh(ctx, f.view, f.wait)
 	printResults(a.stdout(), results)
 	if err != nil {
@@ -96,10 +112,23 @@ func printResults(w io.Writer, results []store.RefreshResult) {
 	for _, r := range results {
 		switch r.Status {
 		case "ok":
-			fmt.Fprintf(w, "%-28s %-8s %8d rows  %6.0f ms\n", r.View, r.Status, r.Rows, r.DurationMs)
+			fmt.Fprintf(w, "%-28s %-8s %8d rows  %6.0f ms%s\n", r.View, r.Status, r.Rows, r.DurationMs, modeText(r.Mode, r.DirtyKeys))
 		default:
 			fmt.Fprintf(w, "%-28s %-8s %s\n", r.View, r.Status, r.Error.Line())
 		}
+	}
+}
+
+// modeText says how a refresh used the rollup: "  incremental, 12 dirty
+// keys" or "  full".
+func modeText(mode string, keys int64) string {
+	switch mode {
+	case "":
+		return ""
+	case "incremental":
+		return fmt.Sprintf("  incremental, %d dirty keys", keys)
+	default:
+		return "  " + mode
 	}
 }
 

@@ -194,6 +194,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.installCmd(),
 		a.uninstallCmd(),
 		a.refreshCmd(),
+		a.verifyCmd(),
 		a.statusCmd(),
 		a.checkCmd(),
 		a.scheduleCmd(),
