@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -38,7 +39,8 @@ UNION ALL SELECT 'type ' || t.oid::regtype::text FROM pg_type t
 UNION ALL SELECT 'schema ' || n.nspname FROM pg_namespace n
 UNION ALL SELECT 'role ' || r.rolname || ' ' || coalesce(shobj_description(r.oid, 'pg_authid'), '') FROM pg_roles r WHERE r.rolname NOT LIKE 'meshtop_test_%'
 UNION ALL SELECT 'acl ' || c.oid::regclass::text || ' ' || coalesce(c.relacl::text, '') FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
-UNION ALL SELECT 'nsacl ' || n.nspname || ' ' || coalesce(n.nspacl::text, '') FROM pg_namespace n`)
+UNION ALL SELECT 'nsacl ' || n.nspname || ' ' || coalesce(n.nspacl::text, '') FROM pg_namespace n
+UNION ALL SELECT 'trigger ' || t.tgrelid::regclass::text || ' ' || t.tgname || ' ' || t.tgfoid::regproc::text FROM pg_trigger t WHERE NOT t.tgisinternal`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +97,22 @@ func TestUninstallLeavesNoTrace(t *testing.T) {
 	}
 	if slices.Contains(mid, "schema metrics") {
 		t.Error("schema metrics still exists")
+	}
+	// The change-capture triggers on MeshHook's tables: the other schema
+	// keeps its own eight (insert, update, delete, truncate on two tables).
+	var ours, theirs int
+	for _, s := range mid {
+		if strings.HasPrefix(s, "trigger ") {
+			switch {
+			case strings.HasSuffix(s, " metrics.capture_runs"), strings.HasSuffix(s, " metrics.capture_events"):
+				ours++
+			case strings.Contains(s, `"other metrics".capture_`):
+				theirs++
+			}
+		}
+	}
+	if ours != 0 || theirs != 8 {
+		t.Errorf("after uninstalling one of two schemas: %d of its triggers left, %d of the other's (want 0 and 8)", ours, theirs)
 	}
 	if err := other.Uninstall(ctx); err != nil {
 		t.Fatalf("Uninstall: %v", err)

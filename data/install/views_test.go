@@ -113,6 +113,13 @@ func loadEdgeData(t *testing.T, ctx context.Context, db *pgtest.DB) *install.Ins
 	if err := in.SetClock(ctx, &c); err != nil {
 		t.Fatal(err)
 	}
+	insertEdgeData(t, ctx, db)
+	return in
+}
+
+// insertEdgeData inserts edgeData in one transaction.
+func insertEdgeData(t *testing.T, ctx context.Context, db *pgtest.DB) {
+	t.Helper()
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +137,6 @@ func loadEdgeData(t *testing.T, ctx context.Context, db *pgtest.DB) *install.Ins
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return in
 }
 
 func splitStatements(s string) []string {
