@@ -99,7 +99,7 @@ func main() {
 }
 
 // defaultGroups are every group, in the order they run.
-const defaultGroups = "retrieval,refresh,write,footprint,serve"
+const defaultGroups = "retrieval,refresh,incremental,write,footprint,serve"
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {

@@ -260,9 +260,13 @@ func groupIntro(group string, cfg config) string {
 			"(the pre-implementation state; both use meshtop's started_at index, so the live side is already the best case for raw tables). " +
 			"Server time is the sum of `EXPLAIN (ANALYZE, TIMING OFF)` \"Execution Time\"; the client round trip runs the same statements through pgx and decodes every value of every row into typed Go values (uuid, text, integers, float8, timestamptz), as the dashboard's store does."
 	case "Refresh scaling":
-		return "Refresh of all three views (`mv_workflow_metrics_hourly`, `mv_workflow_metrics`, `mv_step_metrics`, in that order, as `REFRESH MATERIALIZED VIEW` statements) " +
-			"with history H vs 10×H at the same runs per hour; the naive all-time view (data/bench/setup.sql: the same columns as mv_workflow_metrics over ALL runs) for contrast. " +
+		return "Refresh of all three views (`mv_workflow_metrics_hourly`, `mv_workflow_metrics`, `mv_step_metrics`, in that order, each `CALL S.refresh(view, true)`: the change log applied to the rollup, then the view; " +
+			"\"full rebuild\" first calls `S.refresh_request_full()`) with history H vs 10×H at the same runs per hour; the naive all-time view (data/bench/setup.sql: the same columns as mv_workflow_metrics over ALL runs) for contrast. " +
 			"The after-new-runs row inserts 10k finished runs with events, refreshes, then refreshes again with nothing new (fixed order by construction)."
+	case "Incremental refresh":
+		return "The refresh path of issue #12 on 1M runs in 30 days (10× H's traffic) and on H (100k runs in 30 days): all three views through `CALL S.refresh(view, true)`, " +
+			"incremental (the dirty (workflow, hour) keys logged by the capture triggers since the last refresh) vs a full rebuild of the rollup (`S.refresh_request_full()` first), " +
+			"and the full rebuild vs the windowed views of migrations 001–006 (the state before the rollup) installed beside it on the same data. Pairs alternate their order where the construction allows."
 	case "Write impact":
 		return fmt.Sprintf("pgbench (`sql/bench/meshhook_tx.pgbench`: insert a run as running, step events, finish it succeeded/failed with finished_at, run_completed) "+
 			"without vs with `CALL %s.refresh()` every %s from another connection (the product's refresh path: guard, log, CONCURRENTLY). "+
@@ -296,11 +300,8 @@ func whyMissed(f Figure) string {
 			"The dashboard itself reads one window after each refresh (a quarter of these rows); the all-windows screen is the issue's definition, kept here. " +
 			"What would close it: fewer values per screen read. The four windows' rows repeat each workflow's name, project, version and status; one row per workflow with the windows side by side would drop those and three quarters of the per-row overhead, at the price of a wider, less regular view for every other reader."
 	case f.Group == "Write impact" && strings.HasPrefix(f.Name, "Throughput"):
-		return "Why: pgbench runs unthrottled and keeps both cores busy, so every CPU-second a refresh takes is a CPU-second MeshHook's writers lose; the note under the table gives the refreshing backend's CPU time per run and its share of the machine, which is about the throughput lost. " +
-			"Each refresh recomputes every view exactly over the last 30 days (about 100k runs and 1M step events here, plus the runs pgbench has just added), and `mv_step_metrics`, which pairs every step event with the next one, is about three quarters of that in this data set. " +
-			"Writers are not blocked: a refresh holds only AccessShareLock on the base tables, and the p50 latency row barely moves while p99 shows the shared CPU. " +
-			"What would close it: at the documented 1-minute schedule the same refreshes cost a sixth of this share; at a 10 s cadence on a saturated 2-core server, 3% allows about 0.6 CPU-seconds per refresh, " +
-			"which needs incremental maintenance (a meshtop-owned ledger of paired step executions updated from new events, and hourly rollups) with mergeable percentile sketches instead of exact percentiles, a trade of exactness docs/REFRESH.md explains and rejects; or spare cores on the database server."
+		return "Why: pgbench runs unthrottled and keeps both cores busy, so every CPU-second meshtop takes — the refreshes, and the capture triggers that fire on every pgbench statement — is a CPU-second MeshHook's writers lose; the note under the table gives the refreshing backend's CPU time per run. " +
+			"Writers are not blocked: the capture log has no unique key, and a refresh holds only AccessShareLock on the base tables."
 	case f.Group == "Dashboard footprint" && (strings.HasPrefix(f.Name, "CPU seconds") || strings.HasPrefix(f.Name, "Idle CPU") || strings.HasPrefix(f.Name, "Bytes written")):
 		return "Why: this build already does little per poll: between refreshes it reads only the server facts, the views' status, the running-now counts and the refresh ids; " +
 			"when the workflow rows are unchanged it keeps their order and totals and renders rows from a cache; ages are shown by the minute so unchanged lines are not re-sent; Bubble Tea renders at 20 frames/s on one P. " +

@@ -82,15 +82,24 @@ func run(ctx context.Context, cfg config) error {
 	// whose cost follows recent traffic costs the same in both. Events are
 	// generated for the last 30 days only (what the views read), which
 	// keeps 10M-run histories feasible.
-	specs := []struct {
+	type spec struct {
 		key        string
 		runs, days int
-	}{{"H", 100_000, 30}, {"10H", 1_000_000, 300}}
+	}
+	var specs []spec
+	if cfg.groups["refresh"] || cfg.groups["incremental"] {
+		specs = append(specs, spec{"H", 100_000, 30})
+	}
+	if cfg.groups["retrieval"] || cfg.groups["refresh"] || cfg.groups["write"] || cfg.groups["footprint"] {
+		specs = append(specs, spec{"10H", 1_000_000, 300})
+	}
 	if cfg.size == "large" {
-		specs = append(specs, struct {
-			key        string
-			runs, days int
-		}{"100H", 10_000_000, 3000})
+		specs = append(specs, spec{"100H", 10_000_000, 3000})
+	}
+	// 10× the traffic of H: 1M runs in 30 days (the incremental refresh's
+	// figures).
+	if cfg.groups["incremental"] {
+		specs = append(specs, spec{"10R", 1_000_000, 30})
 	}
 	for _, s := range specs {
 		runs := int(float64(s.runs) * cfg.scale)
@@ -134,6 +143,11 @@ func run(ctx context.Context, cfg config) error {
 		}
 		if err := b.refreshAfterNew(ctx, b.sets["10H"]); err != nil {
 			return fmt.Errorf("refresh after new runs: %w", err)
+		}
+	}
+	if cfg.groups["incremental"] {
+		if err := b.incremental(ctx, b.sets["H"], b.sets["10R"]); err != nil {
+			return fmt.Errorf("incremental refresh: %w", err)
 		}
 	}
 	if cfg.groups["write"] {
