@@ -206,7 +206,7 @@ func (im *installModel) view(c *common, width, height int, spin string) string {
 		out = append(out, st.Muted.Render(spin+" checking the database (MeshHook tables, version, privileges)…"))
 		return strings.Join(out, "\n")
 	case installPrompt:
-		out = append(out, wrap.Render(fmt.Sprintf("Installing creates these %d objects (nothing outside the schema is changed except one index built CONCURRENTLY), then refreshes the views once:", len(im.objects))))
+		out = append(out, wrap.Render(fmt.Sprintf("Installing creates these %d objects (outside the schema: one index built CONCURRENTLY and the change-capture triggers), then refreshes the views once:", len(im.objects))))
 		out = append(out, "")
 		room := max(1, height-len(out)-3)
 		if len(im.objects) > room {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/meshtop/meshtop/data/bench"
 )
 
@@ -34,9 +33,9 @@ func (b *runner) refreshViews(ctx context.Context, d *dataset, views []string, f
 	}
 	for _, v := range views {
 		stmt := "call " + b.schema + ".refresh(" + literal(v) + ", true)"
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 		t := time.Now()
-		_, err := conn.Exec(ctx, stmt)
+		_, err := conn.Exec(rctx, stmt)
 		cancel()
 		if err != nil {
 			return 0, fmt.Errorf("%s on %s: %w", stmt, d.DB, err)

@@ -37,7 +37,7 @@ func TestShotsAreStable(t *testing.T) {
 		"detail":   {"runs / hour", "Step (node)"},
 		"help":     {"any key closes this help"},
 		"install":  {"Install now?", "materialized view"},
-		"console":  {"waiting for a lock", "blocked by pid", "analyze metrics.mv_workflow_metrics_hourly"},
+		"console":  {"waiting for a lock", "blocked by pid", "lock table metrics.rollup_runs_hour in share mode"},
 	}
 	frames := map[string]string{}
 	for _, s := range shots { // the console last: it leaves a log row behind

@@ -594,7 +594,7 @@ func (in *Installer) Objects() []Object {
 		{"function", s + ".tenant_project_ids()"},
 		{"procedure", s + ".refresh(text, boolean)"},
 		{"index", "public." + IndexName + " on public.workflow_runs (started_at), built concurrently"},
-		{"trigger", "statement-level AFTER INSERT/UPDATE/DELETE/TRUNCATE triggers on public.workflow_runs and public.workflow_events (change capture into " + s + ".dirty_keys)"},
+		{"trigger", "change capture on public.workflow_runs and public.workflow_events (statement-level, into " + s + ".dirty_keys)"},
 	}
 	for _, r := range Roles {
 		out = append(out, Object{"role", r + " (NOLOGIN, if missing)"})
