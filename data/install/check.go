@@ -134,12 +134,14 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`, quoted, Roles, Index
 		name               string
 		exists, owner, sel bool
 		rls, forced        bool
+		trigger            bool
 	}
 	var tables []tableInfo
 	rows, err := q.Query(ctx, bookkeeping+`SELECT t.name, c.oid IS NOT NULL,
   coalesce(pg_catalog.pg_has_role(c.relowner, 'USAGE'), false),
   coalesce(pg_catalog.has_table_privilege(c.oid, 'SELECT'), false),
-  coalesce(c.relrowsecurity, false), coalesce(c.relforcerowsecurity, false)
+  coalesce(c.relrowsecurity, false), coalesce(c.relforcerowsecurity, false),
+  coalesce(pg_catalog.has_table_privilege(c.oid, 'TRIGGER'), false)
 FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord)
 LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.name)
 ORDER BY t.ord`, MeshHookTables)
@@ -148,7 +150,7 @@ ORDER BY t.ord`, MeshHookTables)
 	}
 	for rows.Next() {
 		var t tableInfo
-		if err := rows.Scan(&t.name, &t.exists, &t.owner, &t.sel, &t.rls, &t.forced); err != nil {
+		if err := rows.Scan(&t.name, &t.exists, &t.owner, &t.sel, &t.rls, &t.forced, &t.trigger); err != nil {
 			rows.Close()
 			return fmt.Errorf("checking the MeshHook tables: %w", err)
 		}
@@ -181,6 +183,15 @@ ORDER BY t.ord`, MeshHookTables)
 		if t.name == "public.workflow_runs" && !indexValid && !t.owner && !super {
 			missing = append(missing, "ownership of public.workflow_runs (CREATE INDEX on it needs it)")
 		}
+	}
+	var noTrigger []string
+	for _, t := range tables {
+		if (t.name == "public.workflow_runs" || t.name == "public.workflow_events") && !t.trigger && !super {
+			noTrigger = append(noTrigger, t.name)
+		}
+	}
+	if len(noTrigger) > 0 {
+		missing = append(missing, "TRIGGER on "+joinAnd(noTrigger)+" (for the change-capture triggers)")
 	}
 	if !indexValid && !createOnPublic && !super {
 		missing = append(missing, "CREATE on schema public (to create index "+IndexName+" there)")
