@@ -25,7 +25,7 @@ func addTraffic(ctx context.Context, d *dataset, n int) (float64, error) {
 // of traffic vs a full rebuild on 1M runs in 30 days; the same on 10× the
 // volume (1M vs 100k runs in 30 days, same new traffic); and the full
 // rebuild vs the refresh of the windowed views it replaced (migrations
-// 001-006 installed beside it as schema meshtop_before).
+// 001-008 installed beside it as schema meshtop_before).
 func (b *runner) incremental(ctx context.Context, small, big *dataset) error {
 	traffic := minuteOfTraffic(big)
 	logf("incremental: %d runs of new traffic (one minute at %s)", traffic, big.Label)
@@ -138,13 +138,13 @@ func (b *runner) incremental(ctx context.Context, small, big *dataset) error {
 		Group: "Incremental refresh", Name: "full rebuild vs the windowed views' refresh it replaced, " + big.Label,
 		Pair: "full rebuild / windowed refresh", Unit: "ms", Ratio: r,
 		Goal: "≤ 1.2×", Met: boolp(r.Median <= 1.2),
-		Note: "the windowed views are migrations 001–006 installed as schema meshtop_before, refreshed with its own CALL refresh() (CONCURRENTLY); the full rebuild is refresh_request_full() and CALL refresh() of all three views",
+		Note: "the windowed views are migrations 001–008 installed as schema meshtop_before, refreshed with its own CALL refresh() (CONCURRENTLY); the full rebuild is refresh_request_full() and CALL refresh() of all three views",
 	})
 	_, err := big.Pool.Exec(ctx, "drop schema meshtop_before cascade")
 	return err
 }
 
-// installBefore installs migrations 001-006 (the windowed views this issue
+// installBefore installs migrations 001-008 (the windowed views this issue
 // replaced) as schema meshtop_before, the way that build's installer did.
 func (b *runner) installBefore(ctx context.Context, d *dataset) error {
 	migs, err := install.New(d.Pool, "meshtop_before").Migrations()
@@ -152,7 +152,7 @@ func (b *runner) installBefore(ctx context.Context, d *dataset) error {
 		return err
 	}
 	for _, m := range migs {
-		if m.Version > 6 {
+		if m.Version > 8 {
 			break
 		}
 		if _, err := d.Pool.Exec(ctx, m.SQL); err != nil && !strings.Contains(m.SQL, "CREATE INDEX CONCURRENTLY") {

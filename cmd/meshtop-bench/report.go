@@ -266,7 +266,7 @@ func groupIntro(group string, cfg config) string {
 	case "Incremental refresh":
 		return "The refresh path of issue #12 on 1M runs in 30 days (10× H's traffic) and on H (100k runs in 30 days): all three views through `CALL S.refresh(view, true)`, " +
 			"incremental (the dirty (workflow, hour) keys logged by the capture triggers since the last refresh) vs a full rebuild of the rollup (`S.refresh_request_full()` first), " +
-			"and the full rebuild vs the windowed views of migrations 001–006 (the state before the rollup) installed beside it on the same data. Pairs alternate their order where the construction allows."
+			"and the full rebuild vs the windowed views of migrations 001–008 (the state before the rollup) installed beside it on the same data. Pairs alternate their order where the construction allows."
 	case "Write impact":
 		return fmt.Sprintf("pgbench (`sql/bench/meshhook_tx.pgbench`: insert a run as running, step events, finish it succeeded/failed with finished_at, run_completed) "+
 			"without vs with `CALL %s.refresh()` every %s from another connection (the product's refresh path: guard, log, CONCURRENTLY). "+

@@ -32,7 +32,7 @@ func installThrough(t *testing.T, ctx context.Context, db *pgtest.DB, in *instal
 	}
 }
 
-// TestUpgradeInPlace: an install of the windowed views (migrations 001-006),
+// TestUpgradeInPlace: an install of the windowed views (migrations 001-008),
 // refreshed, upgrades by migration 007 and the repeatable files (the dry run
 // shows them); the first refresh after it builds the rollup (mode full), the
 // next ones are incremental, and the views equal their oracles throughout.
@@ -41,7 +41,7 @@ func TestUpgradeInPlace(t *testing.T) {
 	ctx := ctxT(t)
 	db := pgtest.NewDatabase(t)
 	in := install.New(db.Pool, "metrics")
-	installThrough(t, ctx, db, in, 6)
+	installThrough(t, ctx, db, in, 8)
 	c := clock
 	if err := in.SetClock(ctx, &c); err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestUpgradeInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"-- meshtop migration 007_incremental"}
+	want := []string{"-- meshtop migration 009_incremental"}
 	for _, r := range reps {
 		want = append(want, "-- meshtop repeatable "+r.Name)
 	}
