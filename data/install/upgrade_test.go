@@ -70,12 +70,25 @@ func TestUpgradeInPlace(t *testing.T) {
 			t.Errorf("the dry run does not show %q", w)
 		}
 	}
+	// An operator's grant on the tenant function (to an API role, say)
+	// survives the upgrade, which re-creates the function with the view.
+	if _, err := db.Pool.Exec(ctx, `CREATE ROLE meshtop_test_api NOLOGIN; GRANT USAGE ON SCHEMA metrics TO meshtop_test_api;
+GRANT EXECUTE ON FUNCTION metrics.tenant_workflow_metrics(text) TO meshtop_test_api`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = db.Pool.Exec(context.Background(), `DROP OWNED BY meshtop_test_api; DROP ROLE meshtop_test_api`)
+	})
 	n, err := in.Apply(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n != 1+len(reps) {
 		t.Errorf("upgrade applied %d steps; want %d", n, 1+len(reps))
+	}
+	var granted bool
+	if err := db.Pool.QueryRow(ctx, `SELECT has_function_privilege('meshtop_test_api', 'metrics.tenant_workflow_metrics(text)', 'EXECUTE')`).Scan(&granted); err != nil || !granted {
+		t.Errorf("the operator's grant on tenant_workflow_metrics after the upgrade: %v, %v", granted, err)
 	}
 	if m := refreshAndCompare(t, ctx, db.Pool); !strings.HasPrefix(m, "full") {
 		t.Errorf("first refresh after the upgrade: mode %q; want full", m)

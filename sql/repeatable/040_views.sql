@@ -27,7 +27,10 @@
 -- tenant_workflow_metrics goes with mv_workflow_metrics: keep who may
 -- execute it (meshtop_tenant, and whatever the operator granted, e.g. to
 -- authenticated) and grant it again below.
-CREATE TEMP TABLE meshtop_tenant_grants ON COMMIT DROP AS
+-- (A table of the schema, dropped below: a temporary one would leave a
+-- pg_temp schema behind in the database.)
+DROP TABLE IF EXISTS @schema@.meshtop_tenant_grants;
+CREATE TABLE @schema@.meshtop_tenant_grants AS
 SELECT a.grantee::regrole::text AS grantee
 FROM pg_catalog.pg_proc p
 CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
@@ -389,8 +392,9 @@ DO $meshtop$
 DECLARE
   g text;
 BEGIN
-  FOR g IN SELECT t.grantee FROM pg_temp.meshtop_tenant_grants t LOOP
+  FOR g IN SELECT t.grantee FROM @schema@.meshtop_tenant_grants t LOOP
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %I.tenant_workflow_metrics(text) TO %s', @schema@.schema_name(), g);
   END LOOP;
 END
 $meshtop$;
+DROP TABLE @schema@.meshtop_tenant_grants;
