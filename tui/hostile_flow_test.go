@@ -23,7 +23,9 @@ const (
 	evilProjShown  = `proj\x1b[5mblink\r\nnewline`
 	// A query another session runs while it blocks a refresh: the console
 	// shows it as the blocker's query.
-	evilQuery = "analyze metrics." + firstView + " /* \x1b]0;pwned-title\x07 \x1b]52;c;cHduZWQ=\x07 \x1b[2J\u202eevil */"
+	// (firstView is the hourly view, a plain view over the hourly rollup:
+	// a SHARE lock on that table holds its refresh; see blockerStmt.)
+	evilQuery = "lock table metrics.rollup_runs_hour in share mode /* \x1b]0;pwned-title\x07 \x1b]52;c;cHduZWQ=\x07 \x1b[2J\u202eevil */"
 )
 
 // hostileDB is a refreshed fixture whose busiest workflow and its project

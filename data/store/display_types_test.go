@@ -33,6 +33,8 @@ var plainStrings = map[string]string{
 	"ServerInfo.Version":         "server_version of the server (renderers sanitize it all the same)",
 	"RefreshResult.View":         "the view name meshtop asked to refresh (CheckView)",
 	"RefreshResult.Status":       "as RefreshLogEntry.Status",
+	"RefreshLogEntry.Mode":       "written only by refresh_run from rollup_apply(): 'incremental' or 'full'",
+	"RefreshResult.Mode":         "as RefreshLogEntry.Mode",
 	"RefreshEvent.View":          "never displayed: only triggers a re-read (any role may NOTIFY)",
 	"RefreshOutcome.View":        "as RefreshLogEntry.View (a metric label of meshtop serve)",
 	"RefreshOutcome.Status":      "the derived state: one of running, ok, failed, skipped, interrupted (a CHECK constraint and refresh_log_v)",
