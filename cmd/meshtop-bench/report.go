@@ -264,7 +264,7 @@ func groupIntro(group string, cfg config) string {
 			"\"full rebuild\" first calls `S.refresh_request_full()`) with history H vs 10×H at the same runs per hour; the naive all-time view (data/bench/setup.sql: the same columns as mv_workflow_metrics over ALL runs) for contrast. " +
 			"The after-new-runs row inserts 10k finished runs with events, refreshes, then refreshes again with nothing new (fixed order by construction)."
 	case "Incremental refresh":
-		return "The refresh path of issue #12 on 1M runs in 30 days (10× H's traffic) and on H (100k runs in 30 days): all three views through `CALL S.refresh(view, true)`, " +
+		return "The refresh path of issue #12 on 10× H's runs in the same 30 days (1M vs 100k runs at `-scale 1`; the data sets above give this run's sizes): all three views through `CALL S.refresh(view, true)`, " +
 			"incremental (the dirty (workflow, hour) keys logged by the capture triggers since the last refresh) vs a full rebuild of the rollup (`S.refresh_request_full()` first), " +
 			"and the full rebuild vs the windowed views of migrations 001–008 (the state before the rollup) installed beside it on the same data. Pairs alternate their order where the construction allows."
 	case "Write impact":
