@@ -270,9 +270,15 @@ WHERE bucket = (SELECT max(bucket) FROM metrics.rollup_runs_hour WHERE bucket < 
 	if _, err := db.Pool.Exec(ctx, `DELETE FROM metrics.rollup_steps_day WHERE node_id = 'n2'`); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE metrics.window_runs SET failed = failed + 1 WHERE "window" = '7d'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE metrics.window_steps SET p95_ms = p95_ms * 2 WHERE "window" = '30d'`); err != nil {
+		t.Fatal(err)
+	}
 	d := verify()
 	joined := strings.Join(d, "\n")
-	for _, want := range []string{"runs_hour runs ", "runs_hour hist_c ", "steps_day "} {
+	for _, want := range []string{"runs_hour runs ", "runs_hour hist_c ", "steps_day ", "runs_window 7d.failed ", "steps_window 30d.p95_ms "} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("verify does not report %q:\n%s", want, joined)
 		}
@@ -554,6 +560,78 @@ func TestIncrementalPinnedClockMoves(t *testing.T) {
 		compareAllToLive(t, ctx, db.Pool, c)
 		if m := lastModes(t, ctx, db.Pool)["mv_workflow_metrics_hourly"]; !strings.HasPrefix(m, step.mode) {
 			t.Errorf("clock moved by %s: mode %q; want %s", step.d, m, step.mode)
+		}
+	}
+}
+
+// TestIncrementalClockSlides moves a pinned clock forward in steps that put
+// runs exactly on, just inside and just outside every window's edges, with
+// changes to runs that are leaving a window between two refreshes: every
+// refresh stays incremental (only the window cells that changed are
+// recomputed, 035_cells.sql) and every view equals its oracle after it.
+func TestIncrementalClockSlides(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	in := loadEdgeData(t, ctx, db)
+	// w9: one run 30 minutes before the clock, alone in its workflow; it is
+	// deleted after the clock has moved so far that its hour no longer
+	// touches the 1h window (step 4 below): only the window at the previous
+	// clock tells that the cell must change.
+	if _, err := db.Pool.Exec(ctx, `
+INSERT INTO public.workflow_definitions (id, project_id, slug, version, definition, name, status) VALUES
+  ('00000000-0000-0000-0000-0000000000b9', '00000000-0000-0000-0000-0000000000a1', 'nine', 1, '{"nodes":[]}', 'Nine', 'published');
+INSERT INTO public.workflow_runs (project_id, workflow_id, status, started_at, finished_at) VALUES
+  ('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000000b9', 'succeeded',
+   '2026-03-02 11:30:00+00', '2026-03-02 11:30:01+00')`); err != nil {
+		t.Fatal(err)
+	}
+	if !clock.Equal(time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)) {
+		t.Fatalf("the test assumes the edge data's clock 2026-03-02 12:00 UTC, not %s", clock)
+	}
+	refreshAndCompare(t, ctx, db.Pool)
+	c := clock
+	for i, step := range []struct {
+		d      time.Duration
+		change string // run before the refresh, $1 = the new clock
+	}{
+		{d: time.Microsecond},
+		{d: time.Microsecond},
+		{d: time.Millisecond},
+		{d: 29 * time.Minute},
+		{d: 31 * time.Minute, change: `DELETE FROM public.workflow_runs WHERE workflow_id = '00000000-0000-0000-0000-0000000000b9'`},
+		// A run that is leaving the 1h window is deleted before the refresh
+		// that would have seen it leave.
+		{d: 31 * time.Minute, change: `DELETE FROM public.workflow_runs WHERE started_at > $1::timestamptz - interval '91 minutes' AND started_at <= $1::timestamptz - interval '1 hour' AND status = 'canceled'`},
+		{d: time.Hour},
+		// A run that left the 24h window long ago is corrected.
+		{d: 23 * time.Hour, change: `UPDATE public.workflow_runs SET status = 'failed' WHERE started_at <= $1::timestamptz - interval '25 hours' AND started_at > $1::timestamptz - interval '26 hours' AND status = 'succeeded'`},
+		{d: time.Microsecond},
+		{d: 5 * 24 * time.Hour},
+		{d: time.Microsecond},
+		{d: 22 * 24 * time.Hour, change: `DELETE FROM public.workflow_runs WHERE started_at <= $1::timestamptz - interval '720 hours' AND started_at > $1::timestamptz - interval '730 hours'`},
+		{d: time.Microsecond},
+	} {
+		c = c.Add(step.d)
+		if step.change != "" {
+			var args []any
+			if strings.Contains(step.change, "$1") {
+				args = append(args, c)
+			}
+			if _, err := db.Pool.Exec(ctx, step.change, args...); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+		}
+		if err := in.SetClock(ctx, &c); err != nil {
+			t.Fatal(err)
+		}
+		refreshAll(t, ctx, db.Pool, "metrics")
+		compareAllToLive(t, ctx, db.Pool, c)
+		if m := lastModes(t, ctx, db.Pool)["mv_workflow_metrics_hourly"]; !strings.HasPrefix(m, "incremental") {
+			t.Errorf("step %d (+%s): mode %q; want incremental", i, step.d, m)
+		}
+		if t.Failed() {
+			t.Fatalf("step %d (+%s, clock %s) differs from the oracle", i, step.d, c.Format(time.RFC3339Nano))
 		}
 	}
 }

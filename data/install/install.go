@@ -576,6 +576,7 @@ func (in *Installer) Objects() []Object {
 		{"table", s + ".meshtop_repeatables"},
 		{"table", s + ".dirty_keys (change-capture log)"},
 		{"table", s + ".rollup_runs_hour, rollup_runs_day, rollup_steps_hour, rollup_steps_day, rollup_state"},
+		{"table", s + ".window_runs, window_steps (window cells)"},
 		{"materialized view", s + ".mv_workflow_metrics"},
 		{"view", s + ".mv_workflow_metrics_hourly"},
 		{"materialized view", s + ".mv_step_metrics"},

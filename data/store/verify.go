@@ -17,10 +17,10 @@ var ErrCannotVerify = errors.New("the rollup cannot be verified now")
 // Drift is one field of one rollup bucket that differs from what the raw
 // tables give.
 type Drift struct {
-	Kind       string    `json:"kind"` // runs_hour, runs_day, steps_hour, steps_day
+	Kind       string    `json:"kind"` // runs_hour, runs_day, steps_hour, steps_day, runs_window, steps_window
 	WorkflowID string    `json:"workflow_id"`
 	NodeID     string    `json:"node_id,omitempty"`
-	Bucket     time.Time `json:"bucket"` // the hour or UTC day
+	Bucket     time.Time `json:"bucket"` // the hour or UTC day; for a window cell, the clock it was computed at
 	Field      string    `json:"field"`
 	Stored     string    `json:"stored"`     // JSON text of the stored value
 	Recomputed string    `json:"recomputed"` // JSON text of the value from the raw tables

@@ -107,6 +107,56 @@ CREATE TABLE @schema@.rollup_state (
 );
 INSERT INTO @schema@.rollup_state DEFAULT VALUES;
 
+-- The window cells: per workflow definition and window ('1h', '24h', '7d',
+-- '30d'), the window's run metrics at clock rollup_state.cells_clock, final
+-- except for what depends on the clock (resource_consumption) and the
+-- definition's own columns, which the view adds. A refresh recomputes only
+-- the cells whose window contents changed since the previous refresh (a
+-- dirty key inside the window, or runs that entered or left it as the clock
+-- moved): mv_workflow_metrics and mv_step_metrics are materialized views over
+-- these tables, so their REFRESH ... CONCURRENTLY reads a few thousand rows
+-- whatever the window's volume (sql/repeatable/035_cells.sql). No row: no
+-- runs in that window.
+CREATE TABLE @schema@.window_runs (
+  workflow_id        uuid NOT NULL,
+  "window"           text NOT NULL,
+  runs               bigint NOT NULL,
+  succeeded          bigint NOT NULL,
+  failed             bigint NOT NULL,
+  canceled           bigint NOT NULL,
+  running            bigint NOT NULL,
+  finished           bigint NOT NULL,
+  dur_sum_ms         numeric NOT NULL,
+  dur_min_ms         float8,
+  dur_max_ms         float8,
+  open_runs          bigint NOT NULL,
+  open_started_epoch numeric NOT NULL,
+  last_failure_at    timestamptz,
+  p50_ms             float8,
+  p95_ms             float8,
+  p99_ms             float8,
+  PRIMARY KEY (workflow_id, "window")
+);
+
+-- Per workflow definition, node id and window: step executions (only cells
+-- with at least one).
+CREATE TABLE @schema@.window_steps (
+  workflow_id     uuid NOT NULL,
+  node_id         text NOT NULL,
+  "window"        text NOT NULL,
+  node_type       text,
+  executions      bigint NOT NULL,
+  failures        bigint NOT NULL,
+  p50_ms          float8,
+  p95_ms          float8,
+  last_failure_at timestamptz,
+  PRIMARY KEY (workflow_id, "window", node_id)
+);
+
+-- The clock the window cells were computed at (NULL: none yet, every cell
+-- is computed by the next refresh).
+ALTER TABLE @schema@.rollup_state ADD COLUMN cells_clock timestamptz;
+
 -- How each refresh used the rollup: 'incremental' or 'full' (rebuilt from
 -- the raw tables), and how many dirty-key log rows it consumed.
 ALTER TABLE @schema@.refresh_log ADD COLUMN mode text, ADD COLUMN dirty_keys bigint;

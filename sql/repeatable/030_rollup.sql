@@ -307,6 +307,7 @@ DECLARE
   v_full boolean;
   v_wf uuid[];
   v_hour timestamptz[];
+  v_cells record;
 BEGIN
   SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
   IF NOT pg_try_advisory_xact_lock(1835365224, v_key) THEN
@@ -347,9 +348,11 @@ BEGIN
     -- two clocks into their runs' buckets (steps after the clock are
     -- ignored). With now() events are not written after the clock, so the
     -- log has their keys already (docs/REFRESH.md: future-dated events).
+    -- Keys older than the horizon have no bucket any more, but may still
+    -- name a cell's window at the previous clock: they go to cells_changed.
     SELECT array_agg(k.workflow_id), array_agg(k.hour) INTO v_wf, v_hour
     FROM (SELECT d.workflow_id, d.hour FROM @schema@.dirty_keys d
-          WHERE d.id = ANY (v_ids) AND d.hour >= v_horizon
+          WHERE d.id = ANY (v_ids)
           UNION
           SELECT r.workflow_id, date_trunc('hour', r.started_at, 'UTC')
           FROM public.workflow_events e JOIN public.workflow_runs r ON r.id = e.run_id
@@ -357,8 +360,11 @@ BEGIN
             AND e.ts > v_state.built_clock::timestamptz AND e.ts <= v_clock
             AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
             AND r.started_at >= v_horizon) k;
-    IF v_wf IS NOT NULL THEN
-      PERFORM @schema@.rollup_recompute(false, v_wf, v_hour, v_horizon, v_clock,
+    IF EXISTS (SELECT FROM unnest(v_hour) h WHERE h >= v_horizon) THEN
+      PERFORM @schema@.rollup_recompute(false,
+        (SELECT array_agg(k.wf) FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.h >= v_horizon),
+        (SELECT array_agg(k.h) FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.h >= v_horizon),
+        v_horizon, v_clock,
         (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_steps_hour')::regclass,
         (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass);
     END IF;
@@ -370,11 +376,24 @@ BEGIN
     DELETE FROM @schema@.rollup_steps_day t WHERE t.bucket < date_trunc('day', v_horizon, 'UTC');
   END IF;
 
+  -- The window cells that changed since the last apply, from the rollup
+  -- just brought up to date (035_cells.sql); all of them after a rebuild.
+  SELECT c.wf, c.win INTO v_cells
+  FROM @schema@.cells_changed(CASE WHEN v_full THEN NULL ELSE v_state.cells_clock END,
+                              v_clock, v_wf, v_hour) c;
+  IF v_full THEN
+    DELETE FROM @schema@.window_runs;
+    DELETE FROM @schema@.window_steps;
+  END IF;
+  PERFORM @schema@.cells_recompute(v_clock, v_cells.wf, v_cells.win,
+    (v_s || '.window_runs')::regclass, (v_s || '.window_steps')::regclass);
+
   IF v_ids IS NOT NULL THEN
     DELETE FROM @schema@.dirty_keys d USING unnest(v_ids) AS x(id) WHERE d.id = x.id;
   END IF;
   UPDATE @schema@.rollup_state s
-     SET built = true, built_clock = v_pinned, built_at = clock_timestamp(), partitions = v_parts;
+     SET built = true, built_clock = v_pinned, built_at = clock_timestamp(), partitions = v_parts,
+         cells_clock = v_clock;
 END
 $meshtop$;
 

@@ -181,6 +181,41 @@ BEGIN
       CASE WHEN t LIKE '%day' THEN '24 hours' ELSE '1 hour' END)
     USING v_from;
   END LOOP;
+
+  -- The window cells (035_cells.sql), recomputed from the stored rollup at
+  -- the clock they were computed at, except those of workflows with keys
+  -- still in the log. Reported with bucket = that clock and field
+  -- '<window>.<column>'.
+  IF v_state.cells_clock IS NULL THEN
+    RETURN;
+  END IF;
+  DROP TABLE IF EXISTS pg_temp.meshtop_verify_window_runs, pg_temp.meshtop_verify_window_steps;
+  EXECUTE format('CREATE TEMP TABLE meshtop_verify_window_runs (LIKE %s.window_runs) ON COMMIT DROP', v_s);
+  EXECUTE format('CREATE TEMP TABLE meshtop_verify_window_steps (LIKE %s.window_steps) ON COMMIT DROP', v_s);
+  PERFORM @schema@.cells_recompute(v_state.cells_clock, c.wf, c.win,
+    'pg_temp.meshtop_verify_window_runs'::regclass, 'pg_temp.meshtop_verify_window_steps'::regclass)
+  FROM @schema@.cells_changed(NULL, v_state.cells_clock, NULL, NULL) c;
+  FOREACH t IN ARRAY ARRAY['runs', 'steps'] LOOP
+    RETURN QUERY EXECUTE format($q$
+      WITH d AS (
+        SELECT coalesce(s.workflow_id, v.workflow_id) AS wf, coalesce(%3$s) AS node,
+               coalesce(s."window", v."window") AS win, to_jsonb(s) AS sj, to_jsonb(v) AS vj
+        FROM %1$s.%2$I s FULL JOIN pg_temp.%4$I v
+          ON v.workflow_id = s.workflow_id AND v."window" = s."window" %5$s
+        WHERE to_jsonb(s) IS DISTINCT FROM to_jsonb(v)
+      )
+      SELECT %6$L, d.wf, d.node, $1, d.win || '.' || f.key, d.sj ->> f.key, d.vj ->> f.key
+      FROM d CROSS JOIN LATERAL jsonb_object_keys(coalesce(d.sj, d.vj)) AS f(key)
+      WHERE (d.sj -> f.key) IS DISTINCT FROM (d.vj -> f.key)
+        AND NOT EXISTS (SELECT FROM %1$s.dirty_keys k WHERE k.workflow_id = d.wf)
+      ORDER BY 2, 3, 5
+    $q$, v_s, 'window_' || t,
+      CASE WHEN t = 'steps' THEN 's.node_id, v.node_id' ELSE 'NULL::text' END,
+      'meshtop_verify_window_' || t,
+      CASE WHEN t = 'steps' THEN 'AND v.node_id = s.node_id' ELSE '' END,
+      t || '_window')
+    USING v_state.cells_clock;
+  END LOOP;
 END
 $meshtop$;
 

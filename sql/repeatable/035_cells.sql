@@ -1,0 +1,348 @@
+-- 035_cells: the window cells (window_runs, window_steps) computed from the
+-- rollup. Repeatable.
+--
+-- A cell is one workflow definition in one window ('1h', '24h', '7d',
+-- '30d'). Its value at clock c is a function of the raw rows and c alone:
+-- the runs with c - W < started_at <= c (and their step executions), read as
+-- whole UTC days and hours from the rollup and as raw rows for the partial
+-- hours at both ends (window_bounds in 010_sketch.sql). Every duration enters
+-- the cell's histogram through dd_key whichever part it comes from, so where
+-- the window is split does not change the result.
+--
+-- Between two refreshes at clocks c0 <= c1 a cell changes only if
+--   * a dirty key of its workflow names an hour that overlaps the window at
+--     c0 or at c1 (hour + 1h > c0 - W and hour <= c1): a run or step
+--     execution was inserted, changed or deleted there; or
+--   * a run of its workflow entered or left the window as the clock moved:
+--     started_at in (c0 - W, c1 - W] (left) or in (c0, c1] (entered; a run
+--     written before c0 with a later started_at).
+-- cells_changed returns exactly those cells; rollup_apply (030_rollup.sql)
+-- recomputes them with cells_recompute after applying the dirty keys to the
+-- rollup, in the same transaction. So a refresh reads the rollup rows of
+-- the cells that changed (one per day and edge hour of each), not the
+-- window: with one minute of traffic, a few hundred cells of the 4 x
+-- (workflow definitions) there are.
+--
+-- Every name is schema-qualified: PostgreSQL 17 refreshes with
+-- search_path = pg_catalog, pg_temp.
+
+-- Recomputes the cells (p_wf[i], p_win[i]) at clock p_clock into p_runs and
+-- p_steps (window_runs/window_steps, or verify's temporary copies): deletes
+-- them, then inserts what the rollup and the raw edge hours hold for them
+-- (no row for a cell without runs or step executions). The pairs must be
+-- distinct.
+CREATE OR REPLACE FUNCTION @schema@.cells_recompute(
+  p_clock timestamptz, p_wf uuid[], p_win text[], p_runs regclass, p_steps regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+BEGIN
+  IF coalesce(cardinality(p_wf), 0) = 0 THEN
+    RETURN;
+  END IF;
+  EXECUTE pg_catalog.format($q$
+    DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
+    WHERE t.workflow_id = k.wf AND t."window" = k.win$q$, p_runs) USING p_wf, p_win;
+  EXECUTE pg_catalog.format($q$
+    DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
+    WHERE t.workflow_id = k.wf AND t."window" = k.win$q$, p_steps) USING p_wf, p_win;
+
+  -- Runs. Percentiles from the merged histogram: for p, percentile_cont
+  -- interpolates between the order statistics floor(r) and ceil(r),
+  -- r = p * (n - 1) (0-based). Each is estimated by the bucket holding that
+  -- rank (within alpha), clamped to the exact min/max (and equal to them at
+  -- ranks 0 and n - 1); the interpolation of two estimates within alpha is
+  -- within alpha.
+  EXECUTE pg_catalog.format($q$
+    INSERT INTO %1$s (workflow_id, "window", runs, succeeded, failed, canceled, running, finished,
+      dur_sum_ms, dur_min_ms, dur_max_ms, open_runs, open_started_epoch, last_failure_at,
+      p50_ms, p95_ms, p99_ms)
+    WITH b AS MATERIALIZED (
+      SELECT w.* FROM @schema@.window_bounds($3) w
+    ),
+    cells AS MATERIALIZED (
+      SELECT k.wf, k.win FROM unnest($1::uuid[], $2::text[]) AS k(wf, win)
+    ),
+    -- The runs of the partial hours at both ends of each window, of the
+    -- cells' workflows (through meshtop_workflow_runs_started_at_idx).
+    raw AS MATERIALIZED (
+      SELECT b."window", r.workflow_id, r.status, r.started_at, r.finished_at,
+             pg_catalog.date_part('epoch', r.finished_at - r.started_at) * 1000 AS dur
+      FROM b CROSS JOIN LATERAL (
+        SELECT x.workflow_id, x.status, x.started_at, x.finished_at FROM public.workflow_runs x
+        WHERE x.started_at > b.lo AND x.started_at < b.h0
+        UNION ALL
+        SELECT x.workflow_id, x.status, x.started_at, x.finished_at FROM public.workflow_runs x
+        WHERE x.started_at >= b.h1 AND x.started_at <= b.hi) r
+      JOIN cells c ON c.wf = r.workflow_id AND c.win = b."window"
+    ),
+    -- Whole days and whole hours from the rollup, by primary key per cell.
+    parts AS MATERIALIZED (
+      SELECT b."window", d.workflow_id, d.runs, d.succeeded, d.failed, d.canceled, d.running, d.finished,
+             d.dur_sum_ms, d.dur_min_ms, d.dur_max_ms, d.open_runs, d.open_started_epoch, d.last_failure_at,
+             d.hist_k, d.hist_c
+      FROM b JOIN cells c ON c.win = b."window"
+      JOIN @schema@.rollup_runs_day d ON d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
+      UNION ALL
+      SELECT b."window", h.workflow_id, h.runs, h.succeeded, h.failed, h.canceled, h.running, h.finished,
+             h.dur_sum_ms, h.dur_min_ms, h.dur_max_ms, h.open_runs, h.open_started_epoch, h.last_failure_at,
+             h.hist_k, h.hist_c
+      FROM b JOIN cells c ON c.win = b."window"
+      JOIN @schema@.rollup_runs_hour h ON h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
+      UNION ALL
+      SELECT b."window", h.workflow_id, h.runs, h.succeeded, h.failed, h.canceled, h.running, h.finished,
+             h.dur_sum_ms, h.dur_min_ms, h.dur_max_ms, h.open_runs, h.open_started_epoch, h.last_failure_at,
+             h.hist_k, h.hist_c
+      FROM b JOIN cells c ON c.win = b."window"
+      JOIN @schema@.rollup_runs_hour h ON h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1
+    ),
+    agg AS (
+      SELECT u."window", u.workflow_id,
+             sum(u.runs) AS runs, sum(u.succeeded) AS succeeded, sum(u.failed) AS failed,
+             sum(u.canceled) AS canceled, sum(u.running) AS running, sum(u.finished) AS finished,
+             sum(u.dur_sum_ms) AS dur_sum_ms, min(u.dur_min_ms) AS mn, max(u.dur_max_ms) AS mx,
+             sum(u.open_runs) AS open_runs, sum(u.open_started_epoch) AS open_started_epoch,
+             max(u.last_failure_at) AS last_failure_at
+      FROM (
+        SELECT p."window", p.workflow_id, p.runs, p.succeeded, p.failed, p.canceled, p.running, p.finished,
+               p.dur_sum_ms, p.dur_min_ms, p.dur_max_ms, p.open_runs, p.open_started_epoch, p.last_failure_at
+        FROM parts p
+        UNION ALL
+        SELECT r."window", r.workflow_id, 1, (r.status = 'succeeded')::int, (r.status = 'failed')::int,
+               (r.status = 'canceled')::int, (r.status IN ('running', 'paused'))::int, (r.dur IS NOT NULL)::int,
+               coalesce(EXTRACT(epoch FROM r.finished_at - r.started_at) * 1000, 0), r.dur, r.dur,
+               (r.finished_at IS NULL AND r.status IN ('running', 'paused'))::int,
+               CASE WHEN r.finished_at IS NULL AND r.status IN ('running', 'paused')
+                    THEN EXTRACT(epoch FROM r.started_at) ELSE 0 END,
+               CASE WHEN r.status = 'failed' THEN coalesce(r.finished_at, r.started_at) END
+        FROM raw r
+      ) u
+      GROUP BY 1, 2
+    ),
+    hist AS (
+      SELECT u."window", u.workflow_id, u.k, sum(u.c) AS c
+      FROM (
+        SELECT p."window", p.workflow_id, x.k, x.c
+        FROM parts p CROSS JOIN LATERAL unnest(p.hist_k, p.hist_c) AS x(k, c)
+        UNION ALL
+        SELECT r."window", r.workflow_id, @schema@.dd_key(r.dur), 1 FROM raw r WHERE r.dur IS NOT NULL
+      ) u
+      GROUP BY 1, 2, 3
+    ),
+    hc AS (
+      SELECT h."window", h.workflow_id, h.k, h.c::float8 AS c,
+             (sum(h.c) OVER (PARTITION BY h."window", h.workflow_id ORDER BY h.k))::float8 AS upto
+      FROM hist h
+    ),
+    ranks AS (
+      SELECT a."window", a.workflow_id, a.finished AS n, a.mn, a.mx, q.i, q.p * (a.finished - 1) AS r
+      FROM agg a CROSS JOIN (VALUES (1, 0.5::float8), (2, 0.95::float8), (3, 0.99::float8)) AS q(i, p)
+      WHERE a.finished > 0
+    ),
+    at AS (
+      SELECT rk."window", rk.workflow_id, rk.i, rk.r, j.side,
+             CASE WHEN j.j = 0 THEN rk.mn
+                  WHEN j.j = rk.n - 1 THEN rk.mx
+                  ELSE pg_catalog.float8smaller(pg_catalog.float8larger(@schema@.dd_value(hc.k), rk.mn), rk.mx) END AS v
+      FROM ranks rk
+      CROSS JOIN LATERAL (VALUES (0, pg_catalog.floor(rk.r)), (1, pg_catalog.ceil(rk.r))) AS j(side, j)
+      JOIN hc ON hc."window" = rk."window" AND hc.workflow_id = rk.workflow_id
+             AND j.j >= hc.upto - hc.c AND j.j < hc.upto
+    ),
+    pct AS (
+      SELECT x."window", x.workflow_id,
+             max(x.v) FILTER (WHERE x.i = 1) AS p50, max(x.v) FILTER (WHERE x.i = 2) AS p95,
+             max(x.v) FILTER (WHERE x.i = 3) AS p99
+      FROM (
+        SELECT at."window", at.workflow_id, at.i,
+               max(at.v) FILTER (WHERE at.side = 0)
+                 + (max(at.r) - pg_catalog.floor(max(at.r)))
+                   * (max(at.v) FILTER (WHERE at.side = 1) - max(at.v) FILTER (WHERE at.side = 0)) AS v
+        FROM at GROUP BY 1, 2, 3
+      ) x
+      GROUP BY 1, 2
+    )
+    SELECT a.workflow_id, a."window", a.runs, a.succeeded, a.failed, a.canceled, a.running, a.finished,
+           a.dur_sum_ms, a.mn, a.mx, a.open_runs, a.open_started_epoch, a.last_failure_at,
+           pc.p50, pc.p95, pc.p99
+    FROM agg a LEFT JOIN pct pc ON pc.workflow_id = a.workflow_id AND pc."window" = a."window"
+    WHERE a.runs > 0
+  $q$, p_runs) USING p_wf, p_win, p_clock;
+
+  -- Step executions (pairing as in 030_rollup.sql: a step_started followed,
+  -- for that run and node, by its step_succeeded/step_failed; events after
+  -- the clock are ignored).
+  EXECUTE pg_catalog.format($q$
+    INSERT INTO %1$s (workflow_id, node_id, "window", node_type, executions, failures,
+      p50_ms, p95_ms, last_failure_at)
+    WITH b AS MATERIALIZED (
+      SELECT w.* FROM @schema@.window_bounds($3) w
+    ),
+    cells AS MATERIALIZED (
+      SELECT k.wf, k.win FROM unnest($1::uuid[], $2::text[]) AS k(wf, win)
+    ),
+    -- The runs of the partial hours at both ends of each window...
+    rr AS MATERIALIZED (
+      SELECT b."window", r.id, r.workflow_id, r.started_at
+      FROM b CROSS JOIN LATERAL (
+        SELECT x.id, x.workflow_id, x.started_at FROM public.workflow_runs x
+        WHERE x.started_at > b.lo AND x.started_at < b.h0
+        UNION ALL
+        SELECT x.id, x.workflow_id, x.started_at FROM public.workflow_runs x
+        WHERE x.started_at >= b.h1 AND x.started_at <= b.hi) r
+      JOIN cells c ON c.wf = r.workflow_id AND c.win = b."window"
+    ),
+    er AS MATERIALIZED (
+      SELECT DISTINCT rr.id, rr.started_at FROM rr
+    ),
+    -- ... and their step executions, probed per run through the (run_id, ts)
+    -- indexes. ts >= the oldest edge prunes the event partitions (a scalar
+    -- subquery: an InitPlan, evaluated before pruning).
+    ev AS (
+      SELECT x.*
+      FROM er CROSS JOIN LATERAL (
+        SELECT e.run_id, e.ts, e.type,
+               e.payload -> 'node' ->> 'id' AS node_id,
+               e.payload -> 'node' ->> 'type' AS node_type,
+               pg_catalog.lead(e.type) OVER w AS next_type,
+               pg_catalog.lead(e.ts) OVER w AS next_ts,
+               pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
+        FROM public.workflow_events e
+        WHERE e.run_id = er.id
+          AND e.ts >= (SELECT pg_catalog.date_trunc('hour', min(b.lo), 'UTC') FROM b)
+          AND e.ts <= $3
+          AND e.ts >= pg_catalog.date_trunc('hour', er.started_at, 'UTC')
+          AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
+        WINDOW w AS (PARTITION BY e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) x
+    ),
+    raw AS MATERIALIZED (
+      SELECT rr."window", rr.workflow_id, ev.node_id,
+             coalesce(ev.node_type, ev.next_node_type) AS node_type,
+             ev.next_type = 'step_failed' AS failed,
+             ev.next_ts AS ended_at,
+             pg_catalog.date_part('epoch', ev.next_ts - ev.ts) * 1000 AS lat
+      FROM ev JOIN rr ON rr.id = ev.run_id
+      WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
+        AND ev.node_id IS NOT NULL
+    ),
+    parts AS MATERIALIZED (
+      SELECT b."window", d.workflow_id, d.node_id, d.node_type, d.executions, d.failures,
+             d.lat_min_ms, d.lat_max_ms, d.last_failure_at, d.hist_k, d.hist_c
+      FROM b JOIN cells c ON c.win = b."window"
+      JOIN @schema@.rollup_steps_day d ON d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
+      UNION ALL
+      SELECT b."window", h.workflow_id, h.node_id, h.node_type, h.executions, h.failures,
+             h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
+      FROM b JOIN cells c ON c.win = b."window"
+      JOIN @schema@.rollup_steps_hour h ON h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
+      UNION ALL
+      SELECT b."window", h.workflow_id, h.node_id, h.node_type, h.executions, h.failures,
+             h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
+      FROM b JOIN cells c ON c.win = b."window"
+      JOIN @schema@.rollup_steps_hour h ON h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1
+    ),
+    agg AS (
+      SELECT u."window", u.workflow_id, u.node_id, max(u.node_type) AS node_type,
+             sum(u.executions) AS executions, sum(u.failures) AS failures,
+             min(u.mn) AS mn, max(u.mx) AS mx, max(u.last_failure_at) AS last_failure_at
+      FROM (
+        SELECT p."window", p.workflow_id, p.node_id, p.node_type, p.executions, p.failures,
+               p.lat_min_ms AS mn, p.lat_max_ms AS mx, p.last_failure_at
+        FROM parts p
+        UNION ALL
+        SELECT r."window", r.workflow_id, r.node_id, r.node_type, 1, r.failed::int, r.lat, r.lat,
+               CASE WHEN r.failed THEN r.ended_at END
+        FROM raw r
+      ) u
+      GROUP BY 1, 2, 3
+    ),
+    hist AS (
+      SELECT u."window", u.workflow_id, u.node_id, u.k, sum(u.c) AS c
+      FROM (
+        SELECT p."window", p.workflow_id, p.node_id, x.k, x.c
+        FROM parts p CROSS JOIN LATERAL unnest(p.hist_k, p.hist_c) AS x(k, c)
+        UNION ALL
+        SELECT r."window", r.workflow_id, r.node_id, @schema@.dd_key(r.lat), 1 FROM raw r
+      ) u
+      GROUP BY 1, 2, 3, 4
+    ),
+    hc AS (
+      SELECT h."window", h.workflow_id, h.node_id, h.k, h.c::float8 AS c,
+             (sum(h.c) OVER (PARTITION BY h."window", h.workflow_id, h.node_id ORDER BY h.k))::float8 AS upto
+      FROM hist h
+    ),
+    ranks AS (
+      SELECT a."window", a.workflow_id, a.node_id, a.executions AS n, a.mn, a.mx, q.i, q.p * (a.executions - 1) AS r
+      FROM agg a CROSS JOIN (VALUES (1, 0.5::float8), (2, 0.95::float8)) AS q(i, p)
+    ),
+    at AS (
+      SELECT rk."window", rk.workflow_id, rk.node_id, rk.i, rk.r, j.side,
+             CASE WHEN j.j = 0 THEN rk.mn
+                  WHEN j.j = rk.n - 1 THEN rk.mx
+                  ELSE pg_catalog.float8smaller(pg_catalog.float8larger(@schema@.dd_value(hc.k), rk.mn), rk.mx) END AS v
+      FROM ranks rk
+      CROSS JOIN LATERAL (VALUES (0, pg_catalog.floor(rk.r)), (1, pg_catalog.ceil(rk.r))) AS j(side, j)
+      JOIN hc ON hc."window" = rk."window" AND hc.workflow_id = rk.workflow_id AND hc.node_id = rk.node_id
+             AND j.j >= hc.upto - hc.c AND j.j < hc.upto
+    ),
+    pct AS (
+      SELECT x."window", x.workflow_id, x.node_id,
+             max(x.v) FILTER (WHERE x.i = 1) AS p50, max(x.v) FILTER (WHERE x.i = 2) AS p95
+      FROM (
+        SELECT at."window", at.workflow_id, at.node_id, at.i,
+               max(at.v) FILTER (WHERE at.side = 0)
+                 + (max(at.r) - pg_catalog.floor(max(at.r)))
+                   * (max(at.v) FILTER (WHERE at.side = 1) - max(at.v) FILTER (WHERE at.side = 0)) AS v
+        FROM at GROUP BY 1, 2, 3, 4
+      ) x
+      GROUP BY 1, 2, 3
+    )
+    SELECT a.workflow_id, a.node_id, a."window", a.node_type, a.executions, a.failures,
+           pc.p50, pc.p95, a.last_failure_at
+    FROM agg a
+    LEFT JOIN pct pc ON pc."window" = a."window" AND pc.workflow_id = a.workflow_id AND pc.node_id = a.node_id
+    WHERE a.executions > 0
+  $q$, p_steps) USING p_wf, p_win, p_clock;
+END
+$meshtop$;
+
+-- The cells whose contents may differ between clock p_from (the clock of
+-- the stored cells) and p_to >= p_from, given the (workflow, hour) keys of
+-- every change applied to the rollup since (see the top of this file).
+-- p_from NULL: every cell (every workflow definition in every window).
+CREATE OR REPLACE FUNCTION @schema@.cells_changed(
+  p_from timestamptz, p_to timestamptz, p_key_wf uuid[], p_key_hour timestamptz[],
+  OUT wf uuid[], OUT win text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+BEGIN
+  IF p_from IS NULL OR p_from > p_to THEN
+    SELECT array_agg(d.id), array_agg(b."window") INTO wf, win
+    FROM public.workflow_definitions d CROSS JOIN @schema@.window_bounds(p_to) b;
+    RETURN;
+  END IF;
+  SELECT array_agg(x.wf), array_agg(x.win) INTO wf, win
+  FROM (
+    -- A change inside the window at either clock.
+    SELECT k.wf, b."window" AS win
+    FROM unnest(p_key_wf, p_key_hour) AS k(wf, h)
+    JOIN @schema@.window_bounds(p_to) b
+      ON k.h + interval '1 hour' > p_from - b.span AND k.h <= p_to
+    WHERE k.wf IS NOT NULL
+    UNION
+    -- Runs that left the window, or entered it without a change (written
+    -- before p_from with a later started_at).
+    SELECT r.workflow_id, b."window"
+    FROM @schema@.window_bounds(p_to) b
+    CROSS JOIN LATERAL (
+      SELECT x.workflow_id FROM public.workflow_runs x
+      WHERE x.started_at > p_from - b.span AND x.started_at <= p_to - b.span
+      UNION ALL
+      SELECT x.workflow_id FROM public.workflow_runs x
+      WHERE x.started_at > p_from AND x.started_at <= p_to) r
+    WHERE p_to > p_from
+  ) x;
+END
+$meshtop$;
