@@ -22,9 +22,16 @@
 -- otherwise the (p_wf[i], p_hour[i]) keys, which must be distinct. Step
 -- events after p_clock are ignored, as are events older than the hour their
 -- run started in (MeshHook writes a run before its events).
+-- Days: only whole UTC days before p_days_before (the day holding the clock
+-- is never read as a day: the windows take its hours), those of the keys and,
+-- for every workflow, those in [p_days_from, p_days_before): the days that
+-- ended since the last apply, built once from their hours.
+DROP FUNCTION IF EXISTS @schema@.rollup_recompute(boolean, uuid[], timestamptz[], timestamptz, timestamptz,
+  regclass, regclass, regclass, regclass);
 CREATE OR REPLACE FUNCTION @schema@.rollup_recompute(
   p_full boolean, p_wf uuid[], p_hour timestamptz[], p_from timestamptz, p_clock timestamptz,
-  p_runs_hour regclass, p_steps_hour regclass, p_runs_day regclass, p_steps_day regclass)
+  p_runs_hour regclass, p_steps_hour regclass, p_runs_day regclass, p_steps_day regclass,
+  p_days_before timestamptz, p_days_from timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -41,20 +48,21 @@ BEGIN
     v_src := $q$SELECT r.id, r.workflow_id, pg_catalog.date_trunc('hour', r.started_at, 'UTC') AS bucket,
                        r.status, r.started_at, r.finished_at
                 FROM public.workflow_runs r WHERE r.started_at >= $3$q$;
-    v_hours := $q$SELECT t.*, pg_catalog.date_trunc('day', t.bucket, 'UTC') AS day FROM %1$s t$q$;
+    v_hours := $q$SELECT t.*, pg_catalog.date_trunc('day', t.bucket, 'UTC') AS day FROM %1$s t WHERE t.bucket < coalesce($3, 'infinity')$q$;
   ELSE
     SELECT min(h) INTO v_lo FROM pg_catalog.unnest(p_hour) h;
-    IF v_lo IS NULL THEN
-      RETURN;
-    END IF;
     v_src := $q$SELECT r.id, r.workflow_id, k.h AS bucket, r.status, r.started_at, r.finished_at
                 FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)
                 JOIN public.workflow_runs r ON r.workflow_id = k.wf AND r.started_at >= k.h
                  AND r.started_at < k.h + interval '1 hour'$q$;
     v_keys := $q$SELECT k.wf, k.h FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)$q$;
-    v_days := $q$SELECT DISTINCT k.wf, pg_catalog.date_trunc('day', k.h, 'UTC') AS d
-                 FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)$q$;
-    v_hours := 'SELECT t.*, k.d AS day FROM (' || v_days || $q$) k
+    v_days := pg_catalog.format($q$SELECT k.wf, pg_catalog.date_trunc('day', k.h, 'UTC') AS d
+                 FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)
+                 WHERE k.h < $3
+                 UNION
+                 SELECT t.workflow_id, pg_catalog.date_trunc('day', t.bucket, 'UTC')
+                 FROM %s t WHERE t.bucket >= $4 AND t.bucket < $3$q$, p_runs_hour);
+    v_hours := 'SELECT t.*, k.d AS day FROM (' || pg_catalog.replace(v_days, '%', '%%') || $q$) k
                   JOIN %1$s t ON t.workflow_id = k.wf AND t.bucket >= k.d AND t.bucket < k.d + interval '24 hours'$q$;
   END IF;
 
@@ -64,17 +72,14 @@ BEGIN
     EXECUTE pg_catalog.format('DELETE FROM %s', p_steps_hour);
     EXECUTE pg_catalog.format('DELETE FROM %s', p_runs_day);
     EXECUTE pg_catalog.format('DELETE FROM %s', p_steps_day);
-  ELSE
+  ELSIF v_lo IS NOT NULL THEN
     EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.h',
       p_runs_hour, v_keys) USING p_wf, p_hour;
     EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.h',
       p_steps_hour, v_keys) USING p_wf, p_hour;
-    EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.d',
-      p_runs_day, v_days) USING p_wf, p_hour;
-    EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.d',
-      p_steps_day, v_days) USING p_wf, p_hour;
   END IF;
 
+  IF p_full OR v_lo IS NOT NULL THEN
   EXECUTE pg_catalog.format($q$
     WITH rs AS (
       SELECT s.workflow_id, s.bucket, s.status, s.started_at, s.finished_at,
@@ -179,8 +184,16 @@ BEGIN
           AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
         WINDOW w AS (PARTITION BY e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) x
     $q$ END) USING p_wf, p_hour, p_from, v_lo, p_clock;
+  END IF;
 
-  -- Days (deleted above): merged from the hours of each (workflow, day) touched.
+  -- Days: merged from the hours of each (workflow, day) touched, once the
+  -- hours are up to date.
+  IF NOT p_full THEN
+    EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.d',
+      p_runs_day, v_days) USING p_wf, p_hour, p_days_before, p_days_from;
+    EXECUTE pg_catalog.format('DELETE FROM %1$s t USING (%2$s) k WHERE t.workflow_id = k.wf AND t.bucket = k.d',
+      p_steps_day, v_days) USING p_wf, p_hour, p_days_before, p_days_from;
+  END IF;
 
   EXECUTE pg_catalog.format($q$
     WITH src AS MATERIALIZED (%2$s),
@@ -209,7 +222,7 @@ BEGIN
            a.dur_sum_ms, a.dur_min_ms, a.dur_max_ms, a.open_runs, a.open_started_epoch, a.last_failure_at,
            NULL, NULL, coalesce(ha.ks, '{}'), coalesce(ha.cs, '{}')
     FROM a LEFT JOIN ha ON ha.workflow_id = a.workflow_id AND ha.day = a.day
-  $q$, p_runs_day, pg_catalog.format(v_hours, p_runs_hour)) USING p_wf, p_hour;
+  $q$, p_runs_day, pg_catalog.format(v_hours, p_runs_hour)) USING p_wf, p_hour, p_days_before, p_days_from;
 
   EXECUTE pg_catalog.format($q$
     WITH src AS MATERIALIZED (%2$s),
@@ -234,7 +247,7 @@ BEGIN
     SELECT a.workflow_id, a.node_id, a.day, a.node_type, a.executions, a.failures,
            a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs
     FROM a JOIN ha ON ha.workflow_id = a.workflow_id AND ha.node_id = a.node_id AND ha.day = a.day
-  $q$, p_steps_day, pg_catalog.format(v_hours, p_steps_hour)) USING p_wf, p_hour;
+  $q$, p_steps_day, pg_catalog.format(v_hours, p_steps_hour)) USING p_wf, p_hour, p_days_before, p_days_from;
 END
 $meshtop$;
 
@@ -341,7 +354,8 @@ BEGIN
     mode := 'full';
     PERFORM @schema@.rollup_recompute(true, NULL, NULL, v_horizon, v_clock,
       (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_steps_hour')::regclass,
-      (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass);
+      (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass,
+      date_trunc('day', v_clock, 'UTC'), NULL);
   ELSE
     mode := 'incremental';
     -- A pinned clock that moved forward brings the step events between the
@@ -360,14 +374,16 @@ BEGIN
             AND e.ts > v_state.built_clock::timestamptz AND e.ts <= v_clock
             AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
             AND r.started_at >= v_horizon) k;
-    IF EXISTS (SELECT FROM unnest(v_hour) h WHERE h >= v_horizon) THEN
-      PERFORM @schema@.rollup_recompute(false,
-        (SELECT array_agg(k.wf) FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.h >= v_horizon),
-        (SELECT array_agg(k.h) FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.h >= v_horizon),
-        v_horizon, v_clock,
-        (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_steps_hour')::regclass,
-        (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass);
-    END IF;
+    -- Hours of the keys, then the days they belong to and the days that
+    -- ended since the last apply (a day is read whole only once it ended).
+    PERFORM @schema@.rollup_recompute(false,
+      (SELECT array_agg(k.wf) FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.h >= v_horizon),
+      (SELECT array_agg(k.h) FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.h >= v_horizon),
+      v_horizon, v_clock,
+      (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_steps_hour')::regclass,
+      (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass,
+      date_trunc('day', v_clock, 'UTC'),
+      date_trunc('day', coalesce(v_state.cells_clock, v_horizon), 'UTC'));
     -- Hours that left the 30-day window (the clock only moves forward
     -- here; a pinned clock that moves rebuilds).
     DELETE FROM @schema@.rollup_runs_hour t WHERE t.bucket < v_horizon;

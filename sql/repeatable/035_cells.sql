@@ -77,25 +77,27 @@ BEGIN
         WHERE x.started_at >= b.h1 AND x.started_at <= b.hi) r
       JOIN cells c ON c.wf = r.workflow_id AND c.win = b."window"
     ),
-    -- Whole days and whole hours from the rollup, by primary key per cell.
+    -- Whole days and whole hours from the rollup: per cell, three range
+    -- scans of the primary keys (LATERAL, so both the workflow and the
+    -- bucket range are index conditions).
     parts AS MATERIALIZED (
-      SELECT b."window", d.workflow_id, d.runs, d.succeeded, d.failed, d.canceled, d.running, d.finished,
-             d.dur_sum_ms, d.dur_min_ms, d.dur_max_ms, d.open_runs, d.open_started_epoch, d.last_failure_at,
-             d.hist_k, d.hist_c
+      SELECT b."window", c.wf AS workflow_id, x.*
       FROM b JOIN cells c ON c.win = b."window"
-      JOIN @schema@.rollup_runs_day d ON d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
-      UNION ALL
-      SELECT b."window", h.workflow_id, h.runs, h.succeeded, h.failed, h.canceled, h.running, h.finished,
-             h.dur_sum_ms, h.dur_min_ms, h.dur_max_ms, h.open_runs, h.open_started_epoch, h.last_failure_at,
-             h.hist_k, h.hist_c
-      FROM b JOIN cells c ON c.win = b."window"
-      JOIN @schema@.rollup_runs_hour h ON h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
-      UNION ALL
-      SELECT b."window", h.workflow_id, h.runs, h.succeeded, h.failed, h.canceled, h.running, h.finished,
-             h.dur_sum_ms, h.dur_min_ms, h.dur_max_ms, h.open_runs, h.open_started_epoch, h.last_failure_at,
-             h.hist_k, h.hist_c
-      FROM b JOIN cells c ON c.win = b."window"
-      JOIN @schema@.rollup_runs_hour h ON h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1
+      CROSS JOIN LATERAL (
+        SELECT d.runs, d.succeeded, d.failed, d.canceled, d.running, d.finished,
+               d.dur_sum_ms, d.dur_min_ms, d.dur_max_ms, d.open_runs, d.open_started_epoch, d.last_failure_at,
+               d.hist_k, d.hist_c
+        FROM @schema@.rollup_runs_day d WHERE d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
+        UNION ALL
+        SELECT h.runs, h.succeeded, h.failed, h.canceled, h.running, h.finished,
+               h.dur_sum_ms, h.dur_min_ms, h.dur_max_ms, h.open_runs, h.open_started_epoch, h.last_failure_at,
+               h.hist_k, h.hist_c
+        FROM @schema@.rollup_runs_hour h WHERE h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
+        UNION ALL
+        SELECT h.runs, h.succeeded, h.failed, h.canceled, h.running, h.finished,
+               h.dur_sum_ms, h.dur_min_ms, h.dur_max_ms, h.open_runs, h.open_started_epoch, h.last_failure_at,
+               h.hist_k, h.hist_c
+        FROM @schema@.rollup_runs_hour h WHERE h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1) x
     ),
     agg AS (
       SELECT u."window", u.workflow_id,
@@ -227,20 +229,20 @@ BEGIN
         AND ev.node_id IS NOT NULL
     ),
     parts AS MATERIALIZED (
-      SELECT b."window", d.workflow_id, d.node_id, d.node_type, d.executions, d.failures,
-             d.lat_min_ms, d.lat_max_ms, d.last_failure_at, d.hist_k, d.hist_c
+      SELECT b."window", c.wf AS workflow_id, x.*
       FROM b JOIN cells c ON c.win = b."window"
-      JOIN @schema@.rollup_steps_day d ON d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
-      UNION ALL
-      SELECT b."window", h.workflow_id, h.node_id, h.node_type, h.executions, h.failures,
-             h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
-      FROM b JOIN cells c ON c.win = b."window"
-      JOIN @schema@.rollup_steps_hour h ON h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
-      UNION ALL
-      SELECT b."window", h.workflow_id, h.node_id, h.node_type, h.executions, h.failures,
-             h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
-      FROM b JOIN cells c ON c.win = b."window"
-      JOIN @schema@.rollup_steps_hour h ON h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1
+      CROSS JOIN LATERAL (
+        SELECT d.node_id, d.node_type, d.executions, d.failures,
+               d.lat_min_ms, d.lat_max_ms, d.last_failure_at, d.hist_k, d.hist_c
+        FROM @schema@.rollup_steps_day d WHERE d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
+        UNION ALL
+        SELECT h.node_id, h.node_type, h.executions, h.failures,
+               h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
+        FROM @schema@.rollup_steps_hour h WHERE h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
+        UNION ALL
+        SELECT h.node_id, h.node_type, h.executions, h.failures,
+               h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
+        FROM @schema@.rollup_steps_hour h WHERE h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1) x
     ),
     agg AS (
       SELECT u."window", u.workflow_id, u.node_id, max(u.node_type) AS node_type,

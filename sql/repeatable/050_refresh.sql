@@ -149,7 +149,8 @@ BEGIN
   END LOOP;
   PERFORM @schema@.rollup_recompute(true, NULL, NULL, v_from, v_clock,
     'pg_temp.meshtop_verify_runs_hour'::regclass, 'pg_temp.meshtop_verify_steps_hour'::regclass,
-    'pg_temp.meshtop_verify_runs_day'::regclass, 'pg_temp.meshtop_verify_steps_day'::regclass);
+    'pg_temp.meshtop_verify_runs_day'::regclass, 'pg_temp.meshtop_verify_steps_day'::regclass,
+    date_trunc('day', coalesce(v_state.cells_clock, v_clock), 'UTC'), NULL);
 
   FOREACH t IN ARRAY ARRAY['runs_hour', 'steps_hour', 'runs_day', 'steps_day'] LOOP
     RETURN QUERY EXECUTE format($q$
