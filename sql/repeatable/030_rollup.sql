@@ -321,6 +321,8 @@ DECLARE
   v_wf uuid[];
   v_hour timestamptz[];
   v_cells record;
+  v_hnow timestamptz;
+  v_hprev timestamptz;
 BEGIN
   SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
   IF NOT pg_try_advisory_xact_lock(1835365224, v_key) THEN
@@ -374,16 +376,31 @@ BEGIN
             AND e.ts > v_state.built_clock::timestamptz AND e.ts <= v_clock
             AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
             AND r.started_at >= v_horizon) k;
-    -- Hours of the keys, then the days they belong to and the days that
-    -- ended since the last apply (a day is read whole only once it ended).
-    PERFORM @schema@.rollup_recompute(false,
-      (SELECT array_agg(k.wf) FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.h >= v_horizon),
-      (SELECT array_agg(k.h) FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.h >= v_horizon),
-      v_horizon, v_clock,
+    -- The hour holding the clock is never read from the rollup (the
+    -- windows and the hourly view read it from the runs), so its keys only
+    -- go to cells_changed; each hour is built once it has ended, at the
+    -- first apply after (all of it: its stale buckets deleted first). Then
+    -- the hours of the older keys, then the days they belong to and the
+    -- days that ended since the last apply (a day is read whole only once
+    -- it ended).
+    v_hnow := date_trunc('hour', v_clock, 'UTC');
+    v_hprev := greatest(date_trunc('hour', coalesce(v_state.cells_clock, v_horizon), 'UTC'), v_horizon);
+    IF v_hprev < v_hnow THEN
+      DELETE FROM @schema@.rollup_runs_hour t WHERE t.bucket >= v_hprev AND t.bucket < v_hnow;
+      DELETE FROM @schema@.rollup_steps_hour t WHERE t.bucket >= v_hprev AND t.bucket < v_hnow;
+    END IF;
+    PERFORM @schema@.rollup_recompute(false, r.wf, r.h, v_horizon, v_clock,
       (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_steps_hour')::regclass,
       (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass,
       date_trunc('day', v_clock, 'UTC'),
-      date_trunc('day', coalesce(v_state.cells_clock, v_horizon), 'UTC'));
+      date_trunc('day', coalesce(v_state.cells_clock, v_horizon), 'UTC'))
+    FROM (SELECT array_agg(k.wf) AS wf, array_agg(k.h) AS h
+          FROM (SELECT x.wf, x.h FROM unnest(v_wf, v_hour) AS x(wf, h)
+                WHERE x.h >= v_horizon AND x.h < v_hprev
+                UNION
+                SELECT DISTINCT r.workflow_id, date_trunc('hour', r.started_at, 'UTC')
+                FROM public.workflow_runs r
+                WHERE r.started_at >= v_hprev AND r.started_at < v_hnow) k) r;
     -- Hours that left the 30-day window (the clock only moves forward
     -- here; a pinned clock that moves rebuilds).
     DELETE FROM @schema@.rollup_runs_hour t WHERE t.bucket < v_horizon;

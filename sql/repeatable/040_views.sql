@@ -100,19 +100,22 @@ CREATE INDEX mv_workflow_metrics_window_idx
 -- clock - 720 hours up to the clock; only hours with runs. A plain view, not
 -- a materialized one: it is the hourly rollup itself (whole hours, as of the
 -- last refresh, exact percentile_cont computed when the hour was last
--- recomputed) plus the hour holding the clock from the runs. As a
+-- recomputed) up to the hour of the last refresh's clock, plus the hours
+-- since (the hour holding the clock, and any hour that ended since the last
+-- refresh, which builds it) from the runs. As a
 -- materialized view, its ~one row per workflow and hour (500k rows for 1M
 -- runs a month over 1,000 workflows) would be rewritten and diffed by every
 -- refresh, which alone costs more than an incremental refresh may.
 CREATE VIEW @schema@.mv_workflow_metrics_hourly AS
 WITH clock AS MATERIALIZED (
-  SELECT @schema@.clock() AS now
+  SELECT c.now, pg_catalog.date_trunc('hour', coalesce(s.cells_clock, c.now), 'UTC') AS built_to
+  FROM (SELECT @schema@.clock() AS now) c CROSS JOIN @schema@.rollup_state s
 )
 SELECT h.workflow_id, h.bucket AS hour, h.runs, h.succeeded, h.failed, h.canceled,
        h.p50_ms AS p50_duration, h.p95_ms AS p95_duration
 FROM @schema@.rollup_runs_hour h
 WHERE h.bucket >= @schema@.rollup_horizon((SELECT c.now FROM clock c))
-  AND h.bucket < pg_catalog.date_trunc('hour', (SELECT c.now FROM clock c), 'UTC')
+  AND h.bucket < (SELECT LEAST(c.built_to, pg_catalog.date_trunc('hour', c.now, 'UTC')) FROM clock c)
 UNION ALL
 SELECT r.workflow_id,
        pg_catalog.date_trunc('hour', r.started_at, 'UTC') AS hour,
@@ -125,7 +128,8 @@ SELECT r.workflow_id,
        percentile_cont(0.95::float8) WITHIN GROUP (ORDER BY pg_catalog.date_part('epoch', r.finished_at - r.started_at) * 1000)
          FILTER (WHERE r.finished_at IS NOT NULL) AS p95_duration
 FROM public.workflow_runs r
-WHERE r.started_at >= pg_catalog.date_trunc('hour', (SELECT c.now FROM clock c), 'UTC')
+WHERE r.started_at >= (SELECT GREATEST(LEAST(c.built_to, pg_catalog.date_trunc('hour', c.now, 'UTC')),
+                                                  @schema@.rollup_horizon(c.now)) FROM clock c)
   AND r.started_at <= (SELECT c.now FROM clock c)
 GROUP BY r.workflow_id, pg_catalog.date_trunc('hour', r.started_at, 'UTC');
 

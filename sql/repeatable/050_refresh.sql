@@ -155,10 +155,10 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['runs_hour', 'steps_hour', 'runs_day', 'steps_day'] LOOP
     RETURN QUERY EXECUTE format($q$
       WITH s AS (
-        SELECT x.* FROM %1$s.%2$I x WHERE x.bucket >= $1
+        SELECT x.* FROM %1$s.%2$I x WHERE x.bucket >= $1 AND x.bucket < $2
       ),
       v AS (
-        SELECT x.* FROM pg_temp.%3$I x WHERE x.bucket >= $1
+        SELECT x.* FROM pg_temp.%3$I x WHERE x.bucket >= $1 AND x.bucket < $2
       ),
       d AS (
         SELECT coalesce(s.workflow_id, v.workflow_id) AS wf, coalesce(%4$s) AS node,
@@ -180,7 +180,7 @@ BEGIN
       -- Days partly before v_from were recomputed from part of their hours.
       CASE WHEN t LIKE '%day' THEN 'd.b >= date_trunc(''day'', $1, ''UTC'') + interval ''24 hours''' ELSE 'true' END,
       CASE WHEN t LIKE '%day' THEN '24 hours' ELSE '1 hour' END)
-    USING v_from;
+    USING v_from, date_trunc('hour', coalesce(v_state.cells_clock, v_clock), 'UTC');
   END LOOP;
 
   -- The window cells (035_cells.sql), recomputed from the stored rollup at
