@@ -598,7 +598,17 @@ INSERT INTO public.workflow_runs (project_id, workflow_id, status, started_at, f
 		{d: time.Microsecond},
 		{d: time.Microsecond},
 		{d: time.Millisecond},
-		{d: 29 * time.Minute},
+		// A run (with a step) in the hour holding the clock: its bucket is
+		// built only once that hour has ended (two steps below).
+		{d: time.Minute, change: `WITH r AS (
+  INSERT INTO public.workflow_runs (project_id, workflow_id, status, started_at, finished_at)
+  VALUES ('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000000b2', 'failed',
+          $1::timestamptz - interval '20 seconds', $1::timestamptz - interval '5 seconds')
+  RETURNING id, started_at)
+INSERT INTO public.workflow_events (run_id, ts, type, payload)
+SELECT r.id, r.started_at + e.off * interval '1 second', e.type, '{"node":{"id":"n2","type":"transform"}}'
+FROM r CROSS JOIN (VALUES (1, 'step_started'), (9, 'step_failed')) AS e(off, type)`},
+		{d: 28 * time.Minute},
 		{d: 31 * time.Minute, change: `DELETE FROM public.workflow_runs WHERE workflow_id = '00000000-0000-0000-0000-0000000000b9'`},
 		// A run that is leaving the 1h window is deleted before the refresh
 		// that would have seen it leave.
