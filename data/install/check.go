@@ -3,8 +3,11 @@ package install
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/meshtop/meshtop/data/safetext"
 )
 
 // MeshHookTables are the tables the views read.
@@ -193,6 +196,21 @@ ORDER BY t.ord`, MeshHookTables)
 	if len(noTrigger) > 0 {
 		missing = append(missing, "TRIGGER on "+joinAnd(noTrigger)+" (for the change-capture triggers)")
 	}
+	if !super && !slices.Contains(noTrigger, "public.workflow_events") {
+		// A row-level trigger on the partitioned table is cloned onto every
+		// partition, which needs TRIGGER on each.
+		var parts []string
+		if err := q.QueryRow(ctx, bookkeeping+`SELECT coalesce(array_agg(c.oid::regclass::text ORDER BY c.relname), '{}')
+FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'public.workflow_events'::regclass
+  AND NOT pg_catalog.has_table_privilege(c.oid, 'TRIGGER')`).Scan(&parts); err != nil {
+			return fmt.Errorf("checking the partitions of public.workflow_events: %w", err)
+		}
+		if len(parts) > 0 {
+			missing = append(missing, fmt.Sprintf("TRIGGER on %d partition%s of public.workflow_events (%s; the change-capture trigger is cloned onto each)",
+				len(parts), plural(len(parts)), joinAnd(safeNames(parts, 3))))
+		}
+	}
 	if !indexValid && !createOnPublic && !super {
 		missing = append(missing, "CREATE on schema public (to create index "+IndexName+" there)")
 	}
@@ -218,6 +236,20 @@ ORDER BY t.ord`, MeshHookTables)
 			"Role %s lacks %s.", user, joinSemi(missing))}
 	}
 	return nil
+}
+
+// safeNames returns at most n of names, sanitized for a terminal (they come
+// from the database), and "…" for the rest.
+func safeNames(names []string, n int) []string {
+	out := make([]string, 0, min(len(names), n)+1)
+	for i, s := range names {
+		if i == n {
+			out = append(out, "…")
+			break
+		}
+		out = append(out, safetext.Sanitize(s))
+	}
+	return out
 }
 
 func joinAnd(s []string) string {

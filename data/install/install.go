@@ -574,7 +574,7 @@ func (in *Installer) Objects() []Object {
 		{"table", s + ".config"},
 		{"table", s + ".refresh_log"},
 		{"table", s + ".meshtop_repeatables"},
-		{"table", s + ".dirty_keys (change-capture log)"},
+		{"table", s + ".dirty_keys, dirty_runs (change-capture logs)"},
 		{"table", s + ".rollup_runs_hour, rollup_runs_day, rollup_steps_hour, rollup_steps_day, rollup_state"},
 		{"table", s + ".window_runs, window_steps (window cells)"},
 		{"materialized view", s + ".mv_workflow_metrics"},
@@ -595,7 +595,7 @@ func (in *Installer) Objects() []Object {
 		{"function", s + ".tenant_project_ids()"},
 		{"procedure", s + ".refresh(text, boolean)"},
 		{"index", "public." + IndexName + " on public.workflow_runs (started_at), built concurrently"},
-		{"trigger", "change capture on public.workflow_runs and public.workflow_events (statement-level, into " + s + ".dirty_keys)"},
+		{"trigger", "change capture on public.workflow_runs and public.workflow_events (into " + s + ".dirty_keys, dirty_runs)"},
 	}
 	for _, r := range Roles {
 		out = append(out, Object{"role", r + " (NOLOGIN, if missing)"})

@@ -117,7 +117,7 @@ func dropCaptureTriggers(ctx context.Context, conn *pgxpool.Conn, schema string)
 FROM pg_catalog.pg_trigger t
 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = $1 AND NOT t.tgisinternal
+WHERE n.nspname = $1 AND NOT t.tgisinternal AND t.tgparentid = 0 -- clones on partitions go with their parent trigger
 ORDER BY 1`, schema)
 	if err != nil {
 		return fmt.Errorf("finding the change-capture triggers of schema %s: %w", schema, err)

@@ -17,21 +17,29 @@ CREATE TABLE @schema@.meshtop_repeatables (
   applied_at timestamptz NOT NULL DEFAULT now()
 );
 
--- The dirty-key log. Written by the capture triggers in the writer's own
+-- The dirty-key logs. Written by the capture triggers in the writer's own
 -- transaction, so a key commits (or rolls back) with the change it
 -- describes, and a transaction still open while a refresh runs is seen by a
 -- later refresh: no watermark can skip it. Append-only, with no unique
--- constraint and no index: a unique key would make a writer wait for every
--- uncommitted writer of the same (workflow, hour) (docs/POSTGRES-FACTS), and
--- the refresh reads the whole (small) table anyway. workflow_id NULL is a
--- marker meaning "rebuild everything" (TRUNCATE, refresh --full).
+-- constraint, no index and no identity column (a sequence call per logged
+-- row): a unique key would make a writer wait for every uncommitted writer
+-- of the same (workflow, hour) (docs/POSTGRES-FACTS), and the refresh takes
+-- the whole (small) table with one DELETE ... RETURNING, which removes
+-- exactly the rows it read. workflow_id NULL is a marker meaning "rebuild
+-- everything" (TRUNCATE, refresh --full).
 CREATE TABLE @schema@.dirty_keys (
-  id          bigint GENERATED ALWAYS AS IDENTITY,
   workflow_id uuid,
-  hour        timestamptz,
-  logged_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+  hour        timestamptz
 );
 ALTER TABLE @schema@.dirty_keys SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+
+-- Runs whose step events were inserted, changed or deleted: their keys are
+-- looked up when the log is applied, not in the writer's transaction (an
+-- index probe of workflow_runs per event saved on MeshHook's hottest path).
+CREATE TABLE @schema@.dirty_runs (
+  run_id uuid NOT NULL
+);
+ALTER TABLE @schema@.dirty_runs SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 
 -- Per workflow definition and UTC hour of started_at: everything the run
 -- metrics need, exact, plus a log-bucket histogram of durations (keys and

@@ -138,26 +138,21 @@ BEGIN
       WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
         AND ev.node_id IS NOT NULL
     ),
-    h AS (
-      SELECT st.workflow_id, st.bucket, st.node_id, @schema@.dd_key(st.lat) AS k, count(*)::int AS c
+    -- One pass over the step executions: per (bucket, node, histogram key),
+    -- then per (bucket, node) with the histogram's arrays.
+    hk AS (
+      SELECT st.workflow_id, st.bucket, st.node_id, @schema@.dd_key(st.lat) AS k,
+             count(*) AS c, count(*) FILTER (WHERE st.failed) AS f,
+             min(st.lat) AS mn, max(st.lat) AS mx,
+             max(st.ended_at) FILTER (WHERE st.failed) AS lf, max(st.node_type) AS nt
       FROM st GROUP BY 1, 2, 3, 4
-    ),
-    ha AS (
-      SELECT h.workflow_id, h.bucket, h.node_id, array_agg(h.k ORDER BY h.k) AS ks, array_agg(h.c ORDER BY h.k) AS cs
-      FROM h GROUP BY 1, 2, 3
-    ),
-    a AS (
-      SELECT st.workflow_id, st.bucket, st.node_id, max(st.node_type) AS node_type,
-             count(*) AS executions, count(*) FILTER (WHERE st.failed) AS failures,
-             min(st.lat) AS lat_min_ms, max(st.lat) AS lat_max_ms,
-             max(st.ended_at) FILTER (WHERE st.failed) AS last_failure_at
-      FROM st GROUP BY 1, 2, 3
     )
     INSERT INTO %1$s (workflow_id, node_id, bucket, node_type, executions, failures,
       lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c)
-    SELECT a.workflow_id, a.node_id, a.bucket, a.node_type, a.executions, a.failures,
-           a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs
-    FROM a JOIN ha ON ha.workflow_id = a.workflow_id AND ha.bucket = a.bucket AND ha.node_id = a.node_id
+    SELECT hk.workflow_id, hk.node_id, hk.bucket, max(hk.nt), sum(hk.c), sum(hk.f),
+           min(hk.mn), max(hk.mx), max(hk.lf),
+           array_agg(hk.k ORDER BY hk.k), array_agg(hk.c::int ORDER BY hk.k)
+    FROM hk GROUP BY 1, 2, 3
   $q$, p_steps_hour, v_src, CASE WHEN p_full THEN $q$
       SELECT e.run_id, e.ts, e.type, runs.workflow_id, runs.bucket,
              e.payload -> 'node' ->> 'id' AS node_id,
@@ -314,7 +309,11 @@ DECLARE
   v_pinned text;
   v_horizon timestamptz := @schema@.rollup_horizon(@schema@.clock());
   v_state @schema@.rollup_state;
-  v_ids bigint[];
+  v_kwf uuid[];
+  v_khour timestamptz[];
+  v_runs uuid[];
+  v_nkeys bigint;
+  v_nruns bigint;
   v_marker boolean;
   v_parts jsonb;
   v_full boolean;
@@ -336,12 +335,17 @@ BEGIN
   END IF;
   SELECT s.* INTO v_state FROM @schema@.rollup_state s;
 
-  -- The log rows this refresh consumes: those visible now. Rows committed
-  -- later stay for the next refresh.
-  SELECT array_agg(d.id), coalesce(bool_or(d.workflow_id IS NULL), false)
-  INTO v_ids, v_marker
-  FROM @schema@.dirty_keys d;
-  dirty_keys := coalesce(cardinality(v_ids), 0);
+  -- The log rows this refresh consumes: those visible now, taken out of
+  -- the logs by one DELETE each, which removes exactly the rows it returns.
+  -- Rows committed later stay for the next refresh. (If anything below
+  -- fails, the DELETEs roll back with it.)
+  WITH d AS (DELETE FROM @schema@.dirty_keys RETURNING workflow_id, hour)
+  SELECT array_agg(d.workflow_id), array_agg(d.hour), coalesce(bool_or(d.workflow_id IS NULL), false), count(*)
+  INTO v_kwf, v_khour, v_marker, v_nkeys
+  FROM d;
+  WITH d AS (DELETE FROM @schema@.dirty_runs RETURNING run_id)
+  SELECT array_agg(DISTINCT d.run_id), count(*) INTO v_runs, v_nruns FROM d;
+  dirty_keys := v_nkeys + v_nruns;
 
   v_parts := @schema@.event_partitions();
   -- A pinned clock that moved back needs hours the rollup already dropped;
@@ -367,8 +371,13 @@ BEGIN
     -- Keys older than the horizon have no bucket any more, but may still
     -- name a cell's window at the previous clock: they go to cells_changed.
     SELECT array_agg(k.workflow_id), array_agg(k.hour) INTO v_wf, v_hour
-    FROM (SELECT d.workflow_id, d.hour FROM @schema@.dirty_keys d
-          WHERE d.id = ANY (v_ids)
+    FROM (SELECT k.wf AS workflow_id, k.h AS hour FROM unnest(v_kwf, v_khour) AS k(wf, h)
+          WHERE k.wf IS NOT NULL
+          UNION
+          -- Runs whose step events changed: their keys now (a run deleted
+          -- since logged its own key).
+          SELECT r.workflow_id, date_trunc('hour', r.started_at, 'UTC')
+          FROM public.workflow_runs r WHERE r.id = ANY (v_runs)
           UNION
           SELECT r.workflow_id, date_trunc('hour', r.started_at, 'UTC')
           FROM public.workflow_events e JOIN public.workflow_runs r ON r.id = e.run_id
@@ -421,13 +430,22 @@ BEGIN
   PERFORM @schema@.cells_recompute(v_clock, v_cells.wf, v_cells.win,
     (v_s || '.window_runs')::regclass, (v_s || '.window_steps')::regclass);
 
-  IF v_ids IS NOT NULL THEN
-    DELETE FROM @schema@.dirty_keys d USING unnest(v_ids) AS x(id) WHERE d.id = x.id;
-  END IF;
   UPDATE @schema@.rollup_state s
      SET built = true, built_clock = v_pinned, built_at = clock_timestamp(), partitions = v_parts,
          cells_clock = v_clock;
 END
+$meshtop$;
+
+-- The keys waiting in the logs (verify leaves their buckets and cells out:
+-- the next refresh recomputes them).
+CREATE OR REPLACE FUNCTION @schema@.pending_keys() RETURNS TABLE (workflow_id uuid, hour timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+  SELECT k.workflow_id, k.hour FROM @schema@.dirty_keys k
+  UNION
+  SELECT r.workflow_id, date_trunc('hour', r.started_at, 'UTC')
+  FROM @schema@.dirty_runs d JOIN public.workflow_runs r ON r.id = d.run_id
 $meshtop$;
 
 -- refresh --full: the next refresh rebuilds the rollup from the raw tables.

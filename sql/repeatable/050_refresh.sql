@@ -170,7 +170,7 @@ BEGIN
       FROM d CROSS JOIN LATERAL jsonb_object_keys(coalesce(d.sj, d.vj)) AS f(key)
       WHERE (d.sj -> f.key) IS DISTINCT FROM (d.vj -> f.key)
         AND (%7$s)
-        AND NOT EXISTS (SELECT FROM %1$s.dirty_keys k
+        AND NOT EXISTS (SELECT FROM %1$s.pending_keys() k
                         WHERE k.workflow_id = d.wf AND k.hour >= d.b AND k.hour < d.b + %8$L::interval)
       ORDER BY 2, 3, 4, 5
     $q$, v_s, 'rollup_' || t, 'meshtop_verify_' || t,
@@ -208,7 +208,7 @@ BEGIN
       SELECT %6$L, d.wf, d.node, $1, d.win || '.' || f.key, d.sj ->> f.key, d.vj ->> f.key
       FROM d CROSS JOIN LATERAL jsonb_object_keys(coalesce(d.sj, d.vj)) AS f(key)
       WHERE (d.sj -> f.key) IS DISTINCT FROM (d.vj -> f.key)
-        AND NOT EXISTS (SELECT FROM %1$s.dirty_keys k WHERE k.workflow_id = d.wf)
+        AND NOT EXISTS (SELECT FROM %1$s.pending_keys() k WHERE k.workflow_id = d.wf)
       ORDER BY 2, 3, 5
     $q$, v_s, 'window_' || t,
       CASE WHEN t = 'steps' THEN 's.node_id, v.node_id' ELSE 'NULL::text' END,
