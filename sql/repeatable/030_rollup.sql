@@ -42,6 +42,7 @@ DECLARE
   v_keys text;     -- (wf, h) of the hour buckets to recompute
   v_days text;     -- (wf, d) of the day buckets to recompute
   v_lo timestamptz;
+  v_tail text;     -- the steps' aggregation and INSERT
 BEGIN
   IF p_full THEN
     v_lo := p_from;
@@ -121,25 +122,10 @@ BEGIN
     FROM a LEFT JOIN ha ON ha.workflow_id = a.workflow_id AND ha.bucket = a.bucket
   $q$, p_runs_hour, v_src) USING p_wf, p_hour, p_from;
 
-  -- Step executions, paired as in mv_step_metrics, by their run's hour. A
-  -- rebuild reads the runs once and joins their events by hash; a few keys
-  -- probe each run's events through the (run_id, ts) indexes. ts >= v_lo
-  -- prunes workflow_events to the partitions that matter.
-  EXECUTE pg_catalog.format($q$
-    WITH runs AS MATERIALIZED (%2$s),
-    ev AS (%3$s),
-    st AS (
-      SELECT ev.workflow_id, ev.bucket, ev.node_id,
-             coalesce(ev.node_type, ev.next_node_type) AS node_type,
-             ev.next_type = 'step_failed' AS failed,
-             ev.next_ts AS ended_at,
-             pg_catalog.date_part('epoch', ev.next_ts - ev.ts) * 1000 AS lat
-      FROM ev
-      WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
-        AND ev.node_id IS NOT NULL
-    ),
-    -- One pass over the step executions: per (bucket, node, histogram key),
-    -- then per (bucket, node) with the histogram's arrays.
+  -- Step executions, paired as in mv_step_metrics, by their run's hour.
+  -- One pass over them: per (bucket, node, histogram key), then per (bucket,
+  -- node) with the histogram's arrays.
+  v_tail := $q$
     hk AS (
       SELECT st.workflow_id, st.bucket, st.node_id, @schema@.dd_key(st.lat) AS k,
              count(*) AS c, count(*) FILTER (WHERE st.failed) AS f,
@@ -153,32 +139,70 @@ BEGIN
            min(hk.mn), max(hk.mx), max(hk.lf),
            array_agg(hk.k ORDER BY hk.k), array_agg(hk.c::int ORDER BY hk.k)
     FROM hk GROUP BY 1, 2, 3
-  $q$, p_steps_hour, v_src, CASE WHEN p_full THEN $q$
-      SELECT e.run_id, e.ts, e.type, runs.workflow_id, runs.bucket,
-             e.payload -> 'node' ->> 'id' AS node_id,
-             e.payload -> 'node' ->> 'type' AS node_type,
-             pg_catalog.lead(e.type) OVER w AS next_type,
-             pg_catalog.lead(e.ts) OVER w AS next_ts,
-             pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
-      FROM public.workflow_events e
-      JOIN runs ON runs.id = e.run_id
-      WHERE e.ts >= $4 AND e.ts <= $5 AND e.ts >= runs.bucket
-        AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
-      WINDOW w AS (PARTITION BY e.run_id, e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)
-    $q$ ELSE $q$
-      SELECT x.*, runs.workflow_id, runs.bucket
-      FROM runs CROSS JOIN LATERAL (
-        SELECT e.run_id, e.ts, e.type,
+  $q$;
+  IF p_full THEN
+    -- A rebuild pairs a month of step events: as CREATE TABLE AS, whose
+    -- query may run in parallel (an INSERT ... SELECT never does), joining
+    -- the runs by hash and sorting the events once. (Literals, not
+    -- parameters: a utility statement takes none.)
+    DROP TABLE IF EXISTS pg_temp.meshtop_rollup_steps;
+    EXECUTE pg_catalog.format($q$
+      CREATE TEMP TABLE meshtop_rollup_steps ON COMMIT DROP AS
+      SELECT ev.workflow_id, ev.bucket, ev.node_id,
+             coalesce(ev.node_type, ev.next_node_type) AS node_type,
+             ev.next_type = 'step_failed' AS failed,
+             ev.next_ts AS ended_at,
+             pg_catalog.date_part('epoch', ev.next_ts - ev.ts) * 1000 AS lat
+      FROM (
+        SELECT e.ts, e.type, r.workflow_id, pg_catalog.date_trunc('hour', r.started_at, 'UTC') AS bucket,
                e.payload -> 'node' ->> 'id' AS node_id,
                e.payload -> 'node' ->> 'type' AS node_type,
                pg_catalog.lead(e.type) OVER w AS next_type,
                pg_catalog.lead(e.ts) OVER w AS next_ts,
                pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
         FROM public.workflow_events e
-        WHERE e.run_id = runs.id AND e.ts >= $4 AND e.ts <= $5 AND e.ts >= runs.bucket
+        JOIN public.workflow_runs r ON r.id = e.run_id
+        WHERE r.started_at >= %1$L::timestamptz
+          AND e.ts >= %2$L::timestamptz AND e.ts <= %3$L::timestamptz
+          AND e.ts >= pg_catalog.date_trunc('hour', r.started_at, 'UTC')
           AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
-        WINDOW w AS (PARTITION BY e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) x
-    $q$ END) USING p_wf, p_hour, p_from, v_lo, p_clock;
+        WINDOW w AS (PARTITION BY e.run_id, e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) ev
+      WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
+        AND ev.node_id IS NOT NULL
+    $q$, p_from, v_lo, p_clock);
+    EXECUTE pg_catalog.format('WITH st AS (SELECT s.* FROM pg_temp.meshtop_rollup_steps s),' || v_tail, p_steps_hour);
+    DROP TABLE pg_temp.meshtop_rollup_steps;
+  ELSE
+    -- A few keys probe each run's events through the (run_id, ts)
+    -- indexes. ts >= v_lo prunes workflow_events to the partitions that
+    -- matter.
+    EXECUTE pg_catalog.format($q$
+      WITH runs AS MATERIALIZED (%2$s),
+      ev AS (
+        SELECT x.*, runs.workflow_id, runs.bucket
+        FROM runs CROSS JOIN LATERAL (
+          SELECT e.run_id, e.ts, e.type,
+                 e.payload -> 'node' ->> 'id' AS node_id,
+                 e.payload -> 'node' ->> 'type' AS node_type,
+                 pg_catalog.lead(e.type) OVER w AS next_type,
+                 pg_catalog.lead(e.ts) OVER w AS next_ts,
+                 pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
+          FROM public.workflow_events e
+          WHERE e.run_id = runs.id AND e.ts >= $4 AND e.ts <= $5 AND e.ts >= runs.bucket
+            AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
+          WINDOW w AS (PARTITION BY e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) x
+      ),
+      st AS (
+        SELECT ev.workflow_id, ev.bucket, ev.node_id,
+               coalesce(ev.node_type, ev.next_node_type) AS node_type,
+               ev.next_type = 'step_failed' AS failed,
+               ev.next_ts AS ended_at,
+               pg_catalog.date_part('epoch', ev.next_ts - ev.ts) * 1000 AS lat
+        FROM ev
+        WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
+          AND ev.node_id IS NOT NULL
+      ),$q$ || v_tail, p_steps_hour, v_src) USING p_wf, p_hour, p_from, v_lo, p_clock;
+  END IF;
   END IF;
 
   -- Days: merged from the hours of each (workflow, day) touched, once the

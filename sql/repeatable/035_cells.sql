@@ -184,9 +184,10 @@ BEGIN
     cells AS MATERIALIZED (
       SELECT k.wf, k.win FROM unnest($1::uuid[], $2::text[]) AS k(wf, win)
     ),
-    -- The runs of the partial hours at both ends of each window...
+    -- The runs of the partial hours at both ends of each window, of the
+    -- cells' workflows (each run once)...
     rr AS MATERIALIZED (
-      SELECT b."window", r.id, r.workflow_id, r.started_at
+      SELECT DISTINCT r.id, r.workflow_id, r.started_at
       FROM b CROSS JOIN LATERAL (
         SELECT x.id, x.workflow_id, x.started_at FROM public.workflow_runs x
         WHERE x.started_at > b.lo AND x.started_at < b.h0
@@ -195,36 +196,37 @@ BEGIN
         WHERE x.started_at >= b.h1 AND x.started_at <= b.hi) r
       JOIN cells c ON c.wf = r.workflow_id AND c.win = b."window"
     ),
-    er AS MATERIALIZED (
-      SELECT DISTINCT rr.id, rr.started_at FROM rr
-    ),
-    -- ... and their step executions, probed per run through the (run_id, ts)
-    -- indexes. ts >= the oldest edge prunes the event partitions (a scalar
-    -- subquery: an InitPlan, evaluated before pruning).
-    ev AS (
-      SELECT x.*
-      FROM er CROSS JOIN LATERAL (
-        SELECT e.run_id, e.ts, e.type,
+    -- ... their step executions, probed per run through the (run_id, ts)
+    -- indexes (ts >= the oldest edge prunes the event partitions: a scalar
+    -- subquery, i.e. an InitPlan evaluated before pruning) ...
+    ev AS MATERIALIZED (
+      SELECT rr.workflow_id, rr.started_at AS run_started_at, x.*
+      FROM rr CROSS JOIN LATERAL (
+        SELECT e.ts, e.type,
                e.payload -> 'node' ->> 'id' AS node_id,
                e.payload -> 'node' ->> 'type' AS node_type,
                pg_catalog.lead(e.type) OVER w AS next_type,
                pg_catalog.lead(e.ts) OVER w AS next_ts,
                pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
         FROM public.workflow_events e
-        WHERE e.run_id = er.id
+        WHERE e.run_id = rr.id
           AND e.ts >= (SELECT pg_catalog.date_trunc('hour', min(b.lo), 'UTC') FROM b)
           AND e.ts <= $3
-          AND e.ts >= pg_catalog.date_trunc('hour', er.started_at, 'UTC')
+          AND e.ts >= pg_catalog.date_trunc('hour', rr.started_at, 'UTC')
           AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
         WINDOW w AS (PARTITION BY e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) x
     ),
+    -- ... and the windows (of the cells) each run is at an edge of.
     raw AS MATERIALIZED (
-      SELECT rr."window", rr.workflow_id, ev.node_id,
+      SELECT b."window", ev.workflow_id, ev.node_id,
              coalesce(ev.node_type, ev.next_node_type) AS node_type,
              ev.next_type = 'step_failed' AS failed,
              ev.next_ts AS ended_at,
              pg_catalog.date_part('epoch', ev.next_ts - ev.ts) * 1000 AS lat
-      FROM ev JOIN rr ON rr.id = ev.run_id
+      FROM ev
+      JOIN b ON (ev.run_started_at > b.lo AND ev.run_started_at < b.h0)
+             OR (ev.run_started_at >= b.h1 AND ev.run_started_at <= b.hi)
+      JOIN cells c ON c.wf = ev.workflow_id AND c.win = b."window"
       WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
         AND ev.node_id IS NOT NULL
     ),
