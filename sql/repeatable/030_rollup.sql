@@ -452,7 +452,9 @@ BEGIN
     DELETE FROM @schema@.window_steps;
   END IF;
   PERFORM @schema@.cells_recompute(v_clock, v_cells.wf, v_cells.win,
-    (v_s || '.window_runs')::regclass, (v_s || '.window_steps')::regclass);
+    (v_s || '.window_runs')::regclass, (v_s || '.window_steps')::regclass,
+    (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_runs_day')::regclass,
+    (v_s || '.rollup_steps_hour')::regclass, (v_s || '.rollup_steps_day')::regclass);
 
   UPDATE @schema@.rollup_state s
      SET built = true, built_clock = v_pinned, built_at = clock_timestamp(), partitions = v_parts,

@@ -27,12 +27,15 @@
 -- search_path = pg_catalog, pg_temp.
 
 -- Recomputes the cells (p_wf[i], p_win[i]) at clock p_clock into p_runs and
--- p_steps (window_runs/window_steps, or verify's temporary copies): deletes
+-- p_steps (window_runs/window_steps, or verify's temporary copies) from the
+-- given rollup tables (the rollup's own, or verify's recomputed ones): deletes
 -- them, then inserts what the rollup and the raw edge hours hold for them
 -- (no row for a cell without runs or step executions). The pairs must be
 -- distinct.
+DROP FUNCTION IF EXISTS @schema@.cells_recompute(timestamptz, uuid[], text[], regclass, regclass);
 CREATE OR REPLACE FUNCTION @schema@.cells_recompute(
-  p_clock timestamptz, p_wf uuid[], p_win text[], p_runs regclass, p_steps regclass)
+  p_clock timestamptz, p_wf uuid[], p_win text[], p_runs regclass, p_steps regclass,
+  p_runs_hour regclass, p_runs_day regclass, p_steps_hour regclass, p_steps_day regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -87,17 +90,17 @@ BEGIN
         SELECT d.runs, d.succeeded, d.failed, d.canceled, d.running, d.finished,
                d.dur_sum_ms, d.dur_min_ms, d.dur_max_ms, d.open_runs, d.open_started_epoch, d.last_failure_at,
                d.hist_k, d.hist_c
-        FROM @schema@.rollup_runs_day d WHERE d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
+        FROM %2$s d WHERE d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
         UNION ALL
         SELECT h.runs, h.succeeded, h.failed, h.canceled, h.running, h.finished,
                h.dur_sum_ms, h.dur_min_ms, h.dur_max_ms, h.open_runs, h.open_started_epoch, h.last_failure_at,
                h.hist_k, h.hist_c
-        FROM @schema@.rollup_runs_hour h WHERE h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
+        FROM %3$s h WHERE h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
         UNION ALL
         SELECT h.runs, h.succeeded, h.failed, h.canceled, h.running, h.finished,
                h.dur_sum_ms, h.dur_min_ms, h.dur_max_ms, h.open_runs, h.open_started_epoch, h.last_failure_at,
                h.hist_k, h.hist_c
-        FROM @schema@.rollup_runs_hour h WHERE h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1) x
+        FROM %3$s h WHERE h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1) x
     ),
     agg AS (
       SELECT u."window", u.workflow_id,
@@ -170,7 +173,7 @@ BEGIN
            pc.p50, pc.p95, pc.p99
     FROM agg a LEFT JOIN pct pc ON pc.workflow_id = a.workflow_id AND pc."window" = a."window"
     WHERE a.runs > 0
-  $q$, p_runs) USING p_wf, p_win, p_clock;
+  $q$, p_runs, p_runs_day, p_runs_hour) USING p_wf, p_win, p_clock;
 
   -- Step executions (pairing as in 030_rollup.sql: a step_started followed,
   -- for that run and node, by its step_succeeded/step_failed; events after
@@ -236,15 +239,15 @@ BEGIN
       CROSS JOIN LATERAL (
         SELECT d.node_id, d.node_type, d.executions, d.failures,
                d.lat_min_ms, d.lat_max_ms, d.last_failure_at, d.hist_k, d.hist_c
-        FROM @schema@.rollup_steps_day d WHERE d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
+        FROM %2$s d WHERE d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
         UNION ALL
         SELECT h.node_id, h.node_type, h.executions, h.failures,
                h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
-        FROM @schema@.rollup_steps_hour h WHERE h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
+        FROM %3$s h WHERE h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
         UNION ALL
         SELECT h.node_id, h.node_type, h.executions, h.failures,
                h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
-        FROM @schema@.rollup_steps_hour h WHERE h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1) x
+        FROM %3$s h WHERE h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1) x
     ),
     agg AS (
       SELECT u."window", u.workflow_id, u.node_id, max(u.node_type) AS node_type,
@@ -307,7 +310,7 @@ BEGIN
     FROM agg a
     LEFT JOIN pct pc ON pc."window" = a."window" AND pc.workflow_id = a.workflow_id AND pc.node_id = a.node_id
     WHERE a.executions > 0
-  $q$, p_steps) USING p_wf, p_win, p_clock;
+  $q$, p_steps, p_steps_day, p_steps_hour) USING p_wf, p_win, p_clock;
 END
 $meshtop$;
 

@@ -142,6 +142,10 @@ BEGIN
   END IF;
   v_from := greatest(@schema@.rollup_horizon(v_clock),
                      date_trunc('hour', v_clock - make_interval(hours => greatest(p_hours, 1)), 'UTC'));
+  IF p_hours >= 720 AND v_state.cells_clock IS NOT NULL THEN
+    -- The cells are checked too: from the start of their 30-day window.
+    v_from := least(v_from, @schema@.rollup_horizon(v_state.cells_clock));
+  END IF;
 
   FOREACH t IN ARRAY ARRAY['runs_hour', 'steps_hour', 'runs_day', 'steps_day'] LOOP
     EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', 'meshtop_verify_' || t);
@@ -183,18 +187,22 @@ BEGIN
     USING v_from, date_trunc('hour', coalesce(v_state.cells_clock, v_clock), 'UTC');
   END LOOP;
 
-  -- The window cells (035_cells.sql), recomputed from the stored rollup at
-  -- the clock they were computed at, except those of workflows with keys
-  -- still in the log. Reported with bucket = that clock and field
-  -- '<window>.<column>'.
-  IF v_state.cells_clock IS NULL THEN
+  -- The window cells (035_cells.sql), recomputed from the rollup just
+  -- recomputed from the raw tables, at the clock they were computed at,
+  -- except those of workflows with keys still in the log: what the views
+  -- show against what the raw tables give. Reported with bucket = that clock
+  -- and field '<window>.<column>'. Only when the whole 30-day window was
+  -- recomputed (p_hours >= 720, the default).
+  IF v_state.cells_clock IS NULL OR p_hours < 720 THEN
     RETURN;
   END IF;
   DROP TABLE IF EXISTS pg_temp.meshtop_verify_window_runs, pg_temp.meshtop_verify_window_steps;
   EXECUTE format('CREATE TEMP TABLE meshtop_verify_window_runs (LIKE %s.window_runs) ON COMMIT DROP', v_s);
   EXECUTE format('CREATE TEMP TABLE meshtop_verify_window_steps (LIKE %s.window_steps) ON COMMIT DROP', v_s);
   PERFORM @schema@.cells_recompute(v_state.cells_clock, c.wf, c.win,
-    'pg_temp.meshtop_verify_window_runs'::regclass, 'pg_temp.meshtop_verify_window_steps'::regclass)
+    'pg_temp.meshtop_verify_window_runs'::regclass, 'pg_temp.meshtop_verify_window_steps'::regclass,
+    'pg_temp.meshtop_verify_runs_hour'::regclass, 'pg_temp.meshtop_verify_runs_day'::regclass,
+    'pg_temp.meshtop_verify_steps_hour'::regclass, 'pg_temp.meshtop_verify_steps_day'::regclass)
   FROM @schema@.cells_changed(NULL, v_state.cells_clock, NULL, NULL) c;
   FOREACH t IN ARRAY ARRAY['runs', 'steps'] LOOP
     RETURN QUERY EXECUTE format($q$
