@@ -44,8 +44,10 @@ func checksums(ctx context.Context, q querier, schema string) (map[string]string
 	out := map[string]string{}
 	for _, v := range views {
 		// The hourly view is a plain view over the hourly rollup (plus the
-		// live hour holding the clock): what its refresh changes, and what
-		// an interrupted one must leave alone, is the rollup.
+		// live hours since the last refresh): what its refresh changes, and
+		// what an interrupted one must leave alone, is the rollup and the
+		// window cells (an hour is built once it has ended, so a change in
+		// the hour holding the clock shows in the cells only).
 		var populated bool
 		err := q.QueryRow(ctx, fmt.Sprintf(`select case when c.relkind = 'v' then (select built from %s.rollup_state) else c.relispopulated end
 			from pg_catalog.pg_class c
@@ -58,17 +60,21 @@ func checksums(ctx context.Context, q querier, schema string) (map[string]string
 			out[v] = "unpopulated"
 			continue
 		}
-		rel := v
+		rels := []string{v}
 		if v == "mv_workflow_metrics_hourly" {
-			rel = "rollup_runs_hour"
+			rels = []string{"rollup_runs_hour", "window_runs"}
 		}
-		var sum string
-		err = q.QueryRow(ctx, fmt.Sprintf(`select pg_catalog.md5(coalesce(string_agg(t::text, E'\n' order by t::text), ''))
+		var sums []string
+		for _, rel := range rels {
+			var sum string
+			err = q.QueryRow(ctx, fmt.Sprintf(`select pg_catalog.md5(coalesce(string_agg(t::text, E'\n' order by t::text), ''))
 			from %s.%s t`, qident(schema), qident(rel))).Scan(&sum)
-		if err != nil {
-			return nil, fmt.Errorf("checksumming %s: %w", v, err)
+			if err != nil {
+				return nil, fmt.Errorf("checksumming %s: %w", v, err)
+			}
+			sums = append(sums, sum)
 		}
-		out[v] = sum
+		out[v] = strings.Join(sums, "+")
 	}
 	return out, nil
 }

@@ -3,11 +3,13 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // plantedFunctions are functions (name, argument types, return type, value)
@@ -111,6 +113,38 @@ func evilCalls(ctx context.Context, t *testing.T, q querier) []string {
 	return names
 }
 
+// hotPathCapture are the row-level capture functions that run on every
+// MeshHook write (sql/repeatable/020_capture.sql): they carry no SET clause,
+// which would save and restore search_path on every call, and are instead
+// written so that no search_path can change them (checkSearchPathProof).
+var hotPathCapture = map[string]bool{"capture_run_insert": true, "capture_run_update": true, "capture_event_insert": true}
+
+// checkSearchPathProof fails unless the body of fn resolves nothing through
+// search_path: no operator, every function call qualified with pg_catalog,
+// every table qualified with a schema.
+func checkSearchPathProof(t *testing.T, ctx context.Context, pool *pgxpool.Pool, fn string) {
+	t.Helper()
+	var src string
+	if err := pool.QueryRow(ctx, `select prosrc from pg_proc where oid = $1::regprocedure`, fn).Scan(&src); err != nil {
+		t.Fatal(err)
+	}
+	code := regexp.MustCompile(`'[^']*'`).ReplaceAllString(src, "''") // string literals are data
+	if i := strings.IndexAny(code, "=<>!~+-*/%^|&#?@"); i >= 0 {
+		t.Errorf("%s has no SET search_path but uses an operator (%q): %s", fn, code[i:min(i+20, len(code))], src)
+	}
+	calls := regexp.MustCompile(`(?i)insert\s+into\s+\S+\s*\(`).ReplaceAllString(code, "insert into target ") // a column list is no call
+	for _, m := range regexp.MustCompile(`([A-Za-z_][A-Za-z_0-9.]*)\s*\(`).FindAllStringSubmatch(calls, -1) {
+		if name := strings.ToLower(m[1]); name != "values" && !strings.HasPrefix(name, "pg_catalog.") {
+			t.Errorf("%s has no SET search_path but calls %s unqualified", fn, m[1])
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?i)insert\s+into\s+(\S+)`).FindAllStringSubmatch(code, -1) {
+		if !strings.Contains(m[1], ".") {
+			t.Errorf("%s has no SET search_path but inserts into %s unqualified", fn, m[1])
+		}
+	}
+}
+
 // TestPlantedSearchPathIgnored: the SECURITY DEFINER functions pin their
 // search_path, so functions, operators, tables and temp tables a caller
 // plants ahead of pg_catalog are never used.
@@ -152,7 +186,9 @@ func TestPlantedSearchPathIgnored(t *testing.T) {
 			}
 		}
 		if path == "" && !strings.Contains(cfg, `search_path=""`) {
-			if definer {
+			if definer && hotPathCapture[name] {
+				checkSearchPathProof(t, ctx, e.db.Pool, fn)
+			} else if definer {
 				t.Errorf("SECURITY DEFINER %s does not pin search_path (%q)", fn, cfg)
 			}
 			continue
