@@ -163,8 +163,13 @@ type Model struct {
 	server    *store.ServerInfo
 	status    string
 	statusErr bool
-	statusAt  time.Time // model clock
-	conn      connState
+	// statusRead: the error is a failed read, which the next successful
+	// poll clears. Other errors (a refused key, a failed refresh, install
+	// or copy) stay until something replaces them: a poll that happened to
+	// land right after one must not wipe it before it was ever drawn.
+	statusRead bool
+	statusAt   time.Time // model clock
+	conn       connState
 
 	listen        *listener
 	listenGen     int
@@ -327,7 +332,7 @@ func (m *Model) setViews(v []store.ViewStatus, seq int) {
 // setStatus sets the status line. Status texts quote names and errors from
 // the database: they are put on one sanitized line here, once.
 func (m *Model) setStatus(s string, isErr bool) {
-	m.status, m.statusErr, m.statusAt = safetext.Line(s), isErr, m.c.now()
+	m.status, m.statusErr, m.statusRead, m.statusAt = safetext.Line(s), isErr, false, m.c.now()
 }
 
 // statusTTL is how long an informational status ("copied …", "polling
@@ -353,6 +358,7 @@ func (m *Model) handleErr(what string, err error) tea.Cmd {
 		return m.connLost(err)
 	}
 	m.setStatus(fmt.Sprintf("%s: %s", what, oneLine(err.Error())), true)
+	m.statusRead = true
 	return nil
 }
 
@@ -528,7 +534,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.Window != m.window || msg.Seq < m.ovSeq {
 			return m, nil
 		}
-		if m.statusErr {
+		if m.statusErr && m.statusRead {
 			m.setStatus(m.idleStatus(), false)
 		}
 		m.ovSeq = msg.Seq

@@ -117,12 +117,24 @@ func TestFlowTransactionPooler(t *testing.T) {
 	press(tm, "tab")
 	waitText(t, tm, "Recent", "no refresh running · refreshing needs a session: use the direct or session-pooler URL, port 5432")
 	press(tm, "R")
-	// The refusal, then the next successful poll clears the error and the
-	// note comes back. One wait for both: the two frames can arrive in one
-	// read of the output, which a second wait would never see again.
-	waitText(t, tm, "error: "+line, "\n"+line)
+	// The refusal shows, and stays while the polls go on (a successful poll
+	// clears only a failed read's error: with polls every 100 ms one could
+	// land before the refusal was ever drawn).
+	waitText(t, tm, "error: "+line)
+	before, _ := src.snapshot()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if now, _ := src.snapshot(); now["Overview"] >= before["Overview"]+5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no overview polls after the refusal")
+		}
+	}
 	calls, errs := src.snapshot()
 	view := quitAndView(t, tm)
+	if !strings.Contains(view, "error: "+line) {
+		t.Errorf("the refusal was wiped by the polls after it:\n%s", view)
+	}
 	if len(errs) > 0 {
 		t.Fatalf("a read through the pooler failed: %s", strings.Join(errs, "; "))
 	}
