@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,10 +69,12 @@ type Env struct {
 
 	pool    *pgxpool.Pool
 	traffic *fixture.Traffic
-	cancel  context.CancelFunc
-	done    chan error
-	once    sync.Once
-	stopErr error
+	// trafficErr is the last error that stopped the live traffic.
+	trafficErr atomic.Pointer[trafficFailure]
+	cancel     context.CancelFunc
+	done       chan error
+	once       sync.Once
+	stopErr    error
 }
 
 // Traffic returns the live traffic generator (nil when disabled), e.g. to
@@ -154,11 +157,50 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 			cancel()
 			return fail(err)
 		}
-		go func() { env.done <- env.traffic.Run(tctx) }()
+		go func() { env.done <- env.runTraffic(tctx) }()
 	} else {
 		env.done <- nil
 	}
 	return env, nil
+}
+
+// trafficRetry is how long live traffic waits before it starts again
+// after an error.
+const trafficRetry = 5 * time.Second
+
+// runTraffic runs the live traffic until ctx ends. An error (a statement
+// timeout, a lock timeout, the database restarting, meshtop being
+// uninstalled under a write) stops one run of the generator, not the demo's
+// traffic: it is kept for TrafficErr and the generator starts again after
+// trafficRetry. Returns the last error if the traffic was failing when ctx
+// ended.
+func (e *Env) runTraffic(ctx context.Context) error {
+	for {
+		err := e.traffic.Run(ctx)
+		if ctx.Err() != nil {
+			return err
+		}
+		e.trafficErr.Store(&trafficFailure{err: err, at: time.Now()})
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(trafficRetry):
+		}
+	}
+}
+
+type trafficFailure struct {
+	err error
+	at  time.Time
+}
+
+// TrafficErr returns the last error that stopped the live traffic (which
+// then started again) and when, or nil.
+func (e *Env) TrafficErr() (error, time.Time) {
+	if f := e.trafficErr.Load(); f != nil {
+		return f.err, f.at
+	}
+	return nil, time.Time{}
 }
 
 // prepareDatabase creates the meshhook database with the fixture schema if

@@ -122,6 +122,40 @@ func TestStartStop(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// An error stops one run of the generator, not the demo's traffic: with
+	// every new run refused, TrafficErr reports it; once writes work again,
+	// runs flow again.
+	block := func(sql string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, env.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block(`ALTER TABLE public.workflow_runs ADD CONSTRAINT demo_test_block CHECK (started_at < '2000-01-01') NOT VALID`)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err, _ := env.TrafficErr(); err != nil {
+			if !strings.Contains(err.Error(), "demo_test_block") {
+				t.Errorf("TrafficErr = %v; want the violated constraint", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("inserts refused, but no traffic error reported")
+		}
+	}
+	block(`ALTER TABLE public.workflow_runs DROP CONSTRAINT demo_test_block`)
+	resumed := countRuns(t, env.DSN)
+	for deadline := time.Now().Add(60 * time.Second); countRuns(t, env.DSN) <= resumed; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			err, at := env.TrafficErr()
+			t.Fatalf("live traffic did not start again after the error (last error %v at %s)", err, at.Format(time.RFC3339Nano))
+		}
+	}
 	pid, root := env.PostmasterPID(), env.Root()
 	if pid == 0 {
 		t.Fatal("no postmaster pid")

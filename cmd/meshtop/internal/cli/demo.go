@@ -201,11 +201,11 @@ func (a *app) runDemo(parent context.Context, f *demoFlags) (err error) {
 		return s.wrap(tui.Run(ctx, opts))
 	}
 	say("no terminal: running headless; SIGTERM or ctrl+c stops")
-	return a.demoHeadless(ctx, s, f.statusTic)
+	return a.demoHeadless(ctx, s, f.statusTic, env.TrafficErr)
 }
 
 // demoHeadless prints a status line every tick until ctx ends.
-func (a *app) demoHeadless(ctx context.Context, s *session, every time.Duration) error {
+func (a *app) demoHeadless(ctx context.Context, s *session, every time.Duration, trafficErr func() (error, time.Time)) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -236,6 +236,9 @@ func (a *app) demoHeadless(ctx context.Context, s *session, every time.Duration)
 				}
 			}
 			line = fmt.Sprintf("last 1h: %d runs, %d succeeded, %d failed; %d running now; %s", runs, ok, failed, running, lag)
+		}
+		if terr, at := trafficErr(); terr != nil && time.Since(at) < 2*every {
+			line += "; live traffic restarted after: " + Message(terr)
 		}
 		fmt.Fprintf(a.stdout(), "%s %s\n", time.Now().UTC().Format(time.RFC3339), line)
 		select {
