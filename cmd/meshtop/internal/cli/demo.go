@@ -36,7 +36,7 @@ func (a *app) demoCmd() *cobra.Command {
 directory unless --data-dir), creates a MeshHook database with a 30-day
 history and live traffic, installs meshtop's views, refreshes them every
 --refresh-every, and opens the dashboard. It prints the DSN so another
-terminal can attach. Quitting (q, ctrl+c) or SIGTERM stops the server and
+terminal can attach. Quitting (q, ctrl+c), SIGTERM or SIGHUP stops the server and
 removes the temporary directory.
 
 Without a terminal it runs headless and prints a status line now and then
@@ -59,7 +59,9 @@ until SIGTERM or ctrl+c.`,
 }
 
 func (a *app) runDemo(parent context.Context, f *demoFlags) (err error) {
-	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP: the terminal or SSH session closed; stop cleanly rather than
+	// leave the server running and its directory behind.
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	// On a terminal the long steps (seeding, installing, the first refresh)
 	// redraw one progress line in place; without one they print a line

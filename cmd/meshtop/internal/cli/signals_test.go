@@ -69,9 +69,19 @@ func TestRefreshEverySIGTERM(t *testing.T) {
 }
 
 // TestDemoSIGTERM: the real binary, headless, stops PostgreSQL and removes
-// its directory on SIGTERM.
+// its directory on SIGTERM, and on SIGHUP (the terminal or SSH session it
+// ran in closed).
 func TestDemoSIGTERM(t *testing.T) {
 	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			testDemoSignal(t, sig)
+		})
+	}
+}
+
+func testDemoSignal(t *testing.T, sig syscall.Signal) {
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -82,18 +92,18 @@ func TestDemoSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a status line", 2*time.Minute, func() bool { return strings.Contains(stdout.String(), " running now; ") })
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("demo exited with %v\nstderr:\n%s", err, stderr.String())
+		t.Fatalf("demo exited with %v after %s\nstderr:\n%s", err, sig, stderr.String())
 	}
 	m := regexp.MustCompile(`PostgreSQL data in (\S+) `).FindStringSubmatch(stderr.String())
 	if m == nil {
 		t.Fatalf("no data dir line: %s", stderr.String())
 	}
 	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
-		t.Errorf("%s still exists after SIGTERM (%v)", m[1], err)
+		t.Errorf("%s still exists after %s (%v)", m[1], sig, err)
 	}
 	out, _ := exec.Command("pgrep", "-f", "postgres -D "+m[1]).Output()
 	if len(strings.TrimSpace(string(out))) > 0 {
