@@ -171,7 +171,7 @@ declare s text;
 begin
   for s in select format('drop trigger %I on %s', t.tgname, t.tgrelid::regclass)
            from pg_trigger t join pg_proc p on p.oid = t.tgfoid
-           where p.pronamespace = '`+strings.Trim(b.schema, `"`)+`'::regnamespace and not t.tgisinternal
+           where p.pronamespace = '`+strings.Trim(b.schema, `"`)+`'::regnamespace and not t.tgisinternal and t.tgparentid = 0 -- clones on partitions go with their parent
   loop execute s; end loop;
 end $$`)
 		if err != nil {
