@@ -237,7 +237,14 @@ func (e *faultEnv) inject(inj injection) bool {
 
 	st := e.st
 	if inj.kind == kindStatementTimeout {
-		st = store.New(e.spool, nil, store.Options{Schema: e.schema, QueryTimeout: 30 * time.Second, RefreshTimeout: 150 * time.Millisecond})
+		// In the compute phase the delay is the timeout itself: halved on
+		// each retry, like the other kinds' delays, since a refresh over the
+		// window cells can finish well within 150 ms.
+		timeout := 150 * time.Millisecond
+		if inj.point == pointCompute && inj.delay > 0 {
+			timeout = inj.delay
+		}
+		st = store.New(e.spool, nil, store.Options{Schema: e.schema, QueryTimeout: 30 * time.Second, RefreshTimeout: timeout})
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer rcancel()
@@ -538,7 +545,7 @@ func TestInterruptedRefreshes(t *testing.T) {
 		{kind: kindTerminate, view: hourly, delay: 10 * time.Millisecond},
 		{kind: kindContextCancel, view: steps, delay: 30 * time.Millisecond},
 		{kind: kindRefreshCancel, view: steps, delay: 10 * time.Millisecond},
-		{kind: kindStatementTimeout, view: steps},
+		{kind: kindStatementTimeout, view: steps, delay: 150 * time.Millisecond},
 		{kind: kindCallCancel, view: steps, delay: 20 * time.Millisecond},
 	}
 	missed := 0

@@ -43,6 +43,7 @@ DECLARE
   v_days text;     -- (wf, d) of the day buckets to recompute
   v_lo timestamptz;
   v_tail text;     -- the steps' aggregation and INSERT
+  v_build text;    -- a rebuild's table of step executions
 BEGIN
   IF p_full THEN
     v_lo := p_from;
@@ -144,10 +145,14 @@ BEGIN
     -- A rebuild pairs a month of step events: as CREATE TABLE AS, whose
     -- query may run in parallel (an INSERT ... SELECT never does), joining
     -- the runs by hash and sorting the events once. (Literals, not
-    -- parameters: a utility statement takes none.)
-    DROP TABLE IF EXISTS pg_temp.meshtop_rollup_steps;
+    -- parameters: a utility statement takes none.) An unlogged table of
+    -- this schema named for the backend, dropped in the same transaction:
+    -- a temporary table would leave a pg_temp schema behind in MeshHook's
+    -- database.
+    v_build := pg_catalog.format('%I.%I', @schema@.schema_name(), 'rollup_build_' || pg_catalog.pg_backend_pid());
+    EXECUTE pg_catalog.format('DROP TABLE IF EXISTS %s', v_build);
     EXECUTE pg_catalog.format($q$
-      CREATE TEMP TABLE meshtop_rollup_steps ON COMMIT DROP AS
+      CREATE UNLOGGED TABLE %4$s AS
       SELECT ev.workflow_id, ev.bucket, ev.node_id,
              coalesce(ev.node_type, ev.next_node_type) AS node_type,
              ev.next_type = 'step_failed' AS failed,
@@ -169,9 +174,9 @@ BEGIN
         WINDOW w AS (PARTITION BY e.run_id, e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) ev
       WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
         AND ev.node_id IS NOT NULL
-    $q$, p_from, v_lo, p_clock);
-    EXECUTE pg_catalog.format('WITH st AS (SELECT s.* FROM pg_temp.meshtop_rollup_steps s),' || v_tail, p_steps_hour);
-    DROP TABLE pg_temp.meshtop_rollup_steps;
+    $q$, p_from, v_lo, p_clock, v_build);
+    EXECUTE pg_catalog.format('WITH st AS (SELECT s.* FROM %2$s s),' || v_tail, p_steps_hour, v_build);
+    EXECUTE pg_catalog.format('DROP TABLE %s', v_build);
   ELSE
     -- A few keys probe each run's events through the (run_id, ts)
     -- indexes. ts >= v_lo prunes workflow_events to the partitions that
