@@ -194,13 +194,13 @@ type trafficFailure struct {
 	at  time.Time
 }
 
-// TrafficErr returns the last error that stopped the live traffic (which
-// then started again) and when, or nil.
-func (e *Env) TrafficErr() (error, time.Time) {
+// TrafficErr returns when the last error that stopped the live traffic
+// (which then started again) happened, and the error; nil if none did.
+func (e *Env) TrafficErr() (time.Time, error) {
 	if f := e.trafficErr.Load(); f != nil {
-		return f.err, f.at
+		return f.at, f.err
 	}
-	return nil, time.Time{}
+	return time.Time{}, nil
 }
 
 // prepareDatabase creates the meshhook database with the fixture schema if

@@ -138,7 +138,7 @@ func TestStartStop(t *testing.T) {
 	}
 	block(`ALTER TABLE public.workflow_runs ADD CONSTRAINT demo_test_block CHECK (started_at < '2000-01-01') NOT VALID`)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if err, _ := env.TrafficErr(); err != nil {
+		if _, err := env.TrafficErr(); err != nil {
 			if !strings.Contains(err.Error(), "demo_test_block") {
 				t.Errorf("TrafficErr = %v; want the violated constraint", err)
 			}
@@ -152,7 +152,7 @@ func TestStartStop(t *testing.T) {
 	resumed := countRuns(t, env.DSN)
 	for deadline := time.Now().Add(60 * time.Second); countRuns(t, env.DSN) <= resumed; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			err, at := env.TrafficErr()
+			at, err := env.TrafficErr()
 			t.Fatalf("live traffic did not start again after the error (last error %v at %s)", err, at.Format(time.RFC3339Nano))
 		}
 	}

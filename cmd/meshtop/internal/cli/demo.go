@@ -207,7 +207,7 @@ func (a *app) runDemo(parent context.Context, f *demoFlags) (err error) {
 }
 
 // demoHeadless prints a status line every tick until ctx ends.
-func (a *app) demoHeadless(ctx context.Context, s *session, every time.Duration, trafficErr func() (error, time.Time)) error {
+func (a *app) demoHeadless(ctx context.Context, s *session, every time.Duration, trafficErr func() (time.Time, error)) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -239,7 +239,7 @@ func (a *app) demoHeadless(ctx context.Context, s *session, every time.Duration,
 			}
 			line = fmt.Sprintf("last 1h: %d runs, %d succeeded, %d failed; %d running now; %s", runs, ok, failed, running, lag)
 		}
-		if terr, at := trafficErr(); terr != nil && time.Since(at) < 2*every {
+		if at, terr := trafficErr(); terr != nil && time.Since(at) < 2*every {
 			line += "; live traffic restarted after: " + Message(terr)
 		}
 		fmt.Fprintf(a.stdout(), "%s %s\n", time.Now().UTC().Format(time.RFC3339), line)
