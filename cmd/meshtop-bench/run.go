@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"time"
 
@@ -188,7 +189,14 @@ func run(ctx context.Context, cfg config) error {
 		logf("wrote %s", cfg.out)
 	}
 	if cfg.keep {
-		fmt.Fprintf(os.Stderr, "cluster kept until ctrl+c: %s\n", b.srv.DSN(b.sets["10H"].DB))
+		keys := make([]string, 0, len(b.sets))
+		for k := range b.sets {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(os.Stderr, "cluster kept until ctrl+c: %s\n", b.srv.DSN(b.sets[k].DB))
+		}
 		<-ctx.Done()
 	}
 	return nil

@@ -36,6 +36,75 @@ AS $meshtop$
   END
 $meshtop$;
 
+-- Percentiles from a merged histogram: p_k (ascending keys) and p_c (their
+-- counts, summing to p_n), with the exact minimum and maximum, for each
+-- fraction of p_q (ascending). For fraction q, percentile_cont interpolates
+-- between the order statistics floor(r) and ceil(r), r = q * (n - 1)
+-- (0-based); each is estimated by the bucket holding that rank (within
+-- alpha), clamped to the exact min/max and equal to them at ranks 0 and
+-- n - 1; the interpolation of two estimates within alpha is within alpha.
+-- NULL when p_n is 0, or for a fraction whose ranks the counts do not reach.
+-- One pass over the keys for all fractions (the windows' cells call it once
+-- each: a join of every key with every rank cost more than the rest of a
+-- cell's recompute).
+CREATE OR REPLACE FUNCTION @schema@.dd_percentiles(
+  p_k int[], p_c bigint[], p_n bigint, p_min float8, p_max float8, p_q float8[])
+RETURNS float8[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+DECLARE
+  v_nq int := coalesce(cardinality(p_q), 0);
+  v_r float8[] := '{}';    -- r of each fraction
+  v_lo float8[];           -- estimate at floor(r), at ceil(r)
+  v_hi float8[];
+  v_f int := 1;            -- next fraction whose floor rank is unresolved
+  v_c int := 1;            -- ... whose ceil rank is unresolved
+  v_cum bigint := 0;
+  v_res float8[] := '{}';
+  v_j int;
+BEGIN
+  IF p_n IS NULL OR p_n <= 0 THEN
+    RETURN NULL;
+  END IF;
+  FOR v_j IN 1 .. v_nq LOOP
+    v_r := v_r || (p_q[v_j] * (p_n - 1));
+  END LOOP;
+  v_lo := array_fill(NULL::float8, ARRAY[v_nq]);
+  v_hi := array_fill(NULL::float8, ARRAY[v_nq]);
+  -- The floors ascend with the fractions, and so do the ceilings: two
+  -- pointers, one pass over the keys.
+  FOR v_j IN 1 .. coalesce(cardinality(p_k), 0) LOOP
+    EXIT WHEN v_f > v_nq AND v_c > v_nq;
+    v_cum := v_cum + p_c[v_j];
+    WHILE v_f <= v_nq AND floor(v_r[v_f]) < v_cum LOOP
+      v_lo[v_f] := @schema@.dd_rank_value(floor(v_r[v_f]), p_n, p_k[v_j], p_min, p_max);
+      v_f := v_f + 1;
+    END LOOP;
+    WHILE v_c <= v_nq AND ceil(v_r[v_c]) < v_cum LOOP
+      v_hi[v_c] := @schema@.dd_rank_value(ceil(v_r[v_c]), p_n, p_k[v_j], p_min, p_max);
+      v_c := v_c + 1;
+    END LOOP;
+  END LOOP;
+  FOR v_j IN 1 .. v_nq LOOP
+    v_res := v_res || (v_lo[v_j] + (v_r[v_j] - floor(v_r[v_j])) * (v_hi[v_j] - v_lo[v_j]));
+  END LOOP;
+  RETURN v_res;
+END
+$meshtop$;
+
+-- The estimate of the order statistic at 0-based rank p_rank of p_n values
+-- whose bucket is p_k: the exact minimum or maximum at either end, else the
+-- bucket's estimate clamped to them.
+CREATE OR REPLACE FUNCTION @schema@.dd_rank_value(p_rank float8, p_n bigint, p_k int, p_min float8, p_max float8)
+RETURNS float8
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $meshtop$
+  SELECT CASE WHEN p_rank = 0 THEN p_min
+              WHEN p_rank = p_n - 1 THEN p_max
+              ELSE pg_catalog.float8smaller(pg_catalog.float8larger(@schema@.dd_value(p_k), p_min), p_max) END
+$meshtop$;
+
 -- The four windows at clock p_clock, each split into what is read from
 -- where. A window holds runs with lo < started_at <= hi (lo = clock - span).
 --   raw          lo < started_at < h0, and h1 <= started_at <= hi: the

@@ -351,6 +351,8 @@ DECLARE
   v_cells record;
   v_hnow timestamptz;
   v_hprev timestamptz;
+  v_awf uuid[];
+  v_ahour timestamptz[];
 BEGIN
   SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
   IF NOT pg_try_advisory_xact_lock(1835365224, v_key) THEN
@@ -427,18 +429,24 @@ BEGIN
       DELETE FROM @schema@.rollup_runs_hour t WHERE t.bucket >= v_hprev AND t.bucket < v_hnow;
       DELETE FROM @schema@.rollup_steps_hour t WHERE t.bucket >= v_hprev AND t.bucket < v_hnow;
     END IF;
-    PERFORM @schema@.rollup_recompute(false, r.wf, r.h, v_horizon, v_clock,
+    SELECT array_agg(k.wf), array_agg(k.h) INTO v_awf, v_ahour
+    FROM (SELECT x.wf, x.h FROM unnest(v_wf, v_hour) AS x(wf, h)
+          WHERE x.h >= v_horizon AND x.h < v_hprev
+          UNION
+          SELECT DISTINCT r.workflow_id, date_trunc('hour', r.started_at, 'UTC')
+          FROM public.workflow_runs r
+          WHERE r.started_at >= v_hprev AND r.started_at < v_hnow) k;
+    PERFORM @schema@.rollup_recompute(false, v_awf, v_ahour, v_horizon, v_clock,
       (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_steps_hour')::regclass,
       (v_s || '.rollup_runs_day')::regclass, (v_s || '.rollup_steps_day')::regclass,
       date_trunc('day', v_clock, 'UTC'),
-      date_trunc('day', coalesce(v_state.cells_clock, v_horizon), 'UTC'))
-    FROM (SELECT array_agg(k.wf) AS wf, array_agg(k.h) AS h
-          FROM (SELECT x.wf, x.h FROM unnest(v_wf, v_hour) AS x(wf, h)
-                WHERE x.h >= v_horizon AND x.h < v_hprev
-                UNION
-                SELECT DISTINCT r.workflow_id, date_trunc('hour', r.started_at, 'UTC')
-                FROM public.workflow_runs r
-                WHERE r.started_at >= v_hprev AND r.started_at < v_hnow) k) r;
+      date_trunc('day', coalesce(v_state.cells_clock, v_horizon), 'UTC'));
+    -- The cells' cached whole days (035_cells.sql) that hold a day just
+    -- recomputed from a key. (The days that ended since the last apply move
+    -- every cell's day range, which makes its entry stale by itself.)
+    DELETE FROM @schema@.window_days_runs c
+    USING (SELECT DISTINCT k.wf, date_trunc('day', k.h, 'UTC') AS d FROM unnest(v_awf, v_ahour) AS k(wf, h)) k
+    WHERE c.workflow_id = k.wf AND k.d >= c.d0 AND k.d < c.d1;
     -- Hours that left the 30-day window (the clock only moves forward
     -- here; a pinned clock that moves rebuilds).
     DELETE FROM @schema@.rollup_runs_hour t WHERE t.bucket < v_horizon;
@@ -455,11 +463,14 @@ BEGIN
   IF v_full THEN
     DELETE FROM @schema@.window_runs;
     DELETE FROM @schema@.window_steps;
+    DELETE FROM @schema@.window_days_runs;
+    DELETE FROM @schema@.window_days_steps;
   END IF;
   PERFORM @schema@.cells_recompute(v_clock, v_cells.wf, v_cells.win,
     (v_s || '.window_runs')::regclass, (v_s || '.window_steps')::regclass,
     (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_runs_day')::regclass,
-    (v_s || '.rollup_steps_hour')::regclass, (v_s || '.rollup_steps_day')::regclass);
+    (v_s || '.rollup_steps_hour')::regclass, (v_s || '.rollup_steps_day')::regclass,
+    (v_s || '.window_days_runs')::regclass, (v_s || '.window_days_steps')::regclass);
 
   UPDATE @schema@.rollup_state s
      SET built = true, built_clock = v_pinned, built_at = clock_timestamp(), partitions = v_parts,

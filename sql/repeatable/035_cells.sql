@@ -33,16 +33,124 @@
 -- (no row for a cell without runs or step executions). The pairs must be
 -- distinct.
 DROP FUNCTION IF EXISTS @schema@.cells_recompute(timestamptz, uuid[], text[], regclass, regclass);
+DROP FUNCTION IF EXISTS @schema@.cells_recompute(timestamptz, uuid[], text[], regclass, regclass,
+  regclass, regclass, regclass, regclass);
+-- p_days_runs, p_days_steps: the cells' whole-day parts (window_days_runs,
+-- window_days_steps of migration 010, or verify's empty temporary copies).
+-- A cell whose entry was made for another day range, or has none, gets a new
+-- one from p_runs_day/p_steps_day first; then every cell reads its whole
+-- days as that one merged row (per node for steps) instead of up to 30 day
+-- buckets, so its cost no longer grows with the histogram keys a busier
+-- day holds. Whoever changes a day bucket deletes the entries whose range
+-- holds it (rollup_apply).
 CREATE OR REPLACE FUNCTION @schema@.cells_recompute(
   p_clock timestamptz, p_wf uuid[], p_win text[], p_runs regclass, p_steps regclass,
-  p_runs_hour regclass, p_runs_day regclass, p_steps_hour regclass, p_steps_day regclass)
+  p_runs_hour regclass, p_runs_day regclass, p_steps_hour regclass, p_steps_day regclass,
+  p_days_runs regclass, p_days_steps regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $meshtop$
+DECLARE
+  v_swf uuid[];   -- cells whose whole-day entry is missing or for other days
+  v_swin text[];
 BEGIN
   IF coalesce(cardinality(p_wf), 0) = 0 THEN
     RETURN;
+  END IF;
+
+  -- The whole-day entries: stale ones replaced.
+  EXECUTE pg_catalog.format($q$
+    SELECT array_agg(k.wf), array_agg(k.win)
+    FROM unnest($1::uuid[], $2::text[]) AS k(wf, win)
+    JOIN @schema@.window_bounds($3) b ON b."window" = k.win
+    WHERE NOT EXISTS (SELECT FROM %s x WHERE x.workflow_id = k.wf AND x."window" = k.win
+                        AND x.d0 = b.d0 AND x.d1 = b.d1)$q$, p_days_runs)
+  INTO v_swf, v_swin USING p_wf, p_win, p_clock;
+  IF coalesce(cardinality(v_swf), 0) > 0 THEN
+    EXECUTE pg_catalog.format($q$
+      DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
+      WHERE t.workflow_id = k.wf AND t."window" = k.win$q$, p_days_runs) USING v_swf, v_swin;
+    EXECUTE pg_catalog.format($q$
+      DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
+      WHERE t.workflow_id = k.wf AND t."window" = k.win$q$, p_days_steps) USING v_swf, v_swin;
+    EXECUTE pg_catalog.format($q$
+      INSERT INTO %1$s (workflow_id, "window", d0, d1, runs, succeeded, failed, canceled, running, finished,
+        dur_sum_ms, dur_min_ms, dur_max_ms, open_runs, open_started_epoch, last_failure_at, hist_k, hist_c)
+      WITH s AS MATERIALIZED (
+        SELECT k.wf, k.win, b.d0, b.d1
+        FROM unnest($1::uuid[], $2::text[]) AS k(wf, win)
+        JOIN @schema@.window_bounds($3) b ON b."window" = k.win
+      ),
+      src AS MATERIALIZED (
+        SELECT s.wf, s.win, d.*
+        FROM s CROSS JOIN LATERAL (
+          SELECT d.runs, d.succeeded, d.failed, d.canceled, d.running, d.finished,
+                 d.dur_sum_ms, d.dur_min_ms, d.dur_max_ms, d.open_runs, d.open_started_epoch,
+                 d.last_failure_at, d.hist_k, d.hist_c
+          FROM %2$s d WHERE d.workflow_id = s.wf AND d.bucket >= s.d0 AND d.bucket < s.d1) d
+      ),
+      h AS (
+        SELECT src.wf, src.win, u.k, sum(u.c)::int AS c
+        FROM src CROSS JOIN LATERAL unnest(src.hist_k, src.hist_c) AS u(k, c)
+        GROUP BY 1, 2, 3
+      ),
+      ha AS (
+        SELECT h.wf, h.win, array_agg(h.k ORDER BY h.k) AS ks, array_agg(h.c ORDER BY h.k) AS cs
+        FROM h GROUP BY 1, 2
+      ),
+      a AS (
+        SELECT src.wf, src.win, sum(src.runs) AS runs, sum(src.succeeded) AS succeeded,
+               sum(src.failed) AS failed, sum(src.canceled) AS canceled, sum(src.running) AS running,
+               sum(src.finished) AS finished, sum(src.dur_sum_ms) AS dur_sum_ms,
+               min(src.dur_min_ms) AS dur_min_ms, max(src.dur_max_ms) AS dur_max_ms,
+               sum(src.open_runs) AS open_runs, sum(src.open_started_epoch) AS open_started_epoch,
+               max(src.last_failure_at) AS last_failure_at
+        FROM src GROUP BY 1, 2
+      )
+      SELECT s.wf, s.win, s.d0, s.d1, coalesce(a.runs, 0), coalesce(a.succeeded, 0), coalesce(a.failed, 0),
+             coalesce(a.canceled, 0), coalesce(a.running, 0), coalesce(a.finished, 0), coalesce(a.dur_sum_ms, 0),
+             a.dur_min_ms, a.dur_max_ms, coalesce(a.open_runs, 0), coalesce(a.open_started_epoch, 0),
+             a.last_failure_at, coalesce(ha.ks, '{}'), coalesce(ha.cs, '{}')
+      FROM s
+      LEFT JOIN a ON a.wf = s.wf AND a.win = s.win
+      LEFT JOIN ha ON ha.wf = s.wf AND ha.win = s.win
+    $q$, p_days_runs, p_runs_day) USING v_swf, v_swin, p_clock;
+    EXECUTE pg_catalog.format($q$
+      INSERT INTO %1$s (workflow_id, "window", node_id, node_type, executions, failures,
+        lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c)
+      WITH s AS MATERIALIZED (
+        SELECT k.wf, k.win, b.d0, b.d1
+        FROM unnest($1::uuid[], $2::text[]) AS k(wf, win)
+        JOIN @schema@.window_bounds($3) b ON b."window" = k.win
+      ),
+      src AS MATERIALIZED (
+        SELECT s.wf, s.win, d.*
+        FROM s CROSS JOIN LATERAL (
+          SELECT d.node_id, d.node_type, d.executions, d.failures, d.lat_min_ms, d.lat_max_ms,
+                 d.last_failure_at, d.hist_k, d.hist_c
+          FROM %2$s d WHERE d.workflow_id = s.wf AND d.bucket >= s.d0 AND d.bucket < s.d1) d
+      ),
+      h AS (
+        SELECT src.wf, src.win, src.node_id, u.k, sum(u.c)::int AS c
+        FROM src CROSS JOIN LATERAL unnest(src.hist_k, src.hist_c) AS u(k, c)
+        GROUP BY 1, 2, 3, 4
+      ),
+      ha AS (
+        SELECT h.wf, h.win, h.node_id, array_agg(h.k ORDER BY h.k) AS ks, array_agg(h.c ORDER BY h.k) AS cs
+        FROM h GROUP BY 1, 2, 3
+      ),
+      a AS (
+        SELECT src.wf, src.win, src.node_id, max(src.node_type) AS node_type,
+               sum(src.executions) AS executions, sum(src.failures) AS failures,
+               min(src.lat_min_ms) AS lat_min_ms, max(src.lat_max_ms) AS lat_max_ms,
+               max(src.last_failure_at) AS last_failure_at
+        FROM src GROUP BY 1, 2, 3
+      )
+      SELECT a.wf, a.win, a.node_id, a.node_type, a.executions, a.failures,
+             a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs
+      FROM a JOIN ha ON ha.wf = a.wf AND ha.win = a.win AND ha.node_id = a.node_id
+    $q$, p_days_steps, p_steps_day) USING v_swf, v_swin, p_clock;
   END IF;
   EXECUTE pg_catalog.format($q$
     DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
@@ -51,12 +159,8 @@ BEGIN
     DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
     WHERE t.workflow_id = k.wf AND t."window" = k.win$q$, p_steps) USING p_wf, p_win;
 
-  -- Runs. Percentiles from the merged histogram: for p, percentile_cont
-  -- interpolates between the order statistics floor(r) and ceil(r),
-  -- r = p * (n - 1) (0-based). Each is estimated by the bucket holding that
-  -- rank (within alpha), clamped to the exact min/max (and equal to them at
-  -- ranks 0 and n - 1); the interpolation of two estimates within alpha is
-  -- within alpha.
+  -- Runs. Percentiles from the merged histogram (dd_percentiles in
+  -- 010_sketch.sql: within alpha of percentile_cont).
   EXECUTE pg_catalog.format($q$
     INSERT INTO %1$s (workflow_id, "window", runs, succeeded, failed, canceled, running, finished,
       dur_sum_ms, dur_min_ms, dur_max_ms, open_runs, open_started_epoch, last_failure_at,
@@ -80,9 +184,9 @@ BEGIN
         WHERE x.started_at >= b.h1 AND x.started_at <= b.hi) r
       JOIN cells c ON c.wf = r.workflow_id AND c.win = b."window"
     ),
-    -- Whole days and whole hours from the rollup: per cell, three range
-    -- scans of the primary keys (LATERAL, so both the workflow and the
-    -- bucket range are index conditions).
+    -- Whole days as the cell's cached merge (above), whole hours from the
+    -- rollup: per cell, a primary-key lookup and two range scans (LATERAL,
+    -- so both the workflow and the bucket range are index conditions).
     parts AS MATERIALIZED (
       SELECT b."window", c.wf AS workflow_id, x.*
       FROM b JOIN cells c ON c.win = b."window"
@@ -90,7 +194,7 @@ BEGIN
         SELECT d.runs, d.succeeded, d.failed, d.canceled, d.running, d.finished,
                d.dur_sum_ms, d.dur_min_ms, d.dur_max_ms, d.open_runs, d.open_started_epoch, d.last_failure_at,
                d.hist_k, d.hist_c
-        FROM %2$s d WHERE d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
+        FROM %2$s d WHERE d.workflow_id = c.wf AND d."window" = b."window"
         UNION ALL
         SELECT h.runs, h.succeeded, h.failed, h.canceled, h.running, h.finished,
                h.dur_sum_ms, h.dur_min_ms, h.dur_max_ms, h.open_runs, h.open_started_epoch, h.last_failure_at,
@@ -135,45 +239,20 @@ BEGIN
       ) u
       GROUP BY 1, 2, 3
     ),
-    hc AS (
-      SELECT h."window", h.workflow_id, h.k, h.c::float8 AS c,
-             (sum(h.c) OVER (PARTITION BY h."window", h.workflow_id ORDER BY h.k))::float8 AS upto
-      FROM hist h
-    ),
-    ranks AS (
-      SELECT a."window", a.workflow_id, a.finished AS n, a.mn, a.mx, q.i, q.p * (a.finished - 1) AS r
-      FROM agg a CROSS JOIN (VALUES (1, 0.5::float8), (2, 0.95::float8), (3, 0.99::float8)) AS q(i, p)
-      WHERE a.finished > 0
-    ),
-    at AS (
-      SELECT rk."window", rk.workflow_id, rk.i, rk.r, j.side,
-             CASE WHEN j.j = 0 THEN rk.mn
-                  WHEN j.j = rk.n - 1 THEN rk.mx
-                  ELSE pg_catalog.float8smaller(pg_catalog.float8larger(@schema@.dd_value(hc.k), rk.mn), rk.mx) END AS v
-      FROM ranks rk
-      CROSS JOIN LATERAL (VALUES (0, pg_catalog.floor(rk.r)), (1, pg_catalog.ceil(rk.r))) AS j(side, j)
-      JOIN hc ON hc."window" = rk."window" AND hc.workflow_id = rk.workflow_id
-             AND j.j >= hc.upto - hc.c AND j.j < hc.upto
-    ),
-    pct AS (
-      SELECT x."window", x.workflow_id,
-             max(x.v) FILTER (WHERE x.i = 1) AS p50, max(x.v) FILTER (WHERE x.i = 2) AS p95,
-             max(x.v) FILTER (WHERE x.i = 3) AS p99
-      FROM (
-        SELECT at."window", at.workflow_id, at.i,
-               max(at.v) FILTER (WHERE at.side = 0)
-                 + (max(at.r) - pg_catalog.floor(max(at.r)))
-                   * (max(at.v) FILTER (WHERE at.side = 1) - max(at.v) FILTER (WHERE at.side = 0)) AS v
-        FROM at GROUP BY 1, 2, 3
-      ) x
-      GROUP BY 1, 2
+    -- Merged histograms, then percentiles (dd_percentiles, 010_sketch.sql).
+    ha AS (
+      SELECT h."window", h.workflow_id, array_agg(h.k ORDER BY h.k) AS ks, array_agg(h.c ORDER BY h.k) AS cs
+      FROM hist h GROUP BY 1, 2
     )
     SELECT a.workflow_id, a."window", a.runs, a.succeeded, a.failed, a.canceled, a.running, a.finished,
            a.dur_sum_ms, a.mn, a.mx, a.open_runs, a.open_started_epoch, a.last_failure_at,
-           pc.p50, pc.p95, pc.p99
-    FROM agg a LEFT JOIN pct pc ON pc.workflow_id = a.workflow_id AND pc."window" = a."window"
+           pc.p[1], pc.p[2], pc.p[3]
+    FROM agg a
+    LEFT JOIN ha ON ha."window" = a."window" AND ha.workflow_id = a.workflow_id
+    CROSS JOIN LATERAL (
+      SELECT @schema@.dd_percentiles(ha.ks, ha.cs, a.finished::bigint, a.mn, a.mx, '{0.5,0.95,0.99}'::float8[]) AS p) pc
     WHERE a.runs > 0
-  $q$, p_runs, p_runs_day, p_runs_hour) USING p_wf, p_win, p_clock;
+  $q$, p_runs, p_days_runs, p_runs_hour) USING p_wf, p_win, p_clock;
 
   -- Step executions (pairing as in 030_rollup.sql: a step_started followed,
   -- for that run and node, by its step_succeeded/step_failed; events after
@@ -239,7 +318,7 @@ BEGIN
       CROSS JOIN LATERAL (
         SELECT d.node_id, d.node_type, d.executions, d.failures,
                d.lat_min_ms, d.lat_max_ms, d.last_failure_at, d.hist_k, d.hist_c
-        FROM %2$s d WHERE d.workflow_id = c.wf AND d.bucket >= b.d0 AND d.bucket < b.d1
+        FROM %2$s d WHERE d.workflow_id = c.wf AND d."window" = b."window"
         UNION ALL
         SELECT h.node_id, h.node_type, h.executions, h.failures,
                h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
@@ -274,43 +353,18 @@ BEGIN
       ) u
       GROUP BY 1, 2, 3, 4
     ),
-    hc AS (
-      SELECT h."window", h.workflow_id, h.node_id, h.k, h.c::float8 AS c,
-             (sum(h.c) OVER (PARTITION BY h."window", h.workflow_id, h.node_id ORDER BY h.k))::float8 AS upto
-      FROM hist h
-    ),
-    ranks AS (
-      SELECT a."window", a.workflow_id, a.node_id, a.executions AS n, a.mn, a.mx, q.i, q.p * (a.executions - 1) AS r
-      FROM agg a CROSS JOIN (VALUES (1, 0.5::float8), (2, 0.95::float8)) AS q(i, p)
-    ),
-    at AS (
-      SELECT rk."window", rk.workflow_id, rk.node_id, rk.i, rk.r, j.side,
-             CASE WHEN j.j = 0 THEN rk.mn
-                  WHEN j.j = rk.n - 1 THEN rk.mx
-                  ELSE pg_catalog.float8smaller(pg_catalog.float8larger(@schema@.dd_value(hc.k), rk.mn), rk.mx) END AS v
-      FROM ranks rk
-      CROSS JOIN LATERAL (VALUES (0, pg_catalog.floor(rk.r)), (1, pg_catalog.ceil(rk.r))) AS j(side, j)
-      JOIN hc ON hc."window" = rk."window" AND hc.workflow_id = rk.workflow_id AND hc.node_id = rk.node_id
-             AND j.j >= hc.upto - hc.c AND j.j < hc.upto
-    ),
-    pct AS (
-      SELECT x."window", x.workflow_id, x.node_id,
-             max(x.v) FILTER (WHERE x.i = 1) AS p50, max(x.v) FILTER (WHERE x.i = 2) AS p95
-      FROM (
-        SELECT at."window", at.workflow_id, at.node_id, at.i,
-               max(at.v) FILTER (WHERE at.side = 0)
-                 + (max(at.r) - pg_catalog.floor(max(at.r)))
-                   * (max(at.v) FILTER (WHERE at.side = 1) - max(at.v) FILTER (WHERE at.side = 0)) AS v
-        FROM at GROUP BY 1, 2, 3, 4
-      ) x
-      GROUP BY 1, 2, 3
+    ha AS (
+      SELECT h."window", h.workflow_id, h.node_id, array_agg(h.k ORDER BY h.k) AS ks, array_agg(h.c ORDER BY h.k) AS cs
+      FROM hist h GROUP BY 1, 2, 3
     )
     SELECT a.workflow_id, a.node_id, a."window", a.node_type, a.executions, a.failures,
-           pc.p50, pc.p95, a.last_failure_at
+           pc.p[1], pc.p[2], a.last_failure_at
     FROM agg a
-    LEFT JOIN pct pc ON pc."window" = a."window" AND pc.workflow_id = a.workflow_id AND pc.node_id = a.node_id
+    LEFT JOIN ha ON ha."window" = a."window" AND ha.workflow_id = a.workflow_id AND ha.node_id = a.node_id
+    CROSS JOIN LATERAL (
+      SELECT @schema@.dd_percentiles(ha.ks, ha.cs, a.executions::bigint, a.mn, a.mx, '{0.5,0.95}'::float8[]) AS p) pc
     WHERE a.executions > 0
-  $q$, p_steps, p_steps_day, p_steps_hour) USING p_wf, p_win, p_clock;
+  $q$, p_steps, p_days_steps, p_steps_hour) USING p_wf, p_win, p_clock;
 END
 $meshtop$;
 

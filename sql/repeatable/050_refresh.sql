@@ -196,13 +196,17 @@ BEGIN
   IF v_state.cells_clock IS NULL OR p_hours < 720 THEN
     RETURN;
   END IF;
-  DROP TABLE IF EXISTS pg_temp.meshtop_verify_window_runs, pg_temp.meshtop_verify_window_steps;
-  EXECUTE format('CREATE TEMP TABLE meshtop_verify_window_runs (LIKE %s.window_runs) ON COMMIT DROP', v_s);
-  EXECUTE format('CREATE TEMP TABLE meshtop_verify_window_steps (LIKE %s.window_steps) ON COMMIT DROP', v_s);
+  -- (With empty whole-day caches: every cell's days are merged afresh from
+  -- the recomputed days, so a stale cache entry shows as cell drift.)
+  FOREACH t IN ARRAY ARRAY['window_runs', 'window_steps', 'window_days_runs', 'window_days_steps'] LOOP
+    EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', 'meshtop_verify_' || t);
+    EXECUTE format('CREATE TEMP TABLE %I (LIKE %s.%I INCLUDING INDEXES) ON COMMIT DROP', 'meshtop_verify_' || t, v_s, t);
+  END LOOP;
   PERFORM @schema@.cells_recompute(v_state.cells_clock, c.wf, c.win,
     'pg_temp.meshtop_verify_window_runs'::regclass, 'pg_temp.meshtop_verify_window_steps'::regclass,
     'pg_temp.meshtop_verify_runs_hour'::regclass, 'pg_temp.meshtop_verify_runs_day'::regclass,
-    'pg_temp.meshtop_verify_steps_hour'::regclass, 'pg_temp.meshtop_verify_steps_day'::regclass)
+    'pg_temp.meshtop_verify_steps_hour'::regclass, 'pg_temp.meshtop_verify_steps_day'::regclass,
+    'pg_temp.meshtop_verify_window_days_runs'::regclass, 'pg_temp.meshtop_verify_window_days_steps'::regclass)
   FROM @schema@.cells_changed(NULL, v_state.cells_clock, NULL, NULL) c;
   FOREACH t IN ARRAY ARRAY['runs', 'steps'] LOOP
     RETURN QUERY EXECUTE format($q$
