@@ -55,3 +55,9 @@ CREATE TABLE @schema@.window_days_steps (
   hist_c          int[] NOT NULL,
   PRIMARY KEY (workflow_id, "window", node_id)
 );
+
+-- The number of rows in rollup_runs_hour, kept by statement triggers on it
+-- (030_rollup.sql): the hourly view's row count, which every refresh logs,
+-- without counting the ~one row per workflow and hour of 30 days the view
+-- holds (NULL: not known yet, counted).
+ALTER TABLE @schema@.rollup_state ADD COLUMN hour_rows bigint;

@@ -53,10 +53,30 @@ BEGIN
     v_hours := $q$SELECT t.*, pg_catalog.date_trunc('day', t.bucket, 'UTC') AS day FROM %1$s t WHERE t.bucket < coalesce($3, 'infinity')$q$;
   ELSE
     SELECT min(h) INTO v_lo FROM pg_catalog.unnest(p_hour) h;
-    v_src := $q$SELECT r.id, r.workflow_id, k.h AS bucket, r.status, r.started_at, r.finished_at
-                FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)
-                JOIN public.workflow_runs r ON r.workflow_id = k.wf AND r.started_at >= k.h
-                 AND r.started_at < k.h + interval '1 hour'$q$;
+    -- The keys' runs: each key hour read once through the started_at index
+    -- when the keys span no more hours than workflows (a minute of traffic:
+    -- one or two hours, many workflows), else each workflow's runs read once
+    -- through the workflow_id index (a backfill of one workflow over many
+    -- hours). Probing the workflow_id index per key would read a workflow's
+    -- whole history for every hour of it.
+    IF (SELECT count(DISTINCT h) FROM pg_catalog.unnest(p_hour) h)
+       <= (SELECT count(DISTINCT w) FROM pg_catalog.unnest(p_wf) w) THEN
+      v_src := $q$SELECT r.id, r.workflow_id, k.h AS bucket, r.status, r.started_at, r.finished_at
+                  FROM (SELECT DISTINCT x.h FROM unnest($2::timestamptz[]) AS x(h)) hh
+                  CROSS JOIN LATERAL (
+                    SELECT x.id, x.workflow_id, x.status, x.started_at, x.finished_at FROM public.workflow_runs x
+                    WHERE x.started_at >= hh.h AND x.started_at < hh.h + interval '1 hour') r
+                  JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h) ON k.wf = r.workflow_id AND k.h = hh.h$q$;
+    ELSE
+      v_src := $q$SELECT r.id, r.workflow_id, k.h AS bucket, r.status, r.started_at, r.finished_at
+                  FROM (SELECT DISTINCT x.wf FROM unnest($1::uuid[]) AS x(wf)) ww
+                  CROSS JOIN LATERAL (
+                    SELECT x.id, x.workflow_id, x.status, x.started_at, x.finished_at FROM public.workflow_runs x
+                    WHERE x.workflow_id = ww.wf
+                      AND x.started_at >= (SELECT min(y.h) FROM unnest($2::timestamptz[]) AS y(h))) r
+                  JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)
+                    ON k.wf = r.workflow_id AND k.h = pg_catalog.date_trunc('hour', r.started_at, 'UTC')$q$;
+    END IF;
     v_keys := $q$SELECT k.wf, k.h FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)$q$;
     v_days := pg_catalog.format($q$SELECT k.wf, pg_catalog.date_trunc('day', k.h, 'UTC') AS d
                  FROM unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)
@@ -477,6 +497,31 @@ BEGIN
          cells_clock = v_clock;
 END
 $meshtop$;
+
+-- rollup_state.hour_rows follows the rows of rollup_runs_hour: statement
+-- triggers with transition tables add what was inserted and subtract what
+-- was deleted (only rollup_apply writes the table, under its advisory lock),
+-- and every re-application of this file recounts it.
+CREATE OR REPLACE FUNCTION @schema@.hour_rows_count() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    UPDATE @schema@.rollup_state s SET hour_rows = s.hour_rows + (SELECT count(*) FROM meshtop_new);
+  ELSE
+    UPDATE @schema@.rollup_state s SET hour_rows = s.hour_rows - (SELECT count(*) FROM meshtop_old);
+  END IF;
+  RETURN NULL;
+END
+$meshtop$;
+DROP TRIGGER IF EXISTS meshtop_hour_rows_ins ON @schema@.rollup_runs_hour;
+DROP TRIGGER IF EXISTS meshtop_hour_rows_del ON @schema@.rollup_runs_hour;
+CREATE TRIGGER meshtop_hour_rows_ins AFTER INSERT ON @schema@.rollup_runs_hour
+  REFERENCING NEW TABLE AS meshtop_new FOR EACH STATEMENT EXECUTE FUNCTION @schema@.hour_rows_count();
+CREATE TRIGGER meshtop_hour_rows_del AFTER DELETE ON @schema@.rollup_runs_hour
+  REFERENCING OLD TABLE AS meshtop_old FOR EACH STATEMENT EXECUTE FUNCTION @schema@.hour_rows_count();
+UPDATE @schema@.rollup_state s SET hour_rows = (SELECT count(*) FROM @schema@.rollup_runs_hour);
 
 -- The keys waiting in the logs (verify leaves their buckets and cells out:
 -- the next refresh recomputes them).

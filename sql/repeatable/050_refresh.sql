@@ -65,7 +65,21 @@ BEGIN
       ELSIF v_kind = 'm' THEN
         EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW %I.%I', @schema@.schema_name(), v_log.view_name);
       END IF;
-      EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I', @schema@.schema_name(), v_log.view_name) INTO v_rows;
+      IF v_kind = 'v' THEN
+        -- The hourly view: the rollup's hours before the hour of the
+        -- cells' clock (every row rollup_runs_hour holds below it, after the
+        -- apply: rollup_state.hour_rows less those at or after it) plus
+        -- what the view reads from the runs from that hour on. Counting the
+        -- view would read every workflow's every hour of 30 days.
+        EXECUTE pg_catalog.format($q$
+          SELECT s.hour_rows
+                 - (SELECT count(*) FROM %1$I.rollup_runs_hour h WHERE h.bucket >= pg_catalog.date_trunc('hour', s.cells_clock, 'UTC'))
+                 + (SELECT count(*) FROM %1$I.%2$I v WHERE v.hour >= pg_catalog.date_trunc('hour', s.cells_clock, 'UTC'))
+          FROM %1$I.rollup_state s$q$, @schema@.schema_name(), v_log.view_name) INTO v_rows;
+      END IF;
+      IF v_rows IS NULL THEN
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I', @schema@.schema_name(), v_log.view_name) INTO v_rows;
+      END IF;
       UPDATE @schema@.refresh_log g
          SET status = 'ok', finished_at = pg_catalog.clock_timestamp(),
              duration_ms = pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_t0) * 1000,
