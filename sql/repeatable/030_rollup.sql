@@ -65,7 +65,8 @@ BEGIN
                   FROM (SELECT DISTINCT x.h FROM unnest($2::timestamptz[]) AS x(h)) hh
                   CROSS JOIN LATERAL (
                     SELECT x.id, x.workflow_id, x.status, x.started_at, x.finished_at FROM public.workflow_runs x
-                    WHERE x.started_at >= hh.h AND x.started_at < hh.h + interval '1 hour') r
+                    WHERE x.started_at >= hh.h AND x.started_at < hh.h + interval '1 hour'
+                    OFFSET 0) r -- a fence: flattened, the planner probes workflow_id per key
                   JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h) ON k.wf = r.workflow_id AND k.h = hh.h$q$;
     ELSE
       v_src := $q$SELECT r.id, r.workflow_id, k.h AS bucket, r.status, r.started_at, r.finished_at
@@ -73,7 +74,8 @@ BEGIN
                   CROSS JOIN LATERAL (
                     SELECT x.id, x.workflow_id, x.status, x.started_at, x.finished_at FROM public.workflow_runs x
                     WHERE x.workflow_id = ww.wf
-                      AND x.started_at >= (SELECT min(y.h) FROM unnest($2::timestamptz[]) AS y(h))) r
+                      AND x.started_at >= (SELECT min(y.h) FROM unnest($2::timestamptz[]) AS y(h))
+                    OFFSET 0) r
                   JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(wf, h)
                     ON k.wf = r.workflow_id AND k.h = pg_catalog.date_trunc('hour', r.started_at, 'UTC')$q$;
     END IF;
