@@ -154,7 +154,7 @@ func (b *runner) writeImpact(ctx context.Context, d *dataset) error {
 		Group: "Write impact", Name: "Throughput (transactions/s) with change capture installed, no refresh, " + d.Label,
 		Pair: "capture triggers installed / not installed", Unit: "tps", Ratio: rc,
 		Goal: "≥ 0.98", Met: boolp(rc.Median >= 0.98),
-		Note: "the statement-level triggers on workflow_runs and workflow_events (sql/repeatable/020_capture.sql) dropped and re-created between runs; every pgbench statement fires one",
+		Note: "the capture triggers on workflow_runs and workflow_events (sql/repeatable/020_capture.sql: row-level on run insert/update and step-event insert, statement-level on deletes, event updates and TRUNCATE) dropped and re-created between runs; every pgbench statement fires a row-level one",
 	})
 	return nil
 }
