@@ -172,17 +172,12 @@ BEGIN
       SELECT k.wf, k.win FROM unnest($1::uuid[], $2::text[]) AS k(wf, win)
     ),
     -- The runs of the partial hours at both ends of each window, of the
-    -- cells' workflows (through meshtop_workflow_runs_started_at_idx).
+    -- cells' workflows (edge_runs, below).
     raw AS MATERIALIZED (
-      SELECT b."window", r.workflow_id, r.status, r.started_at, r.finished_at,
+      SELECT c.win AS "window", r.workflow_id, r.status, r.started_at, r.finished_at,
              pg_catalog.date_part('epoch', r.finished_at - r.started_at) * 1000 AS dur
-      FROM b CROSS JOIN LATERAL (
-        SELECT x.workflow_id, x.status, x.started_at, x.finished_at FROM public.workflow_runs x
-        WHERE x.started_at > b.lo AND x.started_at < b.h0
-        UNION ALL
-        SELECT x.workflow_id, x.status, x.started_at, x.finished_at FROM public.workflow_runs x
-        WHERE x.started_at >= b.h1 AND x.started_at <= b.hi) r
-      JOIN cells c ON c.wf = r.workflow_id AND c.win = b."window"
+      FROM @schema@.edge_runs($3) r
+      JOIN cells c ON c.wf = r.workflow_id AND (r."window" IS NULL OR c.win = r."window")
     ),
     -- Whole days as the cell's cached merge (above), whole hours from the
     -- rollup: per cell, a primary-key lookup and two range scans (LATERAL,
@@ -270,13 +265,8 @@ BEGIN
     -- cells' workflows (each run once)...
     rr AS MATERIALIZED (
       SELECT DISTINCT r.id, r.workflow_id, r.started_at
-      FROM b CROSS JOIN LATERAL (
-        SELECT x.id, x.workflow_id, x.started_at FROM public.workflow_runs x
-        WHERE x.started_at > b.lo AND x.started_at < b.h0
-        UNION ALL
-        SELECT x.id, x.workflow_id, x.started_at FROM public.workflow_runs x
-        WHERE x.started_at >= b.h1 AND x.started_at <= b.hi) r
-      JOIN cells c ON c.wf = r.workflow_id AND c.win = b."window"
+      FROM @schema@.edge_runs($3) r
+      JOIN cells c ON c.wf = r.workflow_id AND (r."window" IS NULL OR c.win = r."window")
     ),
     -- ... their step executions, probed per run through the (run_id, ts)
     -- indexes (ts >= the oldest edge prunes the event partitions: a scalar
