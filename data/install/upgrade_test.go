@@ -61,7 +61,7 @@ func TestUpgradeInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"-- meshtop migration 009_incremental", "-- meshtop migration 010_window_days"}
+	want := []string{"-- meshtop migration 009_incremental", "-- meshtop migration 010_window_days", "-- meshtop migration 011_cells_per_view"}
 	for _, r := range reps {
 		want = append(want, "-- meshtop repeatable "+r.Name)
 	}
@@ -83,8 +83,8 @@ GRANT EXECUTE ON FUNCTION metrics.tenant_workflow_metrics(text) TO meshtop_test_
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 2+len(reps) {
-		t.Errorf("upgrade applied %d steps; want %d", n, 2+len(reps))
+	if n != 3+len(reps) {
+		t.Errorf("upgrade applied %d steps; want %d", n, 3+len(reps))
 	}
 	var granted bool
 	if err := db.Pool.QueryRow(ctx, `SELECT has_function_privilege('meshtop_test_api', 'metrics.tenant_workflow_metrics(text)', 'EXECUTE')`).Scan(&granted); err != nil || !granted {

@@ -349,7 +349,13 @@ $meshtop$;
 -- consumed. Refreshes of different views may run at once: one applies, the
 -- others go on with the rollup as it is (it is complete, only a few seconds
 -- older), unless it has to be rebuilt, which they wait for.
-CREATE OR REPLACE FUNCTION @schema@.rollup_apply(OUT mode text, OUT dirty_keys bigint)
+-- p_kinds: the window cells to bring up to date after the apply, 'runs'
+-- (window_runs, read by mv_workflow_metrics) and/or 'steps' (window_steps,
+-- read by mv_step_metrics); each refresh computes those of its view
+-- (migration 011). The keys consumed for a kind not computed wait in
+-- cells_pending for the next apply that computes it.
+DROP FUNCTION IF EXISTS @schema@.rollup_apply();
+CREATE OR REPLACE FUNCTION @schema@.rollup_apply(p_kinds text[], OUT mode text, OUT dirty_keys bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $meshtop$
@@ -375,6 +381,10 @@ DECLARE
   v_hprev timestamptz;
   v_awf uuid[];
   v_ahour timestamptz[];
+  v_kind text;
+  v_kclock timestamptz;
+  v_pwf uuid[];
+  v_phour timestamptz[];
 BEGIN
   SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
   IF NOT pg_try_advisory_xact_lock(1835365224, v_key) THEN
@@ -477,26 +487,54 @@ BEGIN
     DELETE FROM @schema@.rollup_steps_day t WHERE t.bucket < date_trunc('day', v_horizon, 'UTC');
   END IF;
 
-  -- The window cells that changed since the last apply, from the rollup
-  -- just brought up to date (035_cells.sql); all of them after a rebuild.
-  SELECT c.wf, c.win INTO v_cells
-  FROM @schema@.cells_changed(CASE WHEN v_full THEN NULL ELSE v_state.cells_clock END,
-                              v_clock, v_wf, v_hour) c;
   IF v_full THEN
-    DELETE FROM @schema@.window_runs;
-    DELETE FROM @schema@.window_steps;
     DELETE FROM @schema@.window_days_runs;
     DELETE FROM @schema@.window_days_steps;
   END IF;
-  PERFORM @schema@.cells_recompute(v_clock, v_cells.wf, v_cells.win,
-    (v_s || '.window_runs')::regclass, (v_s || '.window_steps')::regclass,
-    (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_runs_day')::regclass,
-    (v_s || '.rollup_steps_hour')::regclass, (v_s || '.rollup_steps_day')::regclass,
-    (v_s || '.window_days_runs')::regclass, (v_s || '.window_days_steps')::regclass);
+  -- The window cells of each kind asked for that changed since that kind
+  -- was last computed, from the rollup just brought up to date
+  -- (035_cells.sql): the keys of this apply and those pending for it since;
+  -- all of them after a rebuild. For a kind not asked for, this apply's
+  -- keys wait in cells_pending (none need to when its cells are all to be
+  -- computed anyway).
+  FOREACH v_kind IN ARRAY ARRAY['runs', 'steps'] LOOP
+    v_kclock := CASE WHEN v_full THEN NULL
+                     WHEN v_kind = 'runs' THEN v_state.runs_cells_clock
+                     ELSE v_state.steps_cells_clock END;
+    IF NOT v_kind = ANY (p_kinds) THEN
+      IF v_kclock IS NULL THEN
+        DELETE FROM @schema@.cells_pending p WHERE p.kind = v_kind;
+      ELSE
+        INSERT INTO @schema@.cells_pending (kind, workflow_id, hour)
+        SELECT DISTINCT v_kind, k.wf, k.h FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.wf IS NOT NULL
+        ON CONFLICT DO NOTHING;
+      END IF;
+      CONTINUE;
+    END IF;
+    WITH d AS (DELETE FROM @schema@.cells_pending p WHERE p.kind = v_kind RETURNING p.workflow_id, p.hour)
+    SELECT array_agg(x.wf), array_agg(x.h) INTO v_pwf, v_phour
+    FROM (SELECT d.workflow_id AS wf, d.hour AS h FROM d
+          UNION
+          SELECT k.wf, k.h FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.wf IS NOT NULL) x;
+    IF v_kclock IS NULL THEN
+      EXECUTE format('DELETE FROM %s.%I', v_s, 'window_' || v_kind);
+    END IF;
+    SELECT c.wf, c.win INTO v_cells FROM @schema@.cells_changed(v_kclock, v_clock, v_pwf, v_phour) c;
+    PERFORM @schema@.cells_recompute(v_clock, v_cells.wf, v_cells.win,
+      (v_s || '.window_runs')::regclass, (v_s || '.window_steps')::regclass,
+      (v_s || '.rollup_runs_hour')::regclass, (v_s || '.rollup_runs_day')::regclass,
+      (v_s || '.rollup_steps_hour')::regclass, (v_s || '.rollup_steps_day')::regclass,
+      (v_s || '.window_days_runs')::regclass, (v_s || '.window_days_steps')::regclass,
+      ARRAY[v_kind]);
+  END LOOP;
 
   UPDATE @schema@.rollup_state s
      SET built = true, built_clock = v_pinned, built_at = clock_timestamp(), partitions = v_parts,
-         cells_clock = v_clock;
+         cells_clock = v_clock,
+         runs_cells_clock = CASE WHEN 'runs' = ANY (p_kinds) THEN v_clock
+                                 WHEN v_full THEN NULL ELSE s.runs_cells_clock END,
+         steps_cells_clock = CASE WHEN 'steps' = ANY (p_kinds) THEN v_clock
+                                  WHEN v_full THEN NULL ELSE s.steps_cells_clock END;
 END
 $meshtop$;
 

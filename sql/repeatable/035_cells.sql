@@ -43,10 +43,15 @@ DROP FUNCTION IF EXISTS @schema@.cells_recompute(timestamptz, uuid[], text[], re
 -- buckets, so its cost no longer grows with the histogram keys a busier
 -- day holds. Whoever changes a day bucket deletes the entries whose range
 -- holds it (rollup_apply).
+-- p_kinds: which cells, 'runs' (p_runs) and/or 'steps' (p_steps); the
+-- whole-day entries of both kinds are made together either way (a steps
+-- entry is valid while its runs entry is).
+DROP FUNCTION IF EXISTS @schema@.cells_recompute(timestamptz, uuid[], text[], regclass, regclass,
+  regclass, regclass, regclass, regclass, regclass, regclass);
 CREATE OR REPLACE FUNCTION @schema@.cells_recompute(
   p_clock timestamptz, p_wf uuid[], p_win text[], p_runs regclass, p_steps regclass,
   p_runs_hour regclass, p_runs_day regclass, p_steps_hour regclass, p_steps_day regclass,
-  p_days_runs regclass, p_days_steps regclass)
+  p_days_runs regclass, p_days_steps regclass, p_kinds text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -152,12 +157,10 @@ BEGIN
       FROM a JOIN ha ON ha.wf = a.wf AND ha.win = a.win AND ha.node_id = a.node_id
     $q$, p_days_steps, p_steps_day) USING v_swf, v_swin, p_clock;
   END IF;
+  IF 'runs' = ANY (p_kinds) THEN
   EXECUTE pg_catalog.format($q$
     DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
     WHERE t.workflow_id = k.wf AND t."window" = k.win$q$, p_runs) USING p_wf, p_win;
-  EXECUTE pg_catalog.format($q$
-    DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
-    WHERE t.workflow_id = k.wf AND t."window" = k.win$q$, p_steps) USING p_wf, p_win;
 
   -- Runs. Percentiles from the merged histogram (dd_percentiles in
   -- 010_sketch.sql: within alpha of percentile_cont).
@@ -248,6 +251,12 @@ BEGIN
       SELECT @schema@.dd_percentiles(ha.ks, ha.cs, a.finished::bigint, a.mn, a.mx, '{0.5,0.95,0.99}'::float8[]) AS p) pc
     WHERE a.runs > 0
   $q$, p_runs, p_days_runs, p_runs_hour) USING p_wf, p_win, p_clock;
+  END IF;
+
+  IF 'steps' = ANY (p_kinds) THEN
+  EXECUTE pg_catalog.format($q$
+    DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
+    WHERE t.workflow_id = k.wf AND t."window" = k.win$q$, p_steps) USING p_wf, p_win;
 
   -- Step executions (pairing as in 030_rollup.sql: a step_started followed,
   -- for that run and node, by its step_succeeded/step_failed; events after
@@ -355,6 +364,7 @@ BEGIN
       SELECT @schema@.dd_percentiles(ha.ks, ha.cs, a.executions::bigint, a.mn, a.mx, '{0.5,0.95}'::float8[]) AS p) pc
     WHERE a.executions > 0
   $q$, p_steps, p_days_steps, p_steps_hour) USING p_wf, p_win, p_clock;
+  END IF;
 END
 $meshtop$;
 

@@ -49,12 +49,12 @@ DROP VIEW IF EXISTS @schema@.mv_workflow_metrics_hourly;
 
 -- Per workflow definition (one row per version) and window; every definition
 -- in every window (zero counts, null rates and durations when idle). The
--- numbers are the window cells (035_cells.sql) as of rollup_state.cells_clock,
--- which is also last_updated: the view adds the definition's columns and the
--- run-seconds of open runs at that clock.
+-- numbers are the run cells (035_cells.sql) as of
+-- rollup_state.runs_cells_clock, which is also last_updated: the view adds
+-- the definition's columns and the run-seconds of open runs at that clock.
 CREATE MATERIALIZED VIEW @schema@.mv_workflow_metrics AS
 WITH clock AS MATERIALIZED (
-  SELECT coalesce(s.cells_clock, @schema@.clock()) AS now FROM @schema@.rollup_state s
+  SELECT coalesce(s.runs_cells_clock, @schema@.clock()) AS now FROM @schema@.rollup_state s
 )
 SELECT d.id AS workflow_id,
        w."window",

@@ -59,7 +59,11 @@ BEGIN
 
     v_t0 := pg_catalog.clock_timestamp();
     BEGIN
-      SELECT a.mode, a.dirty_keys INTO v_mode, v_keys FROM @schema@.rollup_apply() a;
+      -- The cells this view reads (the hourly view reads none).
+      SELECT a.mode, a.dirty_keys INTO v_mode, v_keys
+      FROM @schema@.rollup_apply(CASE v_log.view_name WHEN 'mv_workflow_metrics' THEN ARRAY['runs']
+                                                      WHEN 'mv_step_metrics' THEN ARRAY['steps']
+                                                      ELSE ARRAY[]::text[] END) a;
       IF v_kind = 'm' AND v_populated THEN
         EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW CONCURRENTLY %I.%I', @schema@.schema_name(), v_log.view_name);
       ELSIF v_kind = 'm' THEN
@@ -141,7 +145,9 @@ DECLARE
   v_state @schema@.rollup_state;
   v_pinned text;
   v_s text := quote_ident(@schema@.schema_name());
+  v_kclock timestamptz;
   t text;
+  u text;
 BEGIN
   SELECT s.* INTO v_state FROM @schema@.rollup_state s;
   SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
@@ -156,9 +162,9 @@ BEGIN
   END IF;
   v_from := greatest(@schema@.rollup_horizon(v_clock),
                      date_trunc('hour', v_clock - make_interval(hours => greatest(p_hours, 1)), 'UTC'));
-  IF p_hours >= 720 AND v_state.cells_clock IS NOT NULL THEN
-    -- The cells are checked too: from the start of their 30-day window.
-    v_from := least(v_from, @schema@.rollup_horizon(v_state.cells_clock));
+  IF p_hours >= 720 AND least(v_state.runs_cells_clock, v_state.steps_cells_clock) IS NOT NULL THEN
+    -- The cells are checked too: from the start of their 30-day windows.
+    v_from := least(v_from, @schema@.rollup_horizon(least(v_state.runs_cells_clock, v_state.steps_cells_clock)));
   END IF;
 
   FOREACH t IN ARRAY ARRAY['runs_hour', 'steps_hour', 'runs_day', 'steps_day'] LOOP
@@ -198,31 +204,38 @@ BEGIN
       -- Days partly before v_from were recomputed from part of their hours.
       CASE WHEN t LIKE '%day' THEN 'd.b >= date_trunc(''day'', $1, ''UTC'') + interval ''24 hours''' ELSE 'true' END,
       CASE WHEN t LIKE '%day' THEN '24 hours' ELSE '1 hour' END)
-    USING v_from, date_trunc('hour', coalesce(v_state.cells_clock, v_clock), 'UTC');
+    -- (Not before the rollup's own horizon: the cells of a kind computed
+    -- at an older clock need older hours, which the rollup has dropped.)
+    USING greatest(v_from, @schema@.rollup_horizon(coalesce(v_state.cells_clock, v_clock))),
+          date_trunc('hour', coalesce(v_state.cells_clock, v_clock), 'UTC');
   END LOOP;
 
   -- The window cells (035_cells.sql), recomputed from the rollup just
-  -- recomputed from the raw tables, at the clock they were computed at,
-  -- except those of workflows with keys still in the log: what the views
-  -- show against what the raw tables give. Reported with bucket = that clock
-  -- and field '<window>.<column>'. Only when the whole 30-day window was
-  -- recomputed (p_hours >= 720, the default).
-  IF v_state.cells_clock IS NULL OR p_hours < 720 THEN
+  -- recomputed from the raw tables, each kind at the clock it was computed
+  -- at, except those of workflows with keys still in the log or pending for
+  -- that kind (cells_pending): what the views show against what the raw
+  -- tables give. Reported with bucket = that clock and field
+  -- '<window>.<column>'. Only when the whole 30-day window was recomputed
+  -- (p_hours >= 720, the default).
+  IF p_hours < 720 THEN
     RETURN;
   END IF;
-  -- (With empty whole-day caches: every cell's days are merged afresh from
-  -- the recomputed days, so a stale cache entry shows as cell drift.)
-  FOREACH t IN ARRAY ARRAY['window_runs', 'window_steps', 'window_days_runs', 'window_days_steps'] LOOP
-    EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', 'meshtop_verify_' || t);
-    EXECUTE format('CREATE TEMP TABLE %I (LIKE %s.%I INCLUDING INDEXES) ON COMMIT DROP', 'meshtop_verify_' || t, v_s, t);
-  END LOOP;
-  PERFORM @schema@.cells_recompute(v_state.cells_clock, c.wf, c.win,
-    'pg_temp.meshtop_verify_window_runs'::regclass, 'pg_temp.meshtop_verify_window_steps'::regclass,
-    'pg_temp.meshtop_verify_runs_hour'::regclass, 'pg_temp.meshtop_verify_runs_day'::regclass,
-    'pg_temp.meshtop_verify_steps_hour'::regclass, 'pg_temp.meshtop_verify_steps_day'::regclass,
-    'pg_temp.meshtop_verify_window_days_runs'::regclass, 'pg_temp.meshtop_verify_window_days_steps'::regclass)
-  FROM @schema@.cells_changed(NULL, v_state.cells_clock, NULL, NULL) c;
   FOREACH t IN ARRAY ARRAY['runs', 'steps'] LOOP
+    v_kclock := CASE t WHEN 'runs' THEN v_state.runs_cells_clock ELSE v_state.steps_cells_clock END;
+    CONTINUE WHEN v_kclock IS NULL;
+    -- (With empty whole-day caches: every cell's days are merged afresh
+    -- from the recomputed days, so a stale cache entry shows as cell drift.)
+    FOREACH u IN ARRAY ARRAY['window_runs', 'window_steps', 'window_days_runs', 'window_days_steps'] LOOP
+      EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', 'meshtop_verify_' || u);
+      EXECUTE format('CREATE TEMP TABLE %I (LIKE %s.%I INCLUDING INDEXES) ON COMMIT DROP', 'meshtop_verify_' || u, v_s, u);
+    END LOOP;
+    PERFORM @schema@.cells_recompute(v_kclock, c.wf, c.win,
+      'pg_temp.meshtop_verify_window_runs'::regclass, 'pg_temp.meshtop_verify_window_steps'::regclass,
+      'pg_temp.meshtop_verify_runs_hour'::regclass, 'pg_temp.meshtop_verify_runs_day'::regclass,
+      'pg_temp.meshtop_verify_steps_hour'::regclass, 'pg_temp.meshtop_verify_steps_day'::regclass,
+      'pg_temp.meshtop_verify_window_days_runs'::regclass, 'pg_temp.meshtop_verify_window_days_steps'::regclass,
+      ARRAY[t])
+    FROM @schema@.cells_changed(NULL, v_kclock, NULL, NULL) c;
     RETURN QUERY EXECUTE format($q$
       WITH d AS (
         SELECT coalesce(s.workflow_id, v.workflow_id) AS wf, coalesce(%3$s) AS node,
@@ -235,13 +248,14 @@ BEGIN
       FROM d CROSS JOIN LATERAL jsonb_object_keys(coalesce(d.sj, d.vj)) AS f(key)
       WHERE (d.sj -> f.key) IS DISTINCT FROM (d.vj -> f.key)
         AND NOT EXISTS (SELECT FROM %1$s.pending_keys() k WHERE k.workflow_id = d.wf)
+        AND NOT EXISTS (SELECT FROM %1$s.cells_pending p WHERE p.kind = %7$L AND p.workflow_id = d.wf)
       ORDER BY 2, 3, 5
     $q$, v_s, 'window_' || t,
       CASE WHEN t = 'steps' THEN 's.node_id, v.node_id' ELSE 'NULL::text' END,
       'meshtop_verify_window_' || t,
       CASE WHEN t = 'steps' THEN 'AND v.node_id = s.node_id' ELSE '' END,
-      t || '_window')
-    USING v_state.cells_clock;
+      t || '_window', t)
+    USING v_kclock;
   END LOOP;
 END
 $meshtop$;
