@@ -576,7 +576,7 @@ func (in *Installer) Objects() []Object {
 		{"table", s + ".meshtop_repeatables"},
 		{"table", s + ".dirty_keys, dirty_runs (change-capture logs)"},
 		{"table", s + ".rollup_runs_hour, rollup_runs_day, rollup_steps_hour, rollup_steps_day, rollup_state"},
-		{"table", s + ".window_runs, window_steps, window_days_runs, window_days_steps (window cells)"},
+		{"table", s + ".window_runs, window_steps, window_days_runs, window_days_steps, cells_pending (window cells)"},
 		{"materialized view", s + ".mv_workflow_metrics"},
 		{"view", s + ".mv_workflow_metrics_hourly"},
 		{"materialized view", s + ".mv_step_metrics"},
