@@ -675,3 +675,84 @@ FROM r CROSS JOIN (VALUES (1, 'step_started'), (9, 'step_failed')) AS e(off, typ
 		}
 	}
 }
+
+// TestCellsPerView refreshes one view at a time (migration 011): the hourly
+// view's refresh applies the log but computes no cell, so the keys it
+// consumed wait in cells_pending for both kinds; mv_workflow_metrics'
+// refresh computes the run cells only (its pending keys used and gone, the
+// steps' still waiting); after both, every view equals its oracle. A kind
+// last computed a window's length ago or more is reset instead of keeping
+// keys: all its cells next time.
+func TestCellsPerView(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	in := loadEdgeData(t, ctx, db)
+	refreshAndCompare(t, ctx, db.Pool)
+	refresh := func(view string) {
+		t.Helper()
+		if _, err := db.Pool.Exec(ctx, "CALL metrics.refresh($1, true)", view); err != nil {
+			t.Fatalf("refresh of %s: %v", view, err)
+		}
+	}
+	state := func() (pendingRuns, pendingSteps int, runsClock, stepsClock *time.Time) {
+		t.Helper()
+		if err := db.Pool.QueryRow(ctx, `SELECT
+  (SELECT count(*) FROM metrics.cells_pending WHERE kind = 'runs'),
+  (SELECT count(*) FROM metrics.cells_pending WHERE kind = 'steps'),
+  s.runs_cells_clock, s.steps_cells_clock FROM metrics.rollup_state s`).Scan(&pendingRuns, &pendingSteps, &runsClock, &stepsClock); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	// A failed run with a step execution, started at the given time.
+	addRunWithStep := func(at time.Time) {
+		t.Helper()
+		if _, err := db.Pool.Exec(ctx, `WITH r AS (
+  INSERT INTO public.workflow_runs (project_id, workflow_id, status, started_at, finished_at)
+  VALUES ('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000000b1', 'failed',
+          $1::timestamptz, $1::timestamptz + interval '1 minute') RETURNING id, started_at)
+INSERT INTO public.workflow_events (run_id, ts, type, payload)
+SELECT r.id, r.started_at + x.off, x.type, '{"node":{"id":"pv","type":"http_call"}}'
+FROM r, (VALUES (interval '1 second', 'step_started'), (interval '9 seconds', 'step_failed')) x(off, type)`, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addRunWithStep(clock.Add(-150 * time.Minute)) // in a whole hour of every window
+	refresh("mv_workflow_metrics_hourly")
+	pr, ps, rc, sc := state()
+	if pr == 0 || ps == 0 || rc == nil || sc == nil || !rc.Equal(clock) || !sc.Equal(clock) {
+		t.Fatalf("after the hourly view's refresh: pending runs %d, steps %d (want > 0), cell clocks %v %v (want both unchanged at %s)", pr, ps, rc, sc, clock)
+	}
+	addRunsPool(t, ctx, db.Pool)
+	refresh("mv_workflow_metrics")
+	if pr, ps, _, _ := state(); pr != 0 || ps == 0 {
+		t.Fatalf("after mv_workflow_metrics' refresh: pending runs %d (want 0), steps %d (want > 0)", pr, ps)
+	}
+	refreshAndCompare(t, ctx, db.Pool)
+	if pr, ps, _, _ := state(); pr != 0 || ps != 0 {
+		t.Fatalf("after refreshing every view: pending runs %d, steps %d; want none", pr, ps)
+	}
+
+	// A month later, only the hourly view: both kinds reset (and no
+	// rebuild: the partition for that month is made, empty, first).
+	later := clock.Add(721 * time.Hour)
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS public.meshtop_test_events_later PARTITION OF public.workflow_events
+FOR VALUES FROM ($$`+time.Date(later.Year(), later.Month(), 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339)+`$$) TO ($$`+later.Add(48*time.Hour).Format(time.RFC3339)+`$$)`); err != nil {
+		t.Fatal(err)
+	}
+	refresh("mv_workflow_metrics_hourly")
+	if err := in.SetClock(ctx, &later); err != nil {
+		t.Fatal(err)
+	}
+	addRunWithStep(later.Add(-90 * time.Minute))
+	refresh("mv_workflow_metrics_hourly")
+	if m := lastModes(t, ctx, db.Pool)["mv_workflow_metrics_hourly"]; !strings.HasPrefix(m, "incremental") {
+		t.Errorf("a month later: mode %q; want incremental", m)
+	}
+	if pr, ps, rc, sc := state(); pr != 0 || ps != 0 || rc != nil || sc != nil {
+		t.Fatalf("a month later, after the hourly view's refresh: pending runs %d, steps %d, cell clocks %v %v; want none and NULL", pr, ps, rc, sc)
+	}
+	refreshAll(t, ctx, db.Pool, "metrics")
+	compareAllToLive(t, ctx, db.Pool, later)
+}

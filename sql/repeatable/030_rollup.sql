@@ -385,6 +385,7 @@ DECLARE
   v_kclock timestamptz;
   v_pwf uuid[];
   v_phour timestamptz[];
+  v_reset text[] := '{}'; -- kinds whose cells are all computed next time
 BEGIN
   SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
   IF NOT pg_try_advisory_xact_lock(1835365224, v_key) THEN
@@ -502,8 +503,12 @@ BEGIN
                      WHEN v_kind = 'runs' THEN v_state.runs_cells_clock
                      ELSE v_state.steps_cells_clock END;
     IF NOT v_kind = ANY (p_kinds) THEN
-      IF v_kclock IS NULL THEN
+      IF v_kclock IS NULL OR v_kclock <= v_clock - interval '720 hours' THEN
+        -- All its cells next time: after a rebuild, or when that kind was
+        -- last computed a window's length ago or more (which also bounds
+        -- what waits in cells_pending when a view is never refreshed).
         DELETE FROM @schema@.cells_pending p WHERE p.kind = v_kind;
+        v_reset := v_reset || v_kind;
       ELSE
         INSERT INTO @schema@.cells_pending (kind, workflow_id, hour)
         SELECT DISTINCT v_kind, k.wf, k.h FROM unnest(v_wf, v_hour) AS k(wf, h) WHERE k.wf IS NOT NULL
@@ -532,9 +537,9 @@ BEGIN
      SET built = true, built_clock = v_pinned, built_at = clock_timestamp(), partitions = v_parts,
          cells_clock = v_clock,
          runs_cells_clock = CASE WHEN 'runs' = ANY (p_kinds) THEN v_clock
-                                 WHEN v_full THEN NULL ELSE s.runs_cells_clock END,
+                                 WHEN 'runs' = ANY (v_reset) THEN NULL ELSE s.runs_cells_clock END,
          steps_cells_clock = CASE WHEN 'steps' = ANY (p_kinds) THEN v_clock
-                                  WHEN v_full THEN NULL ELSE s.steps_cells_clock END;
+                                  WHEN 'steps' = ANY (v_reset) THEN NULL ELSE s.steps_cells_clock END;
 END
 $meshtop$;
 
