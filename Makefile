@@ -57,7 +57,7 @@ bench: deps build
 	@.ci/install-deps pg-activity
 	$(GO) run ./cmd/meshtop-bench -out docs/BENCHMARKS.md
 
-## bench-extra: the figures outside the 15-minute default: retrieval and refresh scaling on 10M runs
+## bench-extra: the figures outside the default: retrieval and refresh scaling on 10M runs
 ## (docs/BENCHMARKS-large.md) and write impact at the documented 1-minute schedule (docs/BENCHMARKS-write-1m.md)
 bench-extra: deps build
 	$(GO) run ./cmd/meshtop-bench -size large -groups retrieval,refresh -out docs/BENCHMARKS-large.md
