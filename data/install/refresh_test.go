@@ -628,3 +628,53 @@ func TestStatusReadableDuringPlainRefresh(t *testing.T) {
 		t.Fatalf("refresh_status: %d rows, %d bytes", n, size)
 	}
 }
+
+// TestRefreshBesideARunningApply: a refresh that finds the rollup's apply
+// lock held goes on with the cells as they are, which are those of its
+// view's last refresh (each apply computes only its own view's kind of
+// cell), and logs their clock, not its own, as the data's age. The clock is
+// now() here, so every refresh has a later one.
+func TestRefreshBesideARunningApply(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	in := loadEdgeData(t, ctx, db)
+	if err := in.SetClock(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	refreshAll(t, ctx, db.Pool, "metrics")
+	var stepsClock time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT steps_cells_clock FROM metrics.rollup_state`).Scan(&stepsClock); err != nil {
+		t.Fatal(err)
+	}
+	holder := connect(t, ctx, db.DSN)
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock(1835365224, hashtext('metrics.rollup'))`); err != nil {
+		t.Fatal(err)
+	}
+	admin := connect(t, ctx, db.DSN)
+	var id int64
+	if err := admin.QueryRow(ctx, `SELECT metrics.refresh_begin('mv_step_metrics')`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	var st string
+	var begun, asOf time.Time
+	if err := admin.QueryRow(ctx, `SELECT status, started_at, data_as_of FROM metrics.refresh_run($1)`, id).Scan(&st, &begun, &asOf); err != nil || st != "ok" {
+		t.Fatalf("refresh beside a running apply: %s %v", st, err)
+	}
+	if !asOf.Equal(stepsClock) {
+		t.Errorf("refresh beside a running apply: data_as_of %s; want the step cells' clock %s (the refresh began at %s)", asOf, stepsClock, begun)
+	}
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock(1835365224, hashtext('metrics.rollup'))`); err != nil {
+		t.Fatal(err)
+	}
+	// Once it can apply, the refresh computes its cells and logs its own clock.
+	if err := admin.QueryRow(ctx, `SELECT metrics.refresh_begin('mv_step_metrics')`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.QueryRow(ctx, `SELECT status, data_as_of FROM metrics.refresh_run($1)`, id).Scan(&st, &asOf); err != nil || st != "ok" {
+		t.Fatalf("refresh after the apply: %s %v", st, err)
+	}
+	if !asOf.After(stepsClock) {
+		t.Errorf("refresh after the apply: data_as_of %s; want after the earlier step cells' clock %s", asOf, stepsClock)
+	}
+}

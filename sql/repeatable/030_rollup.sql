@@ -389,6 +389,9 @@ DECLARE
 BEGIN
   SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
   IF NOT pg_try_advisory_xact_lock(1835365224, v_key) THEN
+    -- Another refresh is applying the log right now: go on with the rollup
+    -- and the cells as they are (docs/REFRESH.md, "Apply, then refresh";
+    -- refresh_run logs the cells' clock as the data's age).
     SELECT s.* INTO v_state FROM @schema@.rollup_state s;
     IF v_state.built AND v_state.built_clock IS NOT DISTINCT FROM v_pinned THEN
       mode := 'incremental';

@@ -84,10 +84,17 @@ BEGIN
       IF v_rows IS NULL THEN
         EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I', @schema@.schema_name(), v_log.view_name) INTO v_rows;
       END IF;
+      -- The data's age: the clock of the cells this view reads when older
+      -- than the refresh (an apply running elsewhere made this one go on
+      -- with the cells as they were: rollup_apply).
       UPDATE @schema@.refresh_log g
          SET status = 'ok', finished_at = pg_catalog.clock_timestamp(),
              duration_ms = pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_t0) * 1000,
-             rows = v_rows, "concurrently" = v_populated, mode = v_mode, dirty_keys = v_keys
+             rows = v_rows, "concurrently" = v_populated, mode = v_mode, dirty_keys = v_keys,
+             data_as_of = least(g.data_as_of, (SELECT CASE v_log.view_name
+                                                        WHEN 'mv_workflow_metrics' THEN s.runs_cells_clock
+                                                        WHEN 'mv_step_metrics' THEN s.steps_cells_clock END
+                                               FROM @schema@.rollup_state s))
        WHERE g.id = p_log_id
       RETURNING g.* INTO v_log;
     EXCEPTION WHEN query_canceled OR OTHERS THEN
