@@ -335,15 +335,9 @@ func TestRestarts(t *testing.T) {
 // "reconnecting (attempt N, …" banner, 0 when there is none.
 func reconnectAttempt(view string) int {
 	_, rest, ok := strings.Cut(view, "reconnecting (attempt ")
-	if !ok {
-		return 0
-	}
 	n := 0
-	for _, c := range rest {
-		if c < '0' || c > '9' {
-			break
-		}
-		n = n*10 + int(c-'0')
+	if ok {
+		_, _ = fmt.Sscanf(rest, "%d", &n)
 	}
 	return n
 }

@@ -29,8 +29,10 @@ DECLARE
   v_work_mem text;
   v_mode text;
   v_keys bigint;
+  v_cells text;    -- the kind of window cell the view reads (the hourly view: none)
 BEGIN
   SELECT g.* INTO v_log FROM @schema@.refresh_log g WHERE g.id = p_log_id;
+  v_cells := CASE v_log.view_name WHEN 'mv_workflow_metrics' THEN 'runs' WHEN 'mv_step_metrics' THEN 'steps' END;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'refresh log row % does not exist', p_log_id USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -59,11 +61,8 @@ BEGIN
 
     v_t0 := pg_catalog.clock_timestamp();
     BEGIN
-      -- The cells this view reads (the hourly view reads none).
       SELECT a.mode, a.dirty_keys INTO v_mode, v_keys
-      FROM @schema@.rollup_apply(CASE v_log.view_name WHEN 'mv_workflow_metrics' THEN ARRAY['runs']
-                                                      WHEN 'mv_step_metrics' THEN ARRAY['steps']
-                                                      ELSE ARRAY[]::text[] END) a;
+      FROM @schema@.rollup_apply(CASE WHEN v_cells IS NULL THEN ARRAY[]::text[] ELSE ARRAY[v_cells] END) a;
       IF v_kind = 'm' AND v_populated THEN
         EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW CONCURRENTLY %I.%I', @schema@.schema_name(), v_log.view_name);
       ELSIF v_kind = 'm' THEN
@@ -91,9 +90,8 @@ BEGIN
          SET status = 'ok', finished_at = pg_catalog.clock_timestamp(),
              duration_ms = pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_t0) * 1000,
              rows = v_rows, "concurrently" = v_populated, mode = v_mode, dirty_keys = v_keys,
-             data_as_of = least(g.data_as_of, (SELECT CASE v_log.view_name
-                                                        WHEN 'mv_workflow_metrics' THEN s.runs_cells_clock
-                                                        WHEN 'mv_step_metrics' THEN s.steps_cells_clock END
+             data_as_of = least(g.data_as_of, (SELECT CASE v_cells WHEN 'runs' THEN s.runs_cells_clock
+                                                                          WHEN 'steps' THEN s.steps_cells_clock END
                                                FROM @schema@.rollup_state s))
        WHERE g.id = p_log_id
       RETURNING g.* INTO v_log;
