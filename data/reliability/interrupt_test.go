@@ -24,13 +24,68 @@ const faultRuns = 15000
 
 var anchor = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
-// Where in a refresh an interruption lands.
+// Where in a refresh an interruption lands. The first three are reached
+// by a session of the test holding the lock the refresh needs; the compute
+// phase's by a test-only trigger (holdTriggers) that makes the refresh wait,
+// at a statement it always runs, for an advisory lock the test holds — so a
+// refresh that takes 20 ms is caught at that point every time.
 const (
 	pointFirst    = "first refresh (plain), waiting for the view lock"
 	pointViewLock = "waiting for the view lock"
 	pointBaseLock = "holding the view lock, waiting for a base-table lock"
-	pointCompute  = "computing"
+	pointApply    = "computing: the log consumed, before the rollup is applied"
+	pointCells    = "computing: the window cells written"
+	pointLogged   = "computing: the REFRESH done, its log row written, not committed"
 )
+
+// holdClassID is the first half of the test hooks' advisory lock keys
+// ("hold"), apart from meshtop's guardClassID.
+const holdClassID = 0x686f6c64
+
+// holdKey is the second half of the hook's key for a compute-phase point
+// (0: not one).
+func holdKey(point string) int {
+	switch point {
+	case pointApply:
+		return 1
+	case pointCells:
+		return 2
+	case pointLogged:
+		return 3
+	}
+	return 0
+}
+
+// holdTriggers installs the compute-phase hooks: AFTER triggers on
+// statements a refresh runs while it holds its locks (the DELETE that
+// consumes the dirty-key log, the window cells' INSERT, the log row's
+// UPDATE to 'ok' after the REFRESH), each waiting for a shared advisory
+// lock of its point. Nobody holds those locks but a test at the moment it
+// interrupts, so the hooks cost the other refreshes nothing. lock_timeout
+// is off in the hook: the wait ends only by the interruption under test.
+func holdTriggers(ctx context.Context, q querier, schema string) error {
+	s := qident(schema)
+	_, err := q.Exec(ctx, fmt.Sprintf(`
+		create function public.meshtop_test_hold() returns trigger
+		language plpgsql set lock_timeout = 0 as $$
+		begin
+		  perform pg_catalog.pg_advisory_xact_lock_shared(%[2]d, tg_argv[0]::int);
+		  return null;
+		end $$;
+		create trigger meshtop_test_hold after delete on %[1]s.dirty_keys
+		  for each statement execute function public.meshtop_test_hold('%[3]d');
+		create trigger meshtop_test_hold after insert on %[1]s.window_runs
+		  for each statement execute function public.meshtop_test_hold('%[4]d');
+		create trigger meshtop_test_hold after insert on %[1]s.window_steps
+		  for each statement execute function public.meshtop_test_hold('%[4]d');
+		create trigger meshtop_test_hold after update on %[1]s.refresh_log
+		  for each row when (new.status = 'ok') execute function public.meshtop_test_hold('%[5]d');`,
+		s, holdClassID, holdKey(pointApply), holdKey(pointCells), holdKey(pointLogged)))
+	if err != nil {
+		return fmt.Errorf("installing the compute-phase hooks: %w", err)
+	}
+	return nil
+}
 
 // How it is interrupted.
 const (
@@ -48,15 +103,10 @@ type injection struct {
 	kind  string
 	point string
 	view  string
-	delay time.Duration // after the compute phase is seen, for pointCompute
 }
 
 func (i injection) String() string {
-	s := fmt.Sprintf("%s of %s while %s", i.kind, i.view, i.point)
-	if i.point == pointCompute {
-		s += fmt.Sprintf(" (+%s)", i.delay)
-	}
-	return s
+	return fmt.Sprintf("%s of %s while %s", i.kind, i.view, i.point)
 }
 
 // faultEnv is a database with meshtop installed, a pinned clock and a data
@@ -90,6 +140,9 @@ func newFaultEnv(t *testing.T, ctx context.Context, pool *pgxpool.Pool, dsn stri
 	}
 	if err := e.inst.SetClock(ctx, &e.clock); err != nil {
 		t.Fatalf("pinning the clock: %v", err)
+	}
+	if err := holdTriggers(ctx, pool, e.schema); err != nil {
+		t.Fatal(err)
 	}
 	// The store gets a pool of its own: when a refresh finishes just before
 	// the interruption, its backend goes back to the pool, and a cancel or
@@ -193,9 +246,24 @@ func (b *blocker) release() {
 	_ = b.conn.Close(ctx)
 }
 
+// hold takes the compute-phase hook's lock of a point on a connection of
+// its own: a refresh reaching that point waits until the lock is released
+// (or the connection closed, or the server restarted).
+func (e *faultEnv) hold(point string) *blocker {
+	e.t.Helper()
+	conn, err := pgx.Connect(e.ctx, e.dsn)
+	if err != nil {
+		e.t.Fatalf("hook: connecting: %v", err)
+	}
+	if _, err := conn.Exec(e.ctx, "select pg_advisory_lock($1::int, $2::int)", holdClassID, holdKey(point)); err != nil {
+		e.t.Fatalf("hook: taking the lock of %q: %v", point, err)
+	}
+	return &blocker{conn: conn}
+}
+
 // inject runs one interrupted refresh and checks everything the issue asks
-// for. It returns false when a compute-phase interruption came too late
-// (the refresh had already finished): nothing was interrupted then.
+// for. It returns false only when a statement timeout fired in
+// refresh_begin, before the refresh began: nothing was interrupted then.
 func (e *faultEnv) inject(inj injection) bool {
 	t := e.t
 	t.Helper()
@@ -222,6 +290,8 @@ func (e *faultEnv) inject(inj injection) bool {
 		b = e.block(blockViewStmt(e.schema, inj.view))
 	case inj.point == pointBaseLock:
 		b = e.block("lock table public.workflow_runs in access exclusive mode")
+	case holdKey(inj.point) != 0:
+		b = e.hold(inj.point)
 	}
 	defer b.release()
 	if inj.kind == kindLockTimeout {
@@ -237,12 +307,12 @@ func (e *faultEnv) inject(inj injection) bool {
 
 	st := e.st
 	if inj.kind == kindStatementTimeout {
-		// In the compute phase the delay is the timeout itself: halved on
-		// each retry, like the other kinds' delays, since a refresh over the
-		// window cells can finish well within 150 ms.
+		// At a lock point the blocker holds the refresh until the timeout
+		// fires; so does a compute-phase hook, where a longer timeout makes
+		// it less likely to fire in refresh_begin on a loaded machine.
 		timeout := 150 * time.Millisecond
-		if inj.point == pointCompute && inj.delay > 0 {
-			timeout = inj.delay
+		if holdKey(inj.point) != 0 {
+			timeout = time.Second
 		}
 		st = store.New(e.spool, nil, store.Options{Schema: e.schema, QueryTimeout: 30 * time.Second, RefreshTimeout: timeout})
 	}
@@ -308,73 +378,43 @@ func (e *faultEnv) inject(inj injection) bool {
 	if b != nil {
 		blockerPID = b.conn.PgConn().PID()
 	}
-	phase := func(wantLock bool) func() (bool, error) {
-		return func() (bool, error) {
-			var waitType, state, query string
-			var byBlocker bool
-			err := e.pool.QueryRow(ctx, `select coalesce(wait_event_type, ''), coalesce(state, ''), coalesce(query, ''),
-				$2::int = any(pg_blocking_pids(pid))
-				from pg_stat_activity where pid = $1`, pid, int64(blockerPID)).Scan(&waitType, &state, &query, &byBlocker)
-			if err == pgx.ErrNoRows {
-				return false, fmt.Errorf("backend %d is gone", pid)
-			}
-			if err != nil {
-				return false, err
-			}
-			inRefresh := state == "active" && (strings.Contains(query, "refresh_run") || strings.Contains(strings.ToLower(query), "call "))
-			if wantLock {
-				return inRefresh && waitType == "Lock" && byBlocker, nil
-			}
-			return inRefresh && waitType != "Lock", nil
+	waiting := func() (bool, error) {
+		var waitType, state, query string
+		var byBlocker bool
+		err := e.pool.QueryRow(ctx, `select coalesce(wait_event_type, ''), coalesce(state, ''), coalesce(query, ''),
+			$2::int = any(pg_blocking_pids(pid))
+			from pg_stat_activity where pid = $1`, pid, int64(blockerPID)).Scan(&waitType, &state, &query, &byBlocker)
+		if err == pgx.ErrNoRows {
+			return false, fmt.Errorf("backend %d is gone", pid)
 		}
+		if err != nil {
+			return false, err
+		}
+		inRefresh := state == "active" && (strings.Contains(query, "refresh_run") || strings.Contains(strings.ToLower(query), "call "))
+		return inRefresh && waitType == "Lock" && byBlocker, nil
 	}
-	switch inj.point {
-	case pointFirst, pointViewLock, pointBaseLock:
-		// A timeout fires by itself, maybe before a poll could see the
-		// wait; the blocker makes sure it lands at (or before) the lock.
-		if inj.kind != kindLockTimeout && inj.kind != kindStatementTimeout {
-			if err := waitFor(ctx, 2*time.Minute, "the refresh waiting for its lock", phase(true)); err != nil {
-				t.Fatalf("%s: %v", inj, err)
-			}
-			if inj.point == pointBaseLock {
-				// The refresh first applies the dirty-key log to the rollup
-				// (holding the rollup's advisory lock), then refreshes the
-				// view (holding its lock): either reads the base tables.
-				var holds bool
-				if err := e.pool.QueryRow(ctx, `select exists (select from pg_locks where pid = $1 and granted
-					and ((relation = $2::regclass and mode in ('ExclusiveLock', 'AccessExclusiveLock'))
-					  or (locktype = 'advisory' and classid = $3::oid and objsubid = 2
-					      and objid = pg_catalog.hashtext($4 || '.rollup')::oid)))`,
-					pid, mv, int64(guardClassID), e.schema).Scan(&holds); err != nil {
-					t.Fatal(err)
-				}
-				if !holds {
-					t.Fatalf("%s: backend %d waits for a lock but holds neither the view's lock nor the rollup's", inj, pid)
-				}
-			}
+	// A timeout fires by itself, maybe before a poll could see the wait;
+	// the blocker (or the hook) makes sure it lands at (or before) its
+	// point, and that the refresh cannot finish first.
+	if inj.kind != kindLockTimeout && inj.kind != kindStatementTimeout {
+		if err := waitFor(ctx, 2*time.Minute, "the refresh waiting at its point", waiting); err != nil {
+			t.Fatalf("%s: %v", inj, err)
 		}
-	case pointCompute:
-		if inj.kind != kindStatementTimeout {
-			// It may finish before it is seen computing: a miss, not a
-			// failure.
-			finished := false
-			computing := phase(false)
-			if err := waitFor(ctx, 2*time.Minute, "the refresh computing", func() (bool, error) {
-				select {
-				case <-done:
-					finished = true
-					return true, nil
-				default:
-				}
-				return computing()
-			}); err != nil {
-				t.Fatalf("%s: %v", inj, err)
+		if inj.point == pointBaseLock {
+			// The refresh first applies the dirty-key log to the rollup
+			// (holding the rollup's advisory lock), then refreshes the
+			// view (holding its lock): either reads the base tables.
+			var holds bool
+			if err := e.pool.QueryRow(ctx, `select exists (select from pg_locks where pid = $1 and granted
+				and ((relation = $2::regclass and mode in ('ExclusiveLock', 'AccessExclusiveLock'))
+				  or (locktype = 'advisory' and classid = $3::oid and objsubid = 2
+				      and objid = pg_catalog.hashtext($4 || '.rollup')::oid)))`,
+				pid, mv, int64(guardClassID), e.schema).Scan(&holds); err != nil {
+				t.Fatal(err)
 			}
-			if finished {
-				e.spool.Reset()
-				return false
+			if !holds {
+				t.Fatalf("%s: backend %d waits for a lock but holds neither the view's lock nor the rollup's", inj, pid)
 			}
-			time.Sleep(inj.delay)
 		}
 	}
 
@@ -413,12 +453,6 @@ func (e *faultEnv) inject(inj injection) bool {
 	row, err := readLogRow(ctx, e.pool, e.schema, logID)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if row.Status == "ok" && inj.point == pointCompute {
-		// Finished before the interruption arrived, which then hit an idle
-		// (or, terminated, a dead) connection of the store's pool.
-		e.spool.Reset()
-		return false
 	}
 	wantState, wantErr := "failed", ""
 	switch inj.kind {
@@ -533,35 +567,30 @@ func TestInterruptedRefreshes(t *testing.T) {
 		}
 	}
 
-	// Compute phase: the refresh holds its locks and is computing; each kind
-	// at a few delays. A refresh that finishes before the interruption lands
-	// is a miss and is retried with a shorter delay.
+	// Compute phase: the refresh holds its locks and is computing; it waits
+	// at a hook (holdTriggers) until interrupted, so it cannot finish first.
 	compute := []injection{
-		{kind: kindCancel, view: steps, delay: 0},
-		{kind: kindCancel, view: metrics, delay: 20 * time.Millisecond},
-		{kind: kindTerminate, view: steps, delay: 50 * time.Millisecond},
-		{kind: kindTerminate, view: metrics, delay: 0},
-		{kind: kindCancel, view: steps, delay: 150 * time.Millisecond},
-		{kind: kindTerminate, view: hourly, delay: 10 * time.Millisecond},
-		{kind: kindContextCancel, view: steps, delay: 30 * time.Millisecond},
-		{kind: kindRefreshCancel, view: steps, delay: 10 * time.Millisecond},
-		{kind: kindStatementTimeout, view: steps, delay: 150 * time.Millisecond},
-		{kind: kindCallCancel, view: steps, delay: 20 * time.Millisecond},
+		{kind: kindCancel, point: pointApply, view: steps},
+		{kind: kindCancel, point: pointCells, view: metrics},
+		{kind: kindTerminate, point: pointCells, view: steps},
+		{kind: kindTerminate, point: pointLogged, view: metrics},
+		{kind: kindCancel, point: pointLogged, view: steps},
+		{kind: kindTerminate, point: pointApply, view: hourly},
+		{kind: kindCancel, point: pointLogged, view: hourly},
+		{kind: kindContextCancel, point: pointCells, view: steps},
+		{kind: kindRefreshCancel, point: pointApply, view: steps},
+		{kind: kindRefreshCancel, point: pointLogged, view: metrics},
+		{kind: kindStatementTimeout, point: pointCells, view: steps},
+		{kind: kindStatementTimeout, point: pointLogged, view: hourly},
+		{kind: kindCallCancel, point: pointCells, view: metrics},
+		{kind: kindCallCancel, point: pointApply, view: steps},
 	}
-	missed := 0
 	for _, inj := range compute {
-		inj.point = pointCompute
-		for try := 0; ; try++ {
-			if e.inject(inj) {
-				break
-			}
-			missed++
+		for try := 0; !e.inject(inj); try++ {
+			// Only a statement timeout that fired in refresh_begin misses.
 			if try == 3 {
-				t.Fatalf("%s: the refresh finished before the interruption every time", inj)
+				t.Fatalf("%s: not interrupted", inj)
 			}
-			inj.delay /= 2
 		}
 	}
-	report.add("interruptions.compute_phase_misses", int64(missed))
-	t.Logf("compute-phase interruptions that came too late and were retried: %d", missed)
 }
