@@ -332,6 +332,8 @@ func (cs *consoleModel) scheduleLine(c *common, now time.Time) string {
 	switch {
 	case !s.CronAvailable:
 		return st.Muted.Render("schedule: pg_cron is not installed in this database — use `meshtop refresh --every 1m` to keep the views fresh")
+	case !s.Unknown.IsEmpty():
+		return st.Muted.Render("schedule: unknown — " + s.Unknown.Line())
 	case !s.Scheduled:
 		return st.Warn.Render("schedule: not scheduled — `meshtop schedule --every 1m` registers it with pg_cron")
 	}

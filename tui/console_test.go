@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meshtop/meshtop/data/pgtest"
+	"github.com/meshtop/meshtop/data/store"
 )
 
 // openConsole starts the dashboard on a refreshed fixture and switches to
@@ -197,7 +198,9 @@ func waitListening(t *testing.T, e env) {
 }
 
 // TestConsoleShowsCronSchedule: with pg_cron the console shows meshtop's
-// job, its interval and its next run.
+// job, its interval and its next run — to the owner, and to a login with
+// meshtop_reader alone, which has no privilege on schema cron (issue 23.1:
+// it stayed at "loading refresh status…" with permission denied).
 func TestConsoleShowsCronSchedule(t *testing.T) {
 	t.Parallel()
 	e := setup(t, pgtest.NewCronDatabase(t), true)
@@ -212,6 +215,17 @@ func TestConsoleShowsCronSchedule(t *testing.T) {
 	want := fmt.Sprintf("schedule: pg_cron job %d, every 5m (%s)", sc.JobID, sc.Schedule)
 	if !strings.Contains(view, want) || !strings.Contains(view, "next run") {
 		t.Fatalf("want %q and the next run in:\n%s", want, view)
+	}
+
+	rpool, err := pgxpool.New(ctxT(t), e.db.LoginRole(t, "tui_reader", "meshtop_reader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rpool.Close)
+	tm = openConsole(t, env{db: e.db, st: store.New(rpool, nil, store.Options{Schema: schema})})
+	view = quitAndView(t, tm)
+	if !strings.Contains(view, want) || strings.Contains(view, "permission denied") || strings.Contains(view, "loading") {
+		t.Fatalf("as a reader: want %q and no error in:\n%s", want, view)
 	}
 }
 

@@ -73,11 +73,38 @@ type Hub struct {
 }
 
 type entry struct {
-	gen  uint64
-	at   time.Time
-	done chan struct{} // closed when val/err are set
-	val  any
-	err  error
+	gen   uint64
+	at    time.Time
+	done  chan struct{} // closed when val/err are set
+	val   any
+	err   error
+	fails int // consecutive failed reads of this key, this one included
+}
+
+// maxBackoff bounds how long a failed read is served from the cache, in
+// intervals: 1, 2, 4, then 4 intervals between reads of a key that keeps
+// failing (8 s at the default 2 s): twenty sessions retrying a denied or
+// broken read every poll cost the database one attempt per back-off, and a
+// database that comes back is seen within a few intervals.
+const maxBackoff = 4
+
+// fresh reports whether a finished entry may still be served at now.
+// Freshness is counted in slots of the interval on the wall clock, shared
+// by every session: a result is fresh until the end of the slot its read
+// started in, a failure for its back-off's slots. Reads of a kind are thus
+// at most one per slot whatever the number of sessions, and a dashboard
+// polling once per interval (or less often) lands in a new slot at every
+// poll and reads every time — as it would alone. (A result fresh for one
+// interval from its read's start made the one-session case depend on
+// jitter: a poll a millisecond early found the last result fresh and was
+// served from the cache, so one session read some kinds only two polls in
+// three while twenty read them every interval.)
+func (e *entry) fresh(interval time.Duration, now time.Time) bool {
+	slots := int64(1)
+	if e.err != nil {
+		slots = int64(min(1<<(e.fails-1), maxBackoff))
+	}
+	return now.UnixNano()/int64(interval) < e.at.UnixNano()/int64(interval)+slots
 }
 
 // New returns a hub reading st at most once per interval for each kind of
@@ -134,19 +161,28 @@ func (h *Hub) Invalidate() {
 // get returns the cached result of key when it is fresh, waits for a read
 // of it under way, or reads it with fetch. The read runs on the hub's
 // context, not the caller's: one session quitting must not fail the read
-// the others wait for. Errors are shared with the waiters but not cached.
+// the others wait for. A failure is cached like a result, for a back-off
+// that grows while the key keeps failing (entry.fresh), and shared by every
+// session; a refresh event (Invalidate) ends it like any cached result.
 func get[T any](ctx context.Context, h *Hub, kind, key string, fetch func(context.Context) (T, error)) (T, error) {
 	var zero T
 	h.mu.Lock()
 	e := h.entries[key]
+	fails := 0
 	if e != nil && e.gen == h.gen {
 		select {
 		case <-e.done:
-			if e.err == nil && time.Since(e.at) < h.interval {
+			if e.fresh(h.interval, time.Now()) {
 				h.mu.Unlock()
+				if e.err != nil {
+					return zero, e.err
+				}
 				return e.val.(T), nil
 			}
-			e = nil // stale or failed: read again
+			if e.err != nil {
+				fails = e.fails
+			}
+			e = nil // stale: read again
 		default: // under way: wait for it
 		}
 	} else {
@@ -160,14 +196,17 @@ func get[T any](ctx context.Context, h *Hub, kind, key string, fetch func(contex
 		h.entries[key] = e
 		h.reads[kind]++
 		h.mu.Unlock()
-		// A result is as old as its read's start: fresh until one interval
-		// after it. (Counting from the read's end let a dashboard polling
-		// exactly once per interval find its previous result still fresh,
-		// so a single viewer was served every other poll from the cache.)
+		// A result is as old as its read's start (entry.fresh). (Counting
+		// from the read's end let a dashboard polling exactly once per
+		// interval find its previous result still fresh, so a single viewer
+		// was served every other poll from the cache.)
 		started := time.Now()
 		v, err := fetch(h.ctx)
 		h.mu.Lock()
 		e.val, e.err, e.at = v, err, started
+		if err != nil {
+			e.fails = fails + 1
+		}
 		close(e.done)
 		h.mu.Unlock()
 		return v, err
@@ -193,7 +232,7 @@ func (h *Hub) prune() {
 	for k, e := range h.entries {
 		select {
 		case <-e.done:
-			if time.Since(e.at) >= h.interval || e.gen != h.gen {
+			if !e.fresh(h.interval, time.Now()) || e.gen != h.gen {
 				delete(h.entries, k)
 			}
 		default:

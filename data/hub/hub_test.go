@@ -123,20 +123,30 @@ func TestSharedReadsAndEvents(t *testing.T) {
 	}
 }
 
-// A result is fresh for the interval, then read again.
+// A result is fresh for the interval's slot, then read again.
 func TestInterval(t *testing.T) {
 	st := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h := hub.New(ctx, st, 300*time.Millisecond, nil)
-	defer h.Close()
+	// An hour's slot: five reads in a row are in it, unless they straddle
+	// the hour (then the slot rule reads twice).
+	hh := hub.New(ctx, st, time.Hour, nil)
+	defer hh.Close()
+	hourOf := func(t time.Time) int64 { return t.UnixNano() / int64(time.Hour) }
+	from := time.Now()
 	for range 5 {
-		if _, err := h.Views(ctx); err != nil {
+		if _, err := hh.Views(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := h.Stats()["views"]; n != 1 {
-		t.Fatalf("views read %d times within the interval, want 1", n)
+	want := int64(1 + hourOf(time.Now()) - hourOf(from))
+	if n := hh.Stats()["views"]; n != want {
+		t.Fatalf("views read %d times within the interval, want %d", n, want)
+	}
+	h := hub.New(ctx, st, 300*time.Millisecond, nil)
+	defer h.Close()
+	if _, err := h.Views(ctx); err != nil {
+		t.Fatal(err)
 	}
 	waitFor(t, func() bool {
 		_, _ = h.Views(ctx)
@@ -175,5 +185,49 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A failed read is cached and shared like a result (issue 23.1: a read
+// denied to a reader-only login was retried by every session on every
+// poll): twenty sessions asking at once, and asking again, cost one
+// database read until a refresh event; the back-off grows while the key
+// keeps failing (TestBackoffGrows).
+func TestFailedReadsShared(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Every read of a schema that is not there fails.
+	db := pgtest.NewDatabase(t)
+	denied := store.New(db.Pool, nil, store.Options{Schema: "no_such_schema"})
+	h := hub.New(ctx, denied, time.Hour, nil)
+	defer h.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for range 2 {
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := h.Client(true).Views(ctx)
+				errs <- err
+			}()
+		}
+		wg.Wait()
+	}
+	close(errs)
+	for err := range errs {
+		if err == nil {
+			t.Fatal("a read of a schema that does not exist succeeded")
+		}
+	}
+	if n := h.Stats()["views"]; n != 1 {
+		t.Fatalf("40 failing reads went to the database %d times, want 1", n)
+	}
+	h.Invalidate()
+	if _, err := h.Views(ctx); err == nil {
+		t.Fatal("the read after an event succeeded")
+	}
+	if n := h.Stats()["views"]; n != 2 {
+		t.Fatalf("after an event: %d reads, want 2", n)
 	}
 }

@@ -9,9 +9,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/meshtop/meshtop/data/safetext"
 )
 
-// cronRole is what to grant when pg_cron's tables or functions are denied.
+// cronRole is what to grant when pg_cron's functions are denied to a role
+// scheduling the refresh.
 const cronRole = "USAGE on schema cron (and EXECUTE on cron.schedule/cron.unschedule)"
 
 // JobName is the name of meshtop's pg_cron job for this schema.
@@ -44,8 +48,14 @@ func parseVersion(v string) (int, int) {
 	return major, minor
 }
 
-// Schedule reads meshtop's pg_cron job and its last 10 runs, newest first.
-// Without pg_cron it returns CronAvailable=false and no error.
+// Schedule reads meshtop's pg_cron job and its last 10 runs, newest first,
+// through the schema's definer functions (060_schedule.sql): a login with
+// meshtop_reader alone needs no privilege on schema cron. Without pg_cron it
+// returns CronAvailable=false and no error. When the job cannot be read —
+// the schema's owner is denied on schema cron, or the installed schema
+// predates those functions — it returns Unknown with the reason and the
+// grant (or upgrade) that would show it, and no error: the schedule is
+// informative, everything else works without it.
 func (s *Store) Schedule(ctx context.Context) (Schedule, error) {
 	if s.err != nil {
 		return Schedule{}, s.err
@@ -60,21 +70,20 @@ func (s *Store) Schedule(ctx context.Context) (Schedule, error) {
 		return Schedule{}, nil
 	}
 	sc := Schedule{CronAvailable: true}
-	var command string
 	var now time.Time
-	err = s.primary.QueryRow(ctx, s.query("cron_job"), s.JobName()).Scan(&sc.JobID, &sc.Schedule, &command, &sc.Active, &now)
+	err = s.primary.QueryRow(ctx, s.query("cron_job")).Scan(&sc.JobID, &sc.Schedule, &sc.Active, &now)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sc, nil
 	}
 	if err != nil {
-		return Schedule{}, wrap(err, "reading the refresh schedule", cronRole)
+		return s.scheduleUnknown(sc, err)
 	}
 	sc.Scheduled = true
 	sc.Every = scheduleEvery(sc.Schedule)
 	sc.NextRun = nextRun(sc.Schedule, now)
-	rows, err := s.primary.Query(ctx, s.query("cron_runs"), sc.JobID)
+	rows, err := s.primary.Query(ctx, s.query("cron_runs"))
 	if err != nil {
-		return Schedule{}, wrap(err, "reading the refresh schedule's runs", cronRole)
+		return s.scheduleUnknown(sc, err)
 	}
 	sc.LastRuns, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (CronRun, error) {
 		var c CronRun
@@ -86,9 +95,33 @@ func (s *Store) Schedule(ctx context.Context) (Schedule, error) {
 		return c, err
 	})
 	if err != nil {
-		return Schedule{}, wrap(err, "reading the refresh schedule's runs", cronRole)
+		return s.scheduleUnknown(sc, err)
 	}
 	return sc, nil
+}
+
+// scheduleUnknown turns a denied read of the schedule, or one of an
+// installed schema without 060_schedule's functions, into Schedule.Unknown;
+// any other error stays an error.
+func (s *Store) scheduleUnknown(sc Schedule, err error) (Schedule, error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "42501": // insufficient_privilege
+			// The owner of the schema on pg_cron's schema or tables (the
+			// definer's reads); anything else is the caller's own privilege
+			// on meshtop's schema or functions: not a reader.
+			if pgErr.Message != "permission denied for schema cron" && !strings.HasPrefix(pgErr.Message, "permission denied for table job") {
+				break
+			}
+			sc.Unknown = safetext.New(fmt.Sprintf("pg_cron denies the owner of schema %s (%s): GRANT USAGE ON SCHEMA cron, SELECT ON cron.job, cron.job_run_details TO that role", s.schema, pgErr.Message))
+			return sc, nil
+		case "42883": // undefined_function: installed by an older meshtop
+			sc.Unknown = safetext.New("the installed schema predates reading the schedule as a reader: run `meshtop install` to upgrade it")
+			return sc, nil
+		}
+	}
+	return Schedule{}, wrap(err, "reading the refresh schedule", RoleReader)
 }
 
 // SetSchedule registers (or changes) the pg_cron job that refreshes every

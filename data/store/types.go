@@ -189,6 +189,9 @@ type Schedule struct {
 	Active        bool
 	NextRun       *time.Time // computed from the schedule, nil when unknown
 	LastRuns      []CronRun  // newest first
+	// Unknown, when set, says why the job could not be read and what
+	// would show it (a grant to the schema's owner, or an upgrade).
+	Unknown safetext.Text
 }
 
 // ServerInfo describes the database meshtop is connected to.

@@ -35,4 +35,7 @@ GRANT SELECT ON @schema@.refresh_log_v, @schema@.meshtop_repeatables TO meshtop_
 -- Called by the plain view mv_workflow_metrics_hourly (functions in a view
 -- are checked against its reader).
 GRANT EXECUTE ON FUNCTION @schema@.rollup_horizon(timestamptz) TO meshtop_reader;
+-- meshtop's own pg_cron job and its runs (060_schedule), without USAGE on
+-- schema cron.
+GRANT EXECUTE ON FUNCTION @schema@.cron_job(), @schema@.cron_runs(int) TO meshtop_reader;
 GRANT EXECUTE ON FUNCTION @schema@.verify(int), @schema@.refresh_request_full() TO meshtop_refresher;

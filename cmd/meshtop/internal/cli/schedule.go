@@ -84,6 +84,9 @@ func writeSchedule(out io.Writer, sc store.Schedule) {
 	case !sc.CronAvailable:
 		fmt.Fprintln(out, "not scheduled: pg_cron is not installed in this database; keep the views fresh with `meshtop refresh --every 1m`")
 		return
+	case !sc.Unknown.IsEmpty():
+		fmt.Fprintln(out, "schedule unknown: "+sc.Unknown.Line())
+		return
 	case !sc.Scheduled:
 		fmt.Fprintln(out, "not scheduled: set one with `meshtop schedule --every 1m`")
 		return

@@ -45,6 +45,28 @@ func TestScheduleWithCron(t *testing.T) {
 	if s := doc.Views[0].Schedule; s == nil || s.Cron != "* * * * *" || s.EverySeconds != 60 || !s.Active {
 		t.Errorf("status --json schedule: %+v", s)
 	}
+	// A login with meshtop_reader alone (no privilege on schema cron) reads
+	// the same schedule, in every command that shows it (issue 23.1).
+	run(t, runOpts{}, append([]string{"refresh"}, dsn...)...).must(t, 0)
+	reader := []string{"--dsn", db.LoginRole(t, "cli_cron_reader", "meshtop_reader")}
+	r = run(t, runOpts{}, append([]string{"schedule", "--show"}, reader...)...).must(t, 0)
+	if !regexp.MustCompile(`^pg_cron job \d+: every 1m \("\* \* \* \* \*"\), active`).MatchString(r.stdout) {
+		t.Errorf("--show as a reader: %s", r)
+	}
+	r = run(t, runOpts{}, append([]string{"status", "--json"}, reader...)...).must(t, 0)
+	doc = StatusJSON{}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if s := doc.Views[0].Schedule; s == nil || s.Cron != "* * * * *" {
+		t.Errorf("status --json schedule as a reader: %+v", s)
+	}
+	for _, args := range [][]string{{"status"}, {"check", "--max-lag", "1000h"}} {
+		r = run(t, runOpts{}, append(args, reader...)...)
+		if r.code != 0 || strings.Contains(r.stdout+r.stderr, "permission denied") {
+			t.Errorf("%v as a reader: %s", args, r)
+		}
+	}
 	r = run(t, runOpts{}, append([]string{"schedule", "--every", "7m"}, dsn...)...).must(t, 1)
 	if !strings.Contains(r.stderr, "7m") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("--every 7m: %s", r)
