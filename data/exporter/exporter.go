@@ -4,7 +4,11 @@
 // workflow series.
 //
 // Metric names follow the Prometheus conventions (base units in the name,
-// _seconds, _ratio, _total for counters). Label sets:
+// _seconds, _ratio, _total for counters) and pass `promtool check metrics`.
+// Percentiles are gauges named per percentile, not a summary: a summary's
+// _count and _sum are counters, and a trailing window's run count and
+// run-seconds fall as runs leave it. No label is named instance or job
+// (Prometheus's target labels). Label sets:
 //
 //	view                                           one per materialized view (3)
 //	window, workflow_id, project_id, slug, version one per exported workflow
@@ -120,7 +124,7 @@ var (
 	dReads       = desc("meshtop_exporter_database_reads_total", "Readings of the database made for scrapes (at most one per --metrics-cache interval).")
 	dErrors      = desc("meshtop_exporter_scrape_errors_total", "Readings of the database made for scrapes that failed.")
 	dReadSecs    = desc("meshtop_exporter_read_duration_seconds", "How long the last reading of the database for a scrape took.")
-	dAge         = desc("meshtop_exporter_data_age_seconds", "Age of the reading this scrape was served from (at most the --metrics-cache interval unless readings fail).")
+	dAge         = desc("meshtop_exporter_data_age_seconds", "Age of the reading this scrape was served from (absent while readings fail).")
 	dPopulated   = desc("meshtop_view_populated", "1 when the view holds data (has been refreshed at least once).", viewL...)
 	dRows        = desc("meshtop_view_rows", "Rows of the view after its last successful refresh (from the refresh log).", viewL...)
 	dSize        = desc("meshtop_view_size_bytes", "Size of the view (of its rollup table for an incremental view) with TOAST and indexes, from the catalog's page counts (pg_class.relpages).", viewL...)
