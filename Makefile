@@ -18,8 +18,8 @@ deps:
 # -ldflags rather than Go's VCS stamping alone: that is off under GOFLAGS=-buildvcs=false
 # (as on this project's machines) and in git worktrees. Where these are empty the
 # binary falls back on what the go command stamped (cli.ReadBuild).
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
-COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  := $(shell git rev-parse HEAD 2>/dev/null)
 build:
 	$(GO) build -ldflags '-X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN) ./cmd/meshtop
 
