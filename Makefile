@@ -13,9 +13,15 @@ all: build
 deps:
 	@.ci/install-deps
 
-## build: compile bin/meshtop
+## build: compile bin/meshtop, stamped with the checkout's version and commit
+## (`meshtop version`, meshtop_build_info); outside a git checkout set them: make build VERSION=1.2.3 COMMIT=…
+# -ldflags rather than Go's VCS stamping alone: that is off under GOFLAGS=-buildvcs=false
+# (as on this project's machines) and in git worktrees. Where these are empty the
+# binary falls back on what the go command stamped (cli.ReadBuild).
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  := $(shell git rev-parse HEAD 2>/dev/null)
 build:
-	$(GO) build -o $(BIN) ./cmd/meshtop
+	$(GO) build -ldflags '-X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN) ./cmd/meshtop
 
 ## demo: run meshtop against a throwaway local PostgreSQL with MeshHook-shaped data and live traffic
 demo: deps build

@@ -12,9 +12,11 @@ import (
 	"github.com/meshtop/meshtop/cmd/meshtop/internal/cli"
 )
 
-// Set with -ldflags "-X main.version=… -X main.commit=…".
+// Set with -ldflags "-X main.version=… -X main.commit=…" where the go
+// command cannot stamp them (a build outside a git checkout); left empty,
+// they come from what `go build` stamped (cli.ReadBuild).
 var (
-	version = "dev"
+	version = ""
 	commit  = ""
 )
 
@@ -25,7 +27,7 @@ func main() {
 		Stderr:     os.Stderr,
 		Getenv:     os.Getenv,
 		IsTerminal: isTerminal,
-		Build:      cli.BuildInfo{Version: version, Commit: commit},
+		Build:      cli.ReadBuild(version, commit),
 	}))
 }
 

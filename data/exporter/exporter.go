@@ -4,7 +4,11 @@
 // workflow series.
 //
 // Metric names follow the Prometheus conventions (base units in the name,
-// _seconds, _ratio, _total for counters). Label sets:
+// _seconds, _ratio, _total for counters) and pass `promtool check metrics`.
+// Percentiles are gauges named per percentile, not a summary: a summary's
+// _count and _sum are counters, and a trailing window's run count and
+// run-seconds fall as runs leave it. No label is named instance or job
+// (Prometheus's target labels). Label sets:
 //
 //	view                                           one per materialized view (3)
 //	window, workflow_id, project_id, slug, version one per exported workflow
@@ -19,6 +23,7 @@ package exporter
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -70,7 +75,7 @@ type Exporter struct {
 	outcomes  map[[2]string]float64 // view, outcome → count since start
 	afterID   int64                 // every attempt with an id ≤ afterID is counted or was there at start
 	counted   map[int64]bool        // finished attempts above afterID already counted
-	started   bool
+	started   bool                  // the log's attempts at the start have been taken note of
 	viewNames []string
 }
 
@@ -117,27 +122,29 @@ var (
 
 	dUp          = desc("meshtop_up", "1 when the last reading of the database succeeded, else 0.")
 	dReads       = desc("meshtop_exporter_database_reads_total", "Readings of the database made for scrapes (at most one per --metrics-cache interval).")
-	dErrors      = desc("meshtop_exporter_scrape_errors_total", "Readings of the database for scrapes that failed.")
-	dReadSecs    = desc("meshtop_exporter_read_duration_seconds", "How long the last reading of the database took.")
-	dAge         = desc("meshtop_exporter_data_age_seconds", "How old the reading served by this scrape is.")
-	dPopulated   = desc("meshtop_view_populated", "1 when the materialized view holds data.", viewL...)
-	dRows        = desc("meshtop_view_rows", "Rows of the view after its last successful refresh.", viewL...)
-	dSize        = desc("meshtop_view_size_bytes", "Size of the view with its indexes.", viewL...)
-	dLastRefresh = desc("meshtop_view_last_refresh_timestamp_seconds", "Data as of the last successful refresh (Unix time).", viewL...)
-	dLag         = desc("meshtop_view_refresh_lag_seconds", "Now minus the last successful refresh's data-as-of time (plus replication lag on a replica).", viewL...)
-	dDuration    = desc("meshtop_view_last_refresh_duration_seconds", "Duration of the last successful refresh.", viewL...)
-	dMedian      = desc("meshtop_view_refresh_duration_median_seconds", "Median duration of the recent successful refreshes.", viewL...)
-	dRunning     = desc("meshtop_view_refresh_running", "1 while a refresh of the view runs.", viewL...)
-	dLastFailed  = desc("meshtop_view_last_refresh_failed", "1 when the view's last finished refresh attempt failed or was interrupted.", viewL...)
-	dRefreshes   = desc("meshtop_view_refreshes_total", "Refresh attempts that finished since this exporter started, by outcome (ok, failed, skipped, interrupted).", "view", "outcome")
-	dWorkflows   = desc("meshtop_workflows", "Workflow versions with runs in the window.", "window")
-	dExported    = desc("meshtop_workflows_exported", "Workflow versions exported for the window (at most --metrics-max-workflows).", "window")
-	dRuns        = desc("meshtop_workflow_runs", "Runs started in the window, by status at the last refresh (succeeded, failed, canceled, running: running or paused).", append(slices.Clone(wfL), "status")...)
-	dSuccess     = desc("meshtop_workflow_success_ratio", "Succeeded runs over completed runs (succeeded, failed, canceled) in the window.", wfL...)
-	dFailure     = desc("meshtop_workflow_failure_ratio", "Failed runs over completed runs in the window.", wfL...)
-	dRunDur      = desc("meshtop_workflow_run_duration_seconds", "Exact percentile of finished runs' durations in the window.", append(slices.Clone(wfL), "quantile")...)
-	dRunAvg      = desc("meshtop_workflow_run_duration_average_seconds", "Average duration of finished runs in the window.", wfL...)
-	dRunningNow  = desc("meshtop_workflow_running_now", "Runs running now (live count, not waiting for a refresh).", wfL...)
+	dErrors      = desc("meshtop_exporter_scrape_errors_total", "Readings of the database made for scrapes that failed.")
+	dReadSecs    = desc("meshtop_exporter_read_duration_seconds", "How long the last reading of the database for a scrape took.")
+	dAge         = desc("meshtop_exporter_data_age_seconds", "Age of the reading this scrape was served from (absent while readings fail).")
+	dPopulated   = desc("meshtop_view_populated", "1 when the view holds data (has been refreshed at least once).", viewL...)
+	dRows        = desc("meshtop_view_rows", "Rows of the view after its last successful refresh (from the refresh log).", viewL...)
+	dSize        = desc("meshtop_view_size_bytes", "Size of the view (of its rollup table for an incremental view) with TOAST and indexes, from the catalog's page counts (pg_class.relpages).", viewL...)
+	dLastRefresh = desc("meshtop_view_last_refresh_timestamp_seconds", "Time the view's data is as of: the start of its last successful refresh (Unix time).", viewL...)
+	dLag         = desc("meshtop_view_refresh_lag_seconds", "Now minus the view's data-as-of time (plus replication lag on a replica), counted to this scrape, not to the cached reading.", viewL...)
+	dDuration    = desc("meshtop_view_last_refresh_duration_seconds", "Duration of the view's last successful refresh.", viewL...)
+	dMedian      = desc("meshtop_view_refresh_duration_median_seconds", "Median duration of the view's last 20 successful refreshes.", viewL...)
+	dRunning     = desc("meshtop_view_refresh_running", "1 while a refresh of the view runs (as of the cached reading).", viewL...)
+	dLastFailed  = desc("meshtop_view_last_refresh_failed", "1 when the view's latest refresh attempt (skipped ones aside) failed or was interrupted; 0 while one runs.", viewL...)
+	dRefreshes   = desc("meshtop_view_refreshes_total", "Refresh attempts of the view that finished since this process started, by outcome (ok, failed, skipped, interrupted), whoever ran them (from the refresh log).", "view", "outcome")
+	dWorkflows   = desc("meshtop_workflows", "Workflow versions with runs started in the window.", "window")
+	dExported    = desc("meshtop_workflows_exported", "Workflow versions of the window exported here (at most --metrics-max-workflows, worst failure ratio first).", "window")
+	dRuns        = desc("meshtop_workflow_runs", "Runs started in the window, by status at the view's last refresh (succeeded, failed, canceled, running: running or paused).", append(slices.Clone(wfL), "status")...)
+	dSuccess     = desc("meshtop_workflow_success_ratio", "Succeeded runs over completed runs (succeeded, failed, canceled) started in the window.", wfL...)
+	dFailure     = desc("meshtop_workflow_failure_ratio", "Failed runs over completed runs (succeeded, failed, canceled) started in the window.", wfL...)
+	dRunP50      = desc("meshtop_workflow_run_duration_p50_seconds", "50th percentile (median) of the durations of the finished runs started in the window, at the view's last refresh (within 1% of percentile_cont).", wfL...)
+	dRunP95      = desc("meshtop_workflow_run_duration_p95_seconds", "95th percentile of the durations of the finished runs started in the window, at the view's last refresh (within 1% of percentile_cont).", wfL...)
+	dRunP99      = desc("meshtop_workflow_run_duration_p99_seconds", "99th percentile of the durations of the finished runs started in the window, at the view's last refresh (within 1% of percentile_cont).", wfL...)
+	dRunAvg      = desc("meshtop_workflow_run_duration_average_seconds", "Average duration of the finished runs started in the window, at the view's last refresh.", wfL...)
+	dRunningNow  = desc("meshtop_workflow_running_now", "Runs of the workflow version in status running now, whenever they started (paused ones aside; a live count from the runs table as of the cached reading, not waiting for a refresh).", wfL...)
 	dLastFailure = desc("meshtop_workflow_last_failure_timestamp_seconds", "Start of the newest failed run in the window (Unix time).", wfL...)
 )
 
@@ -226,16 +233,13 @@ func (e *Exporter) collectWorkflows(gauge func(*prometheus.Desc, float64, ...str
 		if m.FailureRate != nil {
 			gauge(dFailure, *m.FailureRate, l...)
 		}
-		for _, q := range []struct {
-			v *float64
-			q string
-		}{{m.P50Ms, "0.5"}, {m.P95Ms, "0.95"}, {m.P99Ms, "0.99"}} {
-			if q.v != nil {
-				gauge(dRunDur, *q.v/1e3, with(q.q)...)
+		for _, d := range []struct {
+			d  *prometheus.Desc
+			ms *float64
+		}{{dRunP50, m.P50Ms}, {dRunP95, m.P95Ms}, {dRunP99, m.P99Ms}, {dRunAvg, m.AvgMs}} {
+			if d.ms != nil {
+				gauge(d.d, *d.ms/1e3, l...)
 			}
-		}
-		if m.AvgMs != nil {
-			gauge(dRunAvg, *m.AvgMs/1e3, l...)
 		}
 		gauge(dRunningNow, float64(ov.RunningNow[m.WorkflowID]), l...)
 		if m.LastFailureAt != nil {
@@ -296,10 +300,31 @@ func (e *Exporter) read(now time.Time) {
 	e.snap = snap
 }
 
+// Start takes note of the refresh attempts already in the log, so that
+// meshtop_view_refreshes_total counts the attempts that finish after this
+// call, including those that finish before the first scrape. Call it once,
+// when the process starts. Where the log does not exist yet (meshtop not
+// installed), every attempt it will hold is counted. On any other error the
+// first successful reading takes note instead: the attempts that finished
+// between Start and that reading are then not counted.
+func (e *Exporter) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	err := e.readOutcomes(ctx)
+	if errors.Is(err, store.ErrNotInstalled) {
+		e.started = true
+		return nil
+	}
+	return err
+}
+
 // readOutcomes counts refresh attempts that finished since the last
-// reading. Attempts already in the log at the first reading are not
-// counted (the counters count from the exporter's start, as counters do);
-// a running attempt is counted when it finishes.
+// reading. Before the first successful call (from Start) the attempts
+// already finished are only taken note of, not counted: the counters count
+// from the process's start, as counters do. A running attempt is counted
+// when it finishes, even if it began before the start.
 func (e *Exporter) readOutcomes(ctx context.Context) error {
 	for {
 		rows, err := e.src.RefreshOutcomes(ctx, e.afterID, 1000)

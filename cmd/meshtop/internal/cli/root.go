@@ -21,7 +21,8 @@ import (
 	"github.com/meshtop/meshtop/data/store"
 )
 
-// BuildInfo is set by main from -ldflags.
+// BuildInfo is the binary's version and commit (ReadBuild); empty when
+// unknown.
 type BuildInfo struct {
 	Version, Commit string
 }
@@ -217,9 +218,9 @@ func flagError(cmd *cobra.Command, err error) error {
 }
 
 // envName is the environment variable of a flag: --read-only →
-// MESHTOP_READ_ONLY.
+// MESHTOP_READ_ONLY, --web.config.file → MESHTOP_WEB_CONFIG_FILE.
 func envName(flag string) string {
-	return "MESHTOP_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+	return "MESHTOP_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(flag))
 }
 
 // applyEnv sets every global flag (and the dashboard's flags) the command

@@ -20,6 +20,7 @@ import (
 
 type serveFlags struct {
 	listen, instance, logFormat, dsnFile  string
+	webConfigFile                         string
 	metricsWindows                        string
 	metricsMaxWorkflows                   int
 	metricsCache, refreshEvery            time.Duration
@@ -35,7 +36,10 @@ const serveLong = `serve runs one long-lived process per MeshHook database. Any 
 
   --listen ADDR          Prometheus metrics on http://ADDR/metrics, plus /healthz
                          (the process is up) and /readyz (the database answers and
-                         the views are installed). Nothing on HTTP writes.
+                         the views are installed). Nothing on HTTP writes. With
+                         --web.config.file FILE (the exporter-toolkit format of
+                         node_exporter and postgres_exporter) all three are served
+                         over TLS and/or behind basic auth.
   --refresh-every D      refresh every view every D. Any number of serve replicas
                          may run: they elect one leader through a session advisory
                          lock on a dedicated connection, so the views are refreshed
@@ -90,6 +94,7 @@ func (a *app) serveCmd() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:9188", "address of the HTTP endpoints (/metrics, /healthz, /readyz); empty turns them off")
+	fl.StringVar(&f.webConfigFile, "web.config.file", "", "exporter-toolkit web configuration file enabling TLS and basic auth on the HTTP endpoints (docs/SERVE.md); empty: plain HTTP, no authentication")
 	fl.StringVar(&f.instance, "instance", "", "name of this instance in logs, metrics and the refresh log's application_name (default HOSTNAME-PID)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.metricsWindows, "metrics-windows", "24h", "comma-separated windows of the workflow metrics: 1h, 24h, 7d, 30d")
@@ -192,14 +197,15 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	so.TransactionPooler = pooling == conn.TransactionPooler
 	st := store.New(pool, nil, so)
 	target := conn.Target(pool)
+	build := a.io.Build.orUnknown()
 	srv, err := serve.New(ctx, serve.Config{
 		Pool: pool, Store: st, Schema: a.g.schema, Target: target, Logger: logger, Instance: instance,
-		Listen: f.listen, MetricsWindows: windows, MetricsMaxWorkflows: f.metricsMaxWorkflows, MetricsCache: f.metricsCache,
+		Listen: f.listen, WebConfigFile: f.webConfigFile, MetricsWindows: windows, MetricsMaxWorkflows: f.metricsMaxWorkflows, MetricsCache: f.metricsCache,
 		RefreshEvery: f.refreshEvery, RefreshTimeout: a.g.refreshTimeout,
 		Interval: f.interval, Window: f.window, LagWarn: f.lagWarn, LagCrit: f.lagCrit, ReadOnly: a.g.readOnly,
 		SSHListen: f.sshListen, SSHHostKey: f.sshHostKey, SSHAuthorizedKeys: f.sshKeys, SSHOperatorKeys: f.sshOp,
 		SSHIdleTimeout: f.sshIdle, SSHMaxSessions: f.sshMax,
-		Version: a.io.Build.Version, Commit: a.io.Build.Commit,
+		Version: build.Version, Commit: build.Commit,
 	})
 	if err != nil {
 		return err
@@ -207,7 +213,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	// Configuration errors above are one line on stderr; from here on the
 	// log speaks.
 	logger.Info("meshtop serve starting", "instance", instance, "database", target, "schema", a.g.schema,
-		"version", a.io.Build.Version, "application_name", appName)
+		"version", build.Version, "commit", build.Commit, "application_name", appName)
 	if f.refreshEvery > 0 {
 		if sc, err := st.Schedule(ctx); err == nil && sc.Scheduled && sc.Active {
 			logger.Warn("pg_cron also refreshes the views; --refresh-every adds a second schedule (meshtop schedule --off removes pg_cron's)", "cron", sc.Schedule)

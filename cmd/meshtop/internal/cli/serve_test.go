@@ -28,6 +28,18 @@ func TestServeBadFlags(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("no key here\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Web configurations the exporter-toolkit refuses: a password not
+	// hashed with bcrypt, a certificate without its key.
+	plainPassword := filepath.Join(dir, "web-plain.yml")
+	noKey := filepath.Join(dir, "web-nokey.yml")
+	for p, cfg := range map[string]string{
+		plainPassword: "basic_auth_users:\n  prometheus: secret\n",
+		noKey:         "tls_server_config:\n  cert_file: meshtop.crt\n",
+	} {
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cases := []struct {
 		args []string
 		want string
@@ -42,6 +54,9 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"--listen", ""}, "nothing to serve"},
 		{[]string{"--read-only", "--refresh-every", "1m"}, "refusing to schedule refreshes"},
 		{[]string{"--dsn-file", filepath.Join(dir, "nope"), "--dsn", ""}, "--dsn-file " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{[]string{"--web.config.file", filepath.Join(dir, "nope")}, "--web.config.file " + filepath.Join(dir, "nope") + ": open " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{[]string{"--web.config.file", plainPassword}, "--web.config.file " + plainPassword + ": crypto/bcrypt"},
+		{[]string{"--web.config.file", noKey}, "--web.config.file " + noKey + ": "},
 	}
 	for _, c := range cases {
 		args := append([]string{"serve", "--dsn", db.DSN}, c.args...)
@@ -50,6 +65,16 @@ func TestServeBadFlags(t *testing.T) {
 			!strings.Contains(lastLine(r.stderr), c.want) {
 			t.Errorf("serve %v: want a last line containing %q, got:\n%s", c.args, c.want, r.stderr)
 		}
+	}
+}
+
+// MESHTOP_WEB_CONFIG_FILE is --web.config.file (dots become underscores).
+func TestServeWebConfigFromEnvironment(t *testing.T) {
+	db := installed(t)
+	nope := filepath.Join(t.TempDir(), "nope.yml")
+	r := run(t, runOpts{env: map[string]string{"MESHTOP_WEB_CONFIG_FILE": nope}}, "serve", "--dsn", db.DSN, "--listen", "127.0.0.1:0").must(t, ExitError)
+	if want := "--web.config.file " + nope + ": "; !strings.Contains(lastLine(r.stderr), want) {
+		t.Errorf("MESHTOP_WEB_CONFIG_FILE=%s: want a last line containing %q:\n%s", nope, want, r.stderr)
 	}
 }
 

@@ -23,17 +23,18 @@ type observer struct {
 
 func newObserver(cfg Config) *observer {
 	o := &observer{
+		// Not "instance": Prometheus's own target label.
 		build: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "meshtop_build_info", Help: "Always 1; the labels say which meshtop serves and as which instance.",
-		}, []string{"version", "commit", "instance"}),
+			Name: "meshtop_build_info", Help: "Always 1; the labels say which meshtop build serves (version, commit) and the --instance name it runs as (instance_name).",
+		}, []string{"version", "commit", "instance_name"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meshtop_scheduler_refreshes_total", Help: "View refreshes this instance's schedule ran (as leader), by outcome.",
+			Name: "meshtop_scheduler_refreshes_total", Help: "Refresh attempts of the view that this process's schedule ran as leader since it started, by outcome (ok, failed, skipped).",
 		}, []string{"view", "outcome"}),
 		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "meshtop_ssh_sessions", Help: "Open SSH dashboard sessions, by role (viewer, operator).",
+			Name: "meshtop_ssh_sessions", Help: "SSH dashboard sessions open now, by role (viewer, operator).",
 		}, []string{"role"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meshtop_ssh_refused_total", Help: "SSH sessions refused, by reason (max_sessions, command, no_pty).",
+			Name: "meshtop_ssh_refused_total", Help: "Authenticated SSH sessions turned away since this process started, by reason (max_sessions, command, no_pty).",
 		}, []string{"reason"}),
 	}
 	o.build.WithLabelValues(cfg.Version, cfg.Commit, cfg.Instance).Set(1)
@@ -66,10 +67,10 @@ func (s *Server) registry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		s.obs.build, s.obs.refreshes, s.obs.sessions, s.obs.refused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "meshtop_scheduler_interval_seconds", Help: "The --refresh-every interval this instance campaigns with (0: it does not refresh).",
+			Name: "meshtop_scheduler_interval_seconds", Help: "The --refresh-every interval this process campaigns for the leader lock with (0: it does not refresh).",
 		}, func() float64 { return s.cfg.RefreshEvery.Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "meshtop_scheduler_leader", Help: "1 while this instance holds the leader lock and refreshes the views (0 also without --refresh-every).",
+			Name: "meshtop_scheduler_leader", Help: "1 while this process holds the leader lock and refreshes the views (0 also without --refresh-every).",
 		}, func() float64 {
 			if s.sched == nil {
 				return 0

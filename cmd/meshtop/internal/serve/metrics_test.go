@@ -21,6 +21,7 @@ import (
 
 	"github.com/meshtop/meshtop/cmd/meshtop/internal/cli"
 	"github.com/meshtop/meshtop/cmd/meshtop/internal/serve"
+	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -72,17 +73,12 @@ func TestPrometheusScrapeEqualsStatusJSON(t *testing.T) {
 		check := func(metric string, get func(cli.WorkflowJSON) *float64, scale, tol float64) {
 			t.Helper()
 			got := map[string]float64{}
-			q := metric + sel
-			if strings.HasSuffix(metric, "}") {
-				q = strings.TrimSuffix(metric, "}") + "," + strings.TrimPrefix(sel, "{")
-			}
-			for _, s := range promQuery(t, promURL, q) {
-				got[s.Labels["workflow_id"]+"|"+s.Labels["quantile"]] = s.Value
+			for _, s := range promQuery(t, promURL, metric+sel) {
+				got[s.Labels["workflow_id"]] = s.Value
 			}
 			for id, wf := range byID {
 				v := get(wf)
-				key := id + "|" + quantileOf(metric)
-				g, ok := got[key]
+				g, ok := got[id]
 				if v == nil {
 					if ok {
 						t.Errorf("%s %s: Prometheus has %v, status --json null", metric, wf.Slug, g)
@@ -96,9 +92,9 @@ func TestPrometheusScrapeEqualsStatusJSON(t *testing.T) {
 		}
 		check(`meshtop_workflow_success_ratio`, func(w cli.WorkflowJSON) *float64 { return w.SuccessRate }, 1, 1e-6)
 		check(`meshtop_workflow_failure_ratio`, func(w cli.WorkflowJSON) *float64 { return w.FailureRate }, 1, 1e-6)
-		check(`meshtop_workflow_run_duration_seconds{quantile="0.5"}`, func(w cli.WorkflowJSON) *float64 { return w.P50DurationMs }, 1e3, 1e-3)
-		check(`meshtop_workflow_run_duration_seconds{quantile="0.95"}`, func(w cli.WorkflowJSON) *float64 { return w.P95DurationMs }, 1e3, 1e-3)
-		check(`meshtop_workflow_run_duration_seconds{quantile="0.99"}`, func(w cli.WorkflowJSON) *float64 { return w.P99DurationMs }, 1e3, 1e-3)
+		check(`meshtop_workflow_run_duration_p50_seconds`, func(w cli.WorkflowJSON) *float64 { return w.P50DurationMs }, 1e3, 1e-3)
+		check(`meshtop_workflow_run_duration_p95_seconds`, func(w cli.WorkflowJSON) *float64 { return w.P95DurationMs }, 1e3, 1e-3)
+		check(`meshtop_workflow_run_duration_p99_seconds`, func(w cli.WorkflowJSON) *float64 { return w.P99DurationMs }, 1e3, 1e-3)
 		check(`meshtop_workflow_run_duration_average_seconds`, func(w cli.WorkflowJSON) *float64 { return w.AvgDurationMs }, 1e3, 1e-3)
 
 		// Views.
@@ -192,9 +188,10 @@ func TestEndpoints(t *testing.T) {
 			t.Errorf("%s /metrics: %d, want 405", m, resp.StatusCode)
 		}
 	}
-	// Only documented label names; no names, payloads or connection strings.
+	// Only documented label names (never instance or job: Prometheus sets
+	// those); no names, payloads or connection strings.
 	allowed := map[string]bool{"view": true, "outcome": true, "window": true, "workflow_id": true, "project_id": true,
-		"slug": true, "version": true, "status": true, "quantile": true, "commit": true, "instance": true, "role": true, "reason": true}
+		"slug": true, "version": true, "status": true, "commit": true, "instance_name": true, "role": true, "reason": true}
 	for _, line := range strings.Split(bodies[0], "\n") {
 		if !strings.HasPrefix(line, "meshtop_") {
 			continue
@@ -276,10 +273,6 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-func quantileOf(metric string) string {
-	return between(metric, `quantile="`, `"`)
-}
-
 func get(t *testing.T, u string, want int) string {
 	t.Helper()
 	resp, err := http.Get(u)
@@ -319,17 +312,46 @@ type promSample struct {
 	Value  float64
 }
 
+// promJob is one scrape job of the test's Prometheus: plain HTTP unless
+// CAFile is set (then HTTPS trusting that CA), with basic auth when User is
+// set.
+type promJob struct {
+	Name, Target       string
+	CAFile             string
+	User, PasswordFile string
+}
+
+func (j promJob) yaml() string {
+	s := fmt.Sprintf("  - job_name: %q\n", j.Name)
+	if j.CAFile != "" {
+		s += fmt.Sprintf("    scheme: https\n    tls_config:\n      ca_file: %q\n", j.CAFile)
+	}
+	if j.User != "" {
+		s += fmt.Sprintf("    basic_auth:\n      username: %q\n      password_file: %q\n", j.User, j.PasswordFile)
+	}
+	return s + fmt.Sprintf("    static_configs:\n      - targets: [%q]\n", j.Target)
+}
+
 // startPrometheus runs Debian's prometheus with a temporary configuration
-// scraping target every second, on a free loopback port; it is stopped when
-// the test ends.
+// scraping target (job meshtop, plain HTTP) every second, on a free
+// loopback port; it is stopped when the test ends.
 func startPrometheus(t *testing.T, target string) string {
+	t.Helper()
+	return startPrometheusJobs(t, promJob{Name: "meshtop", Target: target})
+}
+
+// startPrometheusJobs is startPrometheus with the given scrape jobs.
+func startPrometheusJobs(t *testing.T, jobs ...promJob) string {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Fatalf("prometheus is not installed: `make deps` installs Debian's prometheus package (%v)", err)
 	}
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: meshtop\n    static_configs:\n      - targets: [%q]\n", target)
+	cfg := "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+	for _, j := range jobs {
+		cfg += j.yaml()
+	}
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -417,28 +439,48 @@ func promQuery(t *testing.T, base, q string) []promSample {
 	return out
 }
 
-// refreshes_total counts the attempts that finish after the exporter
-// started, whoever ran them, once each.
+// meshtop_view_refreshes_total counts the attempts that finish after the
+// process started, whoever ran them, once each: also those that finished
+// before the first scrape, not those already in the log at the start.
 func TestRefreshCounters(t *testing.T) {
-	e := setup(t)
+	e := setup(t) // one refresh of every view in the log already
 	r := start(t, e, serve.Config{Instance: "cnt", Listen: "127.0.0.1:0", MetricsCache: time.Millisecond})
 	url := "http://" + r.addrs.HTTP + "/metrics"
 	line := `meshtop_view_refreshes_total{outcome="ok",view="mv_workflow_metrics"} `
-	if body := get(t, url, 200); !strings.Contains(body, line+"0\n") {
-		t.Fatalf("before any refresh: %s", grepLines(body, "refreshes_total"))
-	}
 	st := store.New(e.db.Pool, nil, store.Options{})
 	for range 2 {
 		if _, err := st.Refresh(context.Background(), "", false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	body := get(t, url, 200)
-	if !strings.Contains(body, line+"2\n") {
-		t.Fatalf("after two refreshes: %s", grepLines(body, "refreshes_total"))
+	if body := get(t, url, 200); !strings.Contains(body, line+"2\n") {
+		t.Fatalf("first scrape, after two refreshes since the start: %s", grepLines(body, "refreshes_total"))
 	}
-	if body = get(t, url, 200); !strings.Contains(body, line+"2\n") {
+	if _, err := st.Refresh(context.Background(), "", false); err != nil {
+		t.Fatal(err)
+	}
+	body := get(t, url, 200)
+	if !strings.Contains(body, line+"3\n") {
+		t.Fatalf("after a third refresh: %s", grepLines(body, "refreshes_total"))
+	}
+	if body = get(t, url, 200); !strings.Contains(body, line+"3\n") {
 		t.Fatalf("a second scrape counted again: %s", grepLines(body, "refreshes_total"))
 	}
 	r.stop(t)
+
+	// Started before meshtop was installed: every attempt of the log counts.
+	e2 := env{db: pgtestNewDatabase(t)}
+	r2 := start(t, e2, serve.Config{Instance: "cnt2", Listen: "127.0.0.1:0", MetricsCache: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := install.New(e2.db.Pool, "metrics").Apply(ctx, nil); err != nil {
+		t.Fatalf("installing: %v", err)
+	}
+	if _, err := store.New(e2.db.Pool, nil, store.Options{}).Refresh(ctx, "", false); err != nil {
+		t.Fatal(err)
+	}
+	if body := get(t, "http://"+r2.addrs.HTTP+"/metrics", 200); !strings.Contains(body, line+"1\n") {
+		t.Fatalf("installed and refreshed after the start: %s", grepLines(body, "refreshes_total"))
+	}
+	r2.stop(t)
 }

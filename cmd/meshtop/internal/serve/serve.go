@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/meshtop/meshtop/data/exporter"
 	"github.com/meshtop/meshtop/data/hub"
@@ -35,6 +36,11 @@ type Config struct {
 
 	// HTTP.
 	Listen string // host:port of /metrics, /healthz, /readyz; "" = off
+	// WebConfigFile is an exporter-toolkit web configuration file (TLS,
+	// basic auth, headers, rate limit) for every HTTP endpoint; "" = plain
+	// HTTP without authentication. Read again on each request (users) and
+	// each TLS connection (certificates).
+	WebConfigFile string
 
 	// Metrics.
 	MetricsWindows      []store.Window
@@ -93,11 +99,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 2 * time.Second
 	}
+	if cfg.Listen != "" && cfg.WebConfigFile != "" {
+		if err := web.Validate(cfg.WebConfigFile); err != nil {
+			return nil, fmt.Errorf("--web.config.file %s: %w", cfg.WebConfigFile, err)
+		}
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	s.hub = hub.New(ctx, cfg.Store, cfg.Interval, cfg.Logger)
 	s.exp = exporter.New(storeReader{hub: s.hub, st: cfg.Store}, exporter.Options{
 		Windows: cfg.MetricsWindows, MaxWorkflows: cfg.MetricsMaxWorkflows, Cache: cfg.MetricsCache, Logger: cfg.Logger,
 	})
+	if cfg.Listen != "" {
+		// Refreshes finishing from here on count, scraped or not yet.
+		if err := s.exp.Start(ctx); err != nil {
+			s.log.Warn("metrics: reading the refresh log at start failed; meshtop_view_refreshes_total counts from the first successful scrape", "err", err)
+		}
+	}
 	s.obs = newObserver(cfg)
 	if cfg.RefreshEvery > 0 {
 		cc := cfg.Pool.Config().ConnConfig.Copy()
@@ -176,8 +193,11 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.log.Info("http: serving /metrics, /healthz, /readyz", "addr", addrs.HTTP)
-			if err := h.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Info("http: serving /metrics, /healthz, /readyz", "addr", addrs.HTTP, "web_config_file", s.cfg.WebConfigFile)
+			// The exporter-toolkit adds TLS and basic auth from the web
+			// configuration file, if any, in front of every endpoint.
+			flags := &web.FlagConfig{WebConfigFile: &s.cfg.WebConfigFile}
+			if err := web.Serve(httpLn, h, flags, s.log); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("http: %w", err)
 			}
 		}()
