@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"sync"
@@ -27,7 +28,7 @@ type gate struct {
 	mu        sync.Mutex
 	unauth    int
 	perSource map[string]int
-	authed    map[*connState]struct{}
+	conns     map[*connState]struct{} // open, authenticated or not
 
 	throttleMu sync.Mutex
 	throttled  map[string]*throttle
@@ -37,17 +38,16 @@ func newGate(cfg Config, obs *observer) *gate {
 	return &gate{
 		grace: cfg.SSHLoginGrace, maxStartups: cfg.SSHMaxStartups, maxPerSource: cfg.SSHMaxPerSource,
 		log: cfg.Logger, obs: obs,
-		perSource: map[string]int{}, authed: map[*connState]struct{}{}, throttled: map[string]*throttle{},
+		perSource: map[string]int{}, conns: map[*connState]struct{}{}, throttled: map[string]*throttle{},
 	}
 }
 
 // connState is one accepted connection.
 type connState struct {
-	g        *gate
-	raw      net.Conn
-	source   string
-	remote   string
-	accepted time.Time
+	g      *gate
+	raw    net.Conn
+	source string
+	remote string
 
 	mu       sync.Mutex
 	authed   bool
@@ -72,9 +72,41 @@ func connOf(ctx ssh.Context) *connState {
 	return cs
 }
 
-// admit is the server's ConnCallback: it runs for every accepted
-// connection before the SSH handshake. A nil return closes the connection.
-func (g *gate) admit(ctx ssh.Context, c net.Conn) net.Conn {
+// listener admits connections in the accept loop itself, so one refused
+// is closed before the next is accepted: a flood never holds more files
+// than the limits allow.
+func (g *gate) listener(ln net.Listener) net.Listener { return gatedListener{ln, g} }
+
+type gatedListener struct {
+	net.Listener
+	g *gate
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if gc := l.g.admit(c); gc != nil {
+			return gc, nil
+		}
+		_ = c.Close()
+	}
+}
+
+// attach is the server's ConnCallback: it hands the connection's state
+// to the SSH context (serverConfig, guard and the watcher read it there).
+func (g *gate) attach(ctx ssh.Context, c net.Conn) net.Conn {
+	if gc, ok := c.(*gatedConn); ok {
+		ctx.SetValue(connKey, gc.cs)
+	}
+	return c
+}
+
+// admit counts a new connection as unauthenticated and starts its login
+// grace, or returns nil when the limits are reached.
+func (g *gate) admit(c net.Conn) *gatedConn {
 	remote := c.RemoteAddr().String()
 	source := remote
 	if host, _, err := net.SplitHostPort(remote); err == nil {
@@ -92,20 +124,20 @@ func (g *gate) admit(ctx ssh.Context, c net.Conn) net.Conn {
 		unauth, fromSource := g.unauth, g.perSource[source]
 		g.mu.Unlock()
 		g.obs.refused.WithLabelValues(reason).Inc()
-		g.note(reason, "ssh: connection refused: too many unauthenticated connections",
+		g.note(slog.LevelWarn, reason, "ssh: connection refused: too many unauthenticated connections",
 			"remote", remote, "reason", reason, "unauthenticated", unauth, "from_source", fromSource,
 			"max_startups", g.maxStartups, "max_per_source", g.maxPerSource)
 		return nil
 	}
 	g.unauth++
 	g.perSource[source]++
-	cs := &connState{g: g, raw: c, source: source, remote: remote, accepted: time.Now(),
+	cs := &connState{g: g, raw: c, source: source, remote: remote,
 		sessions: map[*sessState]struct{}{}, gone: make(chan struct{})}
 	cs.mu.Lock()
 	cs.armLocked()
 	cs.mu.Unlock()
+	g.conns[cs] = struct{}{}
 	g.mu.Unlock()
-	ctx.SetValue(connKey, cs)
 	return &gatedConn{Conn: c, cs: cs}
 }
 
@@ -134,7 +166,7 @@ func (cs *connState) timeUp(gen uint64) {
 	switch {
 	case !authed:
 		cs.g.obs.refused.WithLabelValues("login_grace").Inc()
-		cs.g.note("login_grace", "ssh: connection closed: not authenticated within the login grace time",
+		cs.g.note(slog.LevelWarn, "login_grace", "ssh: connection closed: not authenticated within the login grace time",
 			"remote", cs.remote, "login_grace", cs.g.grace.String())
 	case idle:
 		cs.g.obs.refused.WithLabelValues("no_session").Inc()
@@ -160,7 +192,6 @@ func (g *gate) authenticated(cs *connState, key gossh.PublicKey, user string) bo
 	cs.authed, cs.key, cs.user = true, key, user
 	g.unauth--
 	g.dropSourceLocked(cs.source)
-	g.authed[cs] = struct{}{}
 	cs.armLocked() // now: a session within the grace time
 	return true
 }
@@ -184,9 +215,8 @@ func (cs *connState) release() {
 	cs.closed = true
 	close(cs.gone)
 	cs.timer.Stop()
-	if cs.authed {
-		delete(g.authed, cs)
-	} else {
+	delete(g.conns, cs)
+	if !cs.authed {
 		g.unauth--
 		g.dropSourceLocked(cs.source)
 	}
@@ -196,11 +226,25 @@ func (cs *connState) release() {
 func (g *gate) connections() []*connState {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make([]*connState, 0, len(g.authed))
-	for cs := range g.authed {
-		out = append(out, cs)
+	out := make([]*connState, 0, len(g.conns))
+	for cs := range g.conns {
+		cs.mu.Lock()
+		if cs.authed {
+			out = append(out, cs)
+		}
+		cs.mu.Unlock()
 	}
 	return out
+}
+
+// closeAll closes every connection (the server stops; it closes the
+// authenticated ones itself, not those still in their handshake).
+func (g *gate) closeAll() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for cs := range g.conns {
+		_ = cs.raw.Close()
+	}
 }
 
 // sessionStarted adds ss to the connection; false when the connection is
@@ -256,7 +300,7 @@ type throttle struct {
 
 const throttleEvery = 10 * time.Second
 
-func (g *gate) note(kind, msg string, attrs ...any) {
+func (g *gate) note(level slog.Level, kind, msg string, attrs ...any) {
 	g.throttleMu.Lock()
 	t := g.throttled[kind]
 	if t == nil {
@@ -274,5 +318,5 @@ func (g *gate) note(kind, msg string, attrs ...any) {
 	if n > 0 {
 		attrs = append(attrs, "suppressed_since_last", n)
 	}
-	g.log.Warn(msg, attrs...)
+	g.log.Log(context.Background(), level, msg, attrs...)
 }

@@ -137,11 +137,11 @@ func newSSHServer(cfg Config, h *hub.Hub, obs *observer) (*sshServer, error) {
 	s.srv.RequestHandlers = map[string]ssh.RequestHandler{}
 	s.srv.LocalPortForwardingCallback = func(ssh.Context, string, uint32) bool { return false }
 	s.srv.ReversePortForwardingCallback = func(ssh.Context, string, uint32) bool { return false }
-	s.srv.ConnCallback = s.gate.admit
+	s.srv.ConnCallback = s.gate.attach
 	s.srv.ServerConfigCallback = s.serverConfig
 	s.srv.ConnectionFailedCallback = func(c net.Conn, err error) {
 		// A scanner repeats this: throttled.
-		s.gate.note("handshake", "ssh: connection failed", "remote", c.RemoteAddr().String(), "err", err)
+		s.gate.note(slog.LevelInfo, "handshake", "ssh: connection failed", "remote", c.RemoteAddr().String(), "err", err)
 	}
 	return s, nil
 }
@@ -344,7 +344,7 @@ func (a *activity) idleFor() time.Duration {
 
 func (s *sshServer) serve(ln net.Listener) error {
 	go s.watchKeys()
-	err := s.srv.Serve(ln)
+	err := s.srv.Serve(s.gate.listener(ln))
 	if errors.Is(err, ssh.ErrServerClosed) {
 		return nil
 	}
@@ -357,6 +357,7 @@ func (s *sshServer) close() {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		_ = s.srv.Close()
+		s.gate.closeAll()
 	})
 }
 

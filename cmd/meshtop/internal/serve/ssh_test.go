@@ -102,6 +102,12 @@ func (f sshFixture) open(t *testing.T, c *ssh.Client) *term {
 
 func (f sshFixture) openTerm(t *testing.T, c *ssh.Client, termName string) *term {
 	t.Helper()
+	return openTerm(t, c, termName)
+}
+
+// openTerm opens a dashboard session on c with a pty of 120×30.
+func openTerm(t *testing.T, c *ssh.Client, termName string) *term {
+	t.Helper()
 	sess, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
