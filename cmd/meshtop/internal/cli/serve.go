@@ -118,7 +118,7 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.Var(newDuration(&f.sshGrace, serve.DefaultSSHLoginGrace), "ssh-login-grace", "close an SSH connection that has not authenticated within this time (then: has not opened a session)")
 	fl.IntVar(&f.sshMaxStartups, "ssh-max-startups", serve.DefaultSSHMaxStartups, "most unauthenticated SSH connections at once; more are closed on arrival")
 	fl.IntVar(&f.sshMaxPerSource, "ssh-max-per-source", serve.DefaultSSHMaxPerSource, "most unauthenticated SSH connections at once from one address")
-	fl.Var(newDuration(&f.sshFailDelay, serve.DefaultSSHAuthFailDelay), "ssh-auth-fail-delay", "answer each failed SSH authentication attempt only after this delay (0: at once)")
+	fl.Var(newZeroDuration(&f.sshFailDelay, serve.DefaultSSHAuthFailDelay), "ssh-auth-fail-delay", "answer each failed SSH authentication attempt only after this delay (0: at once)")
 	fl.IntVar(&f.maxConns, "max-conns", 8, "size of the shared connection pool")
 	fl.StringVar(&f.dsnFile, "dsn-file", "", "read the connection string from this file (e.g. a systemd credential, $CREDENTIALS_DIRECTORY/database-url) when --dsn is not set")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", fixedCompletions([]string{"text", "json"}))
@@ -151,22 +151,12 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if f.sshMaxPerSource < 1 {
 		return fmt.Errorf("--ssh-max-per-source %d: must be at least 1", f.sshMaxPerSource)
 	}
-	if f.sshGrace <= 0 {
-		return fmt.Errorf("--ssh-login-grace %s: must be positive", f.sshGrace)
-	}
-	if f.sshFailDelay < 0 {
-		return fmt.Errorf("--ssh-auth-fail-delay %s: must not be negative", f.sshFailDelay)
-	}
+
 	if f.maxConns < 3 {
 		return fmt.Errorf("--max-conns %d: must be at least 3 (a read, a refresh and LISTEN)", f.maxConns)
 	}
 	if f.sshListen != "" && f.sshKeys == "" {
 		return fmt.Errorf("--ssh-listen needs --ssh-authorized-keys FILE: the SSH dashboard admits public keys only")
-	}
-	if f.sshListen != "" && f.sshHostKey == "" {
-		if f.sshHostKey, err = serve.DefaultHostKeyPath(a.io.Getenv); err != nil {
-			return err
-		}
 	}
 	failDelay := f.sshFailDelay
 	if failDelay == 0 {
@@ -234,7 +224,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		SSHListen: f.sshListen, SSHHostKey: f.sshHostKey, SSHAuthorizedKeys: f.sshKeys, SSHOperatorKeys: f.sshOp,
 		SSHIdleTimeout: f.sshIdle, SSHMaxSessions: f.sshMax,
 		SSHLoginGrace: f.sshGrace, SSHMaxStartups: f.sshMaxStartups, SSHMaxPerSource: f.sshMaxPerSource, SSHAuthFailDelay: failDelay,
-		Version: a.io.Build.Version, Commit: a.io.Build.Commit,
+		Version: a.io.Build.Version, Commit: a.io.Build.Commit, Getenv: a.io.Getenv,
 	})
 	if err != nil {
 		return err

@@ -53,7 +53,7 @@ type Config struct {
 
 	// SSH; SSHListen "" = off. Zero limits take the Default* values.
 	SSHListen         string
-	SSHHostKey        string // generated there if missing (DefaultHostKeyPath: the CLI's default)
+	SSHHostKey        string // generated there if missing; "" = DefaultHostKeyPath(Getenv)
 	SSHAuthorizedKeys string
 	SSHOperatorKeys   string
 	SSHIdleTimeout    time.Duration
@@ -64,6 +64,10 @@ type Config struct {
 	SSHAuthFailDelay  time.Duration // before answering a failed attempt; negative = none
 
 	Version, Commit string
+
+	// Getenv reads the environment (the default host key's directory);
+	// nil = os.Getenv.
+	Getenv func(string) string
 
 	// Ready, when set, receives the bound addresses once every listener is
 	// up (tests listen on port 0).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,7 +109,16 @@ func newSSHServer(cfg Config, h *hub.Hub, obs *observer) (*sshServer, error) {
 			return nil, err
 		}
 	}
-	pem, err := hostKey(cfg.SSHHostKey)
+	if s.cfg.SSHHostKey == "" {
+		getenv := cfg.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		if s.cfg.SSHHostKey, err = DefaultHostKeyPath(getenv); err != nil {
+			return nil, err
+		}
+	}
+	pem, err := hostKey(s.cfg.SSHHostKey)
 	if err != nil {
 		return nil, err
 	}
