@@ -188,7 +188,8 @@ func hostKey(path string) ([]byte, error) {
 // (keygen's writer chmods the parent to 0700: beside a PostgreSQL data
 // directory that locked the postgres user out). The private key appears
 // whole or not at all (written to a temporary file, synced, then linked
-// into place); if another process made one meanwhile, that one is kept.
+// into place, or renamed where hard links are not supported); if another
+// process made one meanwhile, that one is kept.
 func writeHostKey(path string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -207,9 +208,15 @@ func writeHostKey(path string) error {
 		return err
 	}
 	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+	switch err := os.Link(tmp, path); {
+	case errors.Is(err, fs.ErrExist):
 		return nil // another process won: its key (and .pub) stand
-	} else if err != nil {
+	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EXDEV):
+		// A file system without hard links: rename, still whole or nothing.
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	case err != nil:
 		return err
 	}
 	sshPub, err := gossh.NewPublicKey(pub)
