@@ -260,13 +260,14 @@ func (cs *consoleModel) view(c *common, width, height int) string {
 }
 
 // logState is a log row's state and its "By / error" cell: what ran it
-// (the application: meshtop dashboard, meshtop refresh, pg_cron, …; the
-// role when there is none — enter shows both), or the error; a deliberate
-// cancel reads "canceled", not "failed".
+// (the application: meshtop dashboard, meshtop refresh, pg_cron, …; for an
+// operator of meshtop serve, "ssh USER SHA256:…"; the role when there is
+// none — enter shows both), or the error; a deliberate cancel reads
+// "canceled", not "failed".
 func logState(e store.RefreshLogEntry) (string, string) {
 	by := e.TriggeredBy.String()
 	if !e.ApplicationName.IsEmpty() {
-		by = e.ApplicationName.String()
+		by = strings.TrimPrefix(e.ApplicationName.String(), "meshtop serve: ")
 	}
 	switch {
 	case e.Status == "failed" && isCancel(e.Error):

@@ -26,6 +26,9 @@ import (
 // refresh could not be attempted or was interrupted (cancelled context, lost
 // connection); the results so far are returned with it.
 //
+// A ctx from WithActor names who asked: the log row's application_name is
+// the actor instead of the pool's name.
+//
 // Cancelling ctx during a refresh sends the server a cancel request: the
 // refresh is rolled back (the view keeps its contents), its log row says
 // 'failed' and the guard is released.
@@ -61,6 +64,7 @@ func (s *Store) Refresh(ctx context.Context, view string, wait bool) ([]RefreshR
 
 func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *RefreshResult, err error) {
 	action := "refreshing " + view
+	actor := actorFrom(ctx)
 	actx, cancel := s.timeout(ctx)
 	conn, err := s.primary.Acquire(actx)
 	cancel()
@@ -78,6 +82,11 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 				healthy = false
 			}
 		}
+		if healthy && actor != "" {
+			if _, rerr := conn.Exec(cctx, "reset application_name"); rerr != nil {
+				healthy = false
+			}
+		}
 		if !healthy {
 			_ = conn.Conn().Close(cctx)
 		}
@@ -92,6 +101,16 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 		return nil, wrap(err, action, RoleRefresher)
 	}
 	healthy = true
+	if actor != "" {
+		// Who asked (WithActor) is this connection's name until the
+		// deferred reset: refresh_begin logs application_name.
+		actx, cancel = s.timeout(ctx)
+		_, err = conn.Exec(actx, "select set_config('application_name', $1, false)", actor)
+		cancel()
+		if err != nil {
+			return nil, wrap(err, action, RoleRefresher)
+		}
+	}
 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", action, err)

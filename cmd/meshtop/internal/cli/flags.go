@@ -85,6 +85,21 @@ func (v *durationValue) String() string {
 	return formatDuration(*v.d)
 }
 
+// zeroDurationValue is a durationValue that also takes 0 ("off").
+type zeroDurationValue struct{ durationValue }
+
+func newZeroDuration(p *time.Duration, def time.Duration) *zeroDurationValue {
+	return &zeroDurationValue{*newDuration(p, def)}
+}
+
+func (v *zeroDurationValue) Set(s string) error {
+	if d, err := time.ParseDuration(strings.TrimSpace(s)); err == nil && d == 0 {
+		*v.d = 0
+		return nil
+	}
+	return v.durationValue.Set(s)
+}
+
 // rateValue is a pflag.Value using ParseRate.
 type rateValue struct{ r *float64 }
 

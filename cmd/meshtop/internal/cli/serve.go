@@ -29,6 +29,8 @@ type serveFlags struct {
 	sshListen, sshHostKey, sshKeys, sshOp string
 	sshIdle                               time.Duration
 	sshMax                                int
+	sshGrace, sshFailDelay                time.Duration
+	sshMaxStartups, sshMaxPerSource       int
 	maxConns                              int
 }
 
@@ -51,9 +53,16 @@ const serveLong = `serve runs one long-lived process per MeshHook database. Any 
                          the keys in --ssh-authorized-keys (OpenSSH format).
                          Sessions are read-only unless their key is also listed in
                          --ssh-operator-keys (then R refreshes and x cancels, as
-                         locally). A host key is generated at --ssh-host-key on
-                         first start. Every session shares one connection pool and
-                         one reader: twenty viewers cost the database what one does.
+                         locally; each is logged with the SSH user and key, and
+                         the refresh log names them). Both files are re-read when
+                         they change: removing a key ends its sessions. A host key
+                         is generated at --ssh-host-key on first start (default:
+                         the state directory, never the working directory).
+                         Before login: --ssh-login-grace, --ssh-max-startups,
+                         --ssh-max-per-source, --ssh-auth-fail-delay, as OpenSSH's
+                         LoginGraceTime and MaxStartups. Every session shares one
+                         connection pool and one reader: twenty viewers cost the
+                         database what one does.
 
 Metrics (names and labels in docs/SERVE.md): per view the last successful
 refresh time, lag, duration, rows, populated and refreshes by outcome; per
@@ -106,11 +115,15 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.Var(newDuration(&f.lagWarn, 2*time.Minute), "lag-warn", "refresh lag that turns the dashboards' badge yellow")
 	fl.Var(newDuration(&f.lagCrit, 10*time.Minute), "lag-crit", "refresh lag that turns the dashboards' badge red")
 	fl.StringVar(&f.sshListen, "ssh-listen", "", "address of the SSH dashboard, e.g. :2222; empty (default) turns it off")
-	fl.StringVar(&f.sshHostKey, "ssh-host-key", "meshtop_ssh_host_ed25519_key", "the SSH host key (generated here on first start)")
+	fl.StringVar(&f.sshHostKey, "ssh-host-key", "", "the SSH host key, generated on first start (default $STATE_DIRECTORY/ssh_host_ed25519_key under systemd, else $XDG_STATE_HOME/meshtop/ or ~/.local/state/meshtop/)")
 	fl.StringVar(&f.sshKeys, "ssh-authorized-keys", "", "authorized_keys file of the keys that may log in (read-only sessions); re-read when it changes")
 	fl.StringVar(&f.sshOp, "ssh-operator-keys", "", "authorized_keys file of operator keys: they may log in and refresh or cancel (R, r, x)")
 	fl.Var(newDuration(&f.sshIdle, 30*time.Minute), "ssh-idle-timeout", "end an SSH session after this long without a key press")
-	fl.IntVar(&f.sshMax, "ssh-max-sessions", 32, "most SSH sessions open at once")
+	fl.IntVar(&f.sshMax, "ssh-max-sessions", serve.DefaultSSHMaxSessions, "most SSH sessions open at once")
+	fl.Var(newDuration(&f.sshGrace, serve.DefaultSSHLoginGrace), "ssh-login-grace", "close an SSH connection that has not authenticated within this time (then: has not opened a session)")
+	fl.IntVar(&f.sshMaxStartups, "ssh-max-startups", serve.DefaultSSHMaxStartups, "most unauthenticated SSH connections at once; more are closed on arrival")
+	fl.IntVar(&f.sshMaxPerSource, "ssh-max-per-source", serve.DefaultSSHMaxPerSource, "most unauthenticated SSH connections at once from one address")
+	fl.Var(newZeroDuration(&f.sshFailDelay, serve.DefaultSSHAuthFailDelay), "ssh-auth-fail-delay", "answer each failed SSH authentication attempt only after this delay (0: at once)")
 	fl.IntVar(&f.maxConns, "max-conns", 8, "size of the shared connection pool")
 	fl.StringVar(&f.dsnFile, "dsn-file", "", "read the connection string from this file (e.g. a systemd credential, $CREDENTIALS_DIRECTORY/database-url) when --dsn is not set")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", fixedCompletions([]string{"text", "json"}))
@@ -137,11 +150,22 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if f.sshMax < 1 {
 		return fmt.Errorf("--ssh-max-sessions %d: must be at least 1", f.sshMax)
 	}
+	if f.sshMaxStartups < 1 {
+		return fmt.Errorf("--ssh-max-startups %d: must be at least 1", f.sshMaxStartups)
+	}
+	if f.sshMaxPerSource < 1 {
+		return fmt.Errorf("--ssh-max-per-source %d: must be at least 1", f.sshMaxPerSource)
+	}
+
 	if f.maxConns < 3 {
 		return fmt.Errorf("--max-conns %d: must be at least 3 (a read, a refresh and LISTEN)", f.maxConns)
 	}
 	if f.sshListen != "" && f.sshKeys == "" {
 		return fmt.Errorf("--ssh-listen needs --ssh-authorized-keys FILE: the SSH dashboard admits public keys only")
+	}
+	failDelay := f.sshFailDelay
+	if failDelay == 0 {
+		failDelay = -1 // serve.Config: zero is the default, negative none
 	}
 	if f.refreshEvery > 0 {
 		if err := a.refuseReadOnly("schedule refreshes (--refresh-every)"); err != nil {
@@ -205,7 +229,8 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		Interval: f.interval, Window: f.window, LagWarn: f.lagWarn, LagCrit: f.lagCrit, ReadOnly: a.g.readOnly,
 		SSHListen: f.sshListen, SSHHostKey: f.sshHostKey, SSHAuthorizedKeys: f.sshKeys, SSHOperatorKeys: f.sshOp,
 		SSHIdleTimeout: f.sshIdle, SSHMaxSessions: f.sshMax,
-		Version: build.Version, Commit: build.Commit,
+		SSHLoginGrace: f.sshGrace, SSHMaxStartups: f.sshMaxStartups, SSHMaxPerSource: f.sshMaxPerSource, SSHAuthFailDelay: failDelay,
+		Version: build.Version, Commit: build.Commit, Getenv: a.io.Getenv,
 	})
 	if err != nil {
 		return err

@@ -40,6 +40,7 @@ func TestServeBadFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	keys := writeKeyFile(t)
 	cases := []struct {
 		args []string
 		want string
@@ -52,6 +53,12 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"--ssh-listen", "127.0.0.1:0", "--ssh-authorized-keys", filepath.Join(dir, "nope")}, "--ssh-authorized-keys " + filepath.Join(dir, "nope") + ": no such file or directory"},
 		{[]string{"--ssh-listen", "127.0.0.1:0", "--ssh-authorized-keys", garbage}, "line 1: not a public key"},
 		{[]string{"--listen", ""}, "nothing to serve"},
+		{[]string{"--ssh-max-startups", "0"}, "--ssh-max-startups 0: must be at least 1"},
+		{[]string{"--ssh-max-per-source", "0"}, "--ssh-max-per-source 0: must be at least 1"},
+		{[]string{"--ssh-login-grace", "0s"}, "invalid argument"},
+		{[]string{"--ssh-auth-fail-delay", "-1s"}, "invalid argument"},
+		// No --ssh-host-key and nowhere to put the default: one line.
+		{[]string{"--ssh-listen", "127.0.0.1:0", "--ssh-authorized-keys", keys}, "--ssh-host-key: no state directory"},
 		{[]string{"--read-only", "--refresh-every", "1m"}, "refusing to schedule refreshes"},
 		{[]string{"--dsn-file", filepath.Join(dir, "nope"), "--dsn", ""}, "--dsn-file " + filepath.Join(dir, "nope") + ": no such file or directory"},
 		{[]string{"--web.config.file", filepath.Join(dir, "nope")}, "--web.config.file " + filepath.Join(dir, "nope") + ": open " + filepath.Join(dir, "nope") + ": no such file or directory"},
@@ -183,6 +190,44 @@ func TestServeThroughTransactionPooler(t *testing.T) {
 	}
 	cancel()
 	(<-done).must(t, ExitOK)
+}
+
+// Without --ssh-host-key the host key goes to the state directory
+// ($XDG_STATE_HOME/meshtop here), and the SSH limits come from
+// MESHTOP_SSH_* like every flag.
+func TestServeSSHDefaults(t *testing.T) {
+	db := installed(t)
+	state := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan result, 1)
+	env := map[string]string{"XDG_STATE_HOME": state, "MESHTOP_LOG_FORMAT": "json",
+		"MESHTOP_SSH_LOGIN_GRACE": "7s", "MESHTOP_SSH_MAX_STARTUPS": "3", "MESHTOP_SSH_MAX_PER_SOURCE": "2", "MESHTOP_SSH_AUTH_FAIL_DELAY": "0"}
+	go func() {
+		done <- runInto(ctx, runOpts{env: env}, &stdout, &stderr,
+			"serve", "--dsn", db.DSN, "--listen", "", "--ssh-listen", "127.0.0.1:0", "--ssh-authorized-keys", writeKeyFile(t))
+	}()
+	waitFor(t, "serve to listen", time.Minute, func() bool { return strings.Contains(stderr.String(), "ssh: serving the dashboard") })
+	key := filepath.Join(state, "meshtop", "ssh_host_ed25519_key")
+	for _, want := range []string{`"login_grace":"7s"`, `"max_startups":3`, `"max_per_source":2`, `"auth_fail_delay":"0s"`, `"host_key":"` + key + `"`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, stderr.String())
+		}
+	}
+	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("host key: %v %v, want a 0600 file", st, err)
+	}
+	if st, err := os.Stat(filepath.Dir(key)); err != nil || st.Mode().Perm()&0o077 != 0 {
+		t.Errorf("the created directory: %v %v, want 0700", st, err)
+	}
+	cancel()
+	select {
+	case r := <-done:
+		r.must(t, ExitOK)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30s")
+	}
 }
 
 func writeKeyFile(t *testing.T) string {

@@ -3,9 +3,15 @@ package serve_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +25,100 @@ import (
 	"github.com/meshtop/meshtop/data/store"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binary builds cmd/meshtop once per test run (TestMain removes it).
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "meshtop-serve-bin-"); buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "meshtop"), "github.com/meshtop/meshtop/cmd/meshtop").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building meshtop: %v", buildErr)
+	}
+	return filepath.Join(binDir, "meshtop")
+}
+
+// proc is a `meshtop serve` process.
+type proc struct {
+	cmd    *exec.Cmd
+	log    *logBuf
+	exited chan struct{} // closed when it exited; err is then its exit
+	err    error
+}
+
+// startProc starts cmd (a meshtop serve with --log-format json) and
+// returns once it exited or logged that its SSH listener is up (ssh is then
+// its address).
+func startProc(t *testing.T, cmd *exec.Cmd) (p *proc, ssh string) {
+	t.Helper()
+	p = &proc{cmd: cmd, log: &logBuf{}, exited: make(chan struct{})}
+	var w io.Writer = p.log
+	if testing.Verbose() {
+		w = io.MultiWriter(p.log, tlogWriter{t})
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	re := regexp.MustCompile(`"msg":"ssh: serving the dashboard","addr":"([^"]+)"`)
+	deadline := time.After(2 * time.Minute)
+	for {
+		if m := re.FindStringSubmatch(p.log.String()); m != nil {
+			return p, m[1]
+		}
+		select {
+		case <-p.exited:
+			return p, ""
+		case <-deadline:
+			t.Fatalf("serve did not listen within 2 minutes:\n%s", p.log.String())
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (p *proc) stop(t *testing.T) error {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(time.Minute):
+		t.Fatalf("serve did not stop within a minute of SIGTERM:\n%s", p.log.String())
+		return nil
+	}
+}
 
 // env is a database with history, meshtop installed and refreshed once.
 type env struct {

@@ -34,7 +34,7 @@ func newObserver(cfg Config) *observer {
 			Name: "meshtop_ssh_sessions", Help: "SSH dashboard sessions open now, by role (viewer, operator).",
 		}, []string{"role"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meshtop_ssh_refused_total", Help: "Authenticated SSH sessions turned away since this process started, by reason (max_sessions, command, no_pty).",
+			Name: "meshtop_ssh_refused_total", Help: "SSH connections and sessions turned away since this process started, by reason: before login (max_startups, max_per_source, login_grace, no_session) or after (max_sessions, command, no_pty).",
 		}, []string{"reason"}),
 	}
 	o.build.WithLabelValues(cfg.Version, cfg.Commit, cfg.Instance).Set(1)

@@ -57,15 +57,23 @@ type Config struct {
 	LagWarn, LagCrit time.Duration
 	ReadOnly         bool // every SSH session read-only
 
-	// SSH; SSHListen "" = off.
+	// SSH; SSHListen "" = off. Zero limits take the Default* values.
 	SSHListen         string
-	SSHHostKey        string
+	SSHHostKey        string // generated there if missing; "" = DefaultHostKeyPath(Getenv)
 	SSHAuthorizedKeys string
 	SSHOperatorKeys   string
 	SSHIdleTimeout    time.Duration
 	SSHMaxSessions    int
+	SSHLoginGrace     time.Duration // to authenticate, then to open a session
+	SSHMaxStartups    int           // unauthenticated connections at once
+	SSHMaxPerSource   int           // unauthenticated connections at once from one address
+	SSHAuthFailDelay  time.Duration // before answering a failed attempt; negative = none
 
 	Version, Commit string
+
+	// Getenv reads the environment (the default host key's directory);
+	// nil = os.Getenv.
+	Getenv func(string) string
 
 	// Ready, when set, receives the bound addresses once every listener is
 	// up (tests listen on port 0).
@@ -206,7 +214,10 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.log.Info("ssh: serving the dashboard", "addr", addrs.SSH, "max_sessions", s.cfg.SSHMaxSessions, "idle_timeout", s.cfg.SSHIdleTimeout.String())
+			c := s.ssh.cfg
+			s.log.Info("ssh: serving the dashboard", "addr", addrs.SSH, "max_sessions", c.SSHMaxSessions, "idle_timeout", c.SSHIdleTimeout.String(),
+				"login_grace", c.SSHLoginGrace.String(), "max_startups", c.SSHMaxStartups, "max_per_source", c.SSHMaxPerSource,
+				"auth_fail_delay", c.SSHAuthFailDelay.String(), "host_key", c.SSHHostKey)
 			if err := s.ssh.serve(sshLn); err != nil {
 				errs <- fmt.Errorf("ssh: %w", err)
 			}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,34 +31,75 @@ const (
 )
 
 // sshServer serves one dashboard per SSH session: public-key auth only,
-// a pty required, no commands, no forwarding of ports or agents.
+// a pty required, no commands, no forwarding of ports or agents; limits
+// before authentication (gate), and revocation of keys removed from the
+// files while their sessions are open.
 type sshServer struct {
 	cfg       Config
 	hub       *hub.Hub
 	obs       *observer
 	log       *slog.Logger
 	srv       *ssh.Server
+	gate      *gate
 	viewers   *keyFile
 	operators *keyFile
 	active    atomic.Int64
 	closeOnce sync.Once
+	done      chan struct{} // closed by close: stops the key watcher
+
+	sessMu   sync.Mutex
+	sessions map[ssh.Session]*sessState
 }
 
-type ctxKey string
+// sessState is one dashboard session. (A session's Context is its
+// connection's, shared by every session on it: per-session state lives
+// here.)
+type sessState struct {
+	role string
+	idle atomic.Bool // ended by the idle timeout
+	prog atomic.Pointer[tea.Program]
+	done chan struct{} // closed when the session's handler returns
+}
 
-const idleKey ctxKey = "meshtop.idle"
+// Defaults of the SSH limits.
+const (
+	DefaultSSHLoginGrace    = 30 * time.Second
+	DefaultSSHMaxStartups   = 10
+	DefaultSSHMaxPerSource  = 5
+	DefaultSSHAuthFailDelay = time.Second
+	DefaultSSHMaxSessions   = 32
+	DefaultSSHIdleTimeout   = 30 * time.Minute
+	sshMaxAuthTries         = 6               // OpenSSH's MaxAuthTries
+	keyCheck                = time.Second     // how often the key files are checked for changes
+	revokeWait              = 5 * time.Second // a revoked key's sessions get this long to say why before the connection is cut
+)
 
 func newSSHServer(cfg Config, h *hub.Hub, obs *observer) (*sshServer, error) {
 	if cfg.SSHAuthorizedKeys == "" {
 		return nil, errors.New("--ssh-listen needs --ssh-authorized-keys FILE (public-key logins only)")
 	}
 	if cfg.SSHMaxSessions <= 0 {
-		cfg.SSHMaxSessions = 32
+		cfg.SSHMaxSessions = DefaultSSHMaxSessions
 	}
 	if cfg.SSHIdleTimeout <= 0 {
-		cfg.SSHIdleTimeout = 30 * time.Minute
+		cfg.SSHIdleTimeout = DefaultSSHIdleTimeout
 	}
-	s := &sshServer{cfg: cfg, hub: h, obs: obs, log: cfg.Logger}
+	if cfg.SSHLoginGrace <= 0 {
+		cfg.SSHLoginGrace = DefaultSSHLoginGrace
+	}
+	if cfg.SSHMaxStartups <= 0 {
+		cfg.SSHMaxStartups = DefaultSSHMaxStartups
+	}
+	if cfg.SSHMaxPerSource <= 0 {
+		cfg.SSHMaxPerSource = DefaultSSHMaxPerSource
+	}
+	if cfg.SSHAuthFailDelay < 0 {
+		cfg.SSHAuthFailDelay = 0
+	} else if cfg.SSHAuthFailDelay == 0 {
+		cfg.SSHAuthFailDelay = DefaultSSHAuthFailDelay
+	}
+	s := &sshServer{cfg: cfg, hub: h, obs: obs, log: cfg.Logger, gate: newGate(cfg, obs),
+		done: make(chan struct{}), sessions: map[ssh.Session]*sessState{}}
 	var err error
 	if s.viewers, err = loadKeyFile("--ssh-authorized-keys", cfg.SSHAuthorizedKeys); err != nil {
 		return nil, err
@@ -67,7 +109,16 @@ func newSSHServer(cfg Config, h *hub.Hub, obs *observer) (*sshServer, error) {
 			return nil, err
 		}
 	}
-	pem, err := hostKey(cfg.SSHHostKey)
+	if s.cfg.SSHHostKey == "" {
+		getenv := cfg.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		if s.cfg.SSHHostKey, err = DefaultHostKeyPath(getenv); err != nil {
+			return nil, err
+		}
+	}
+	pem, err := hostKey(s.cfg.SSHHostKey)
 	if err != nil {
 		return nil, err
 	}
@@ -96,10 +147,37 @@ func newSSHServer(cfg Config, h *hub.Hub, obs *observer) (*sshServer, error) {
 	s.srv.RequestHandlers = map[string]ssh.RequestHandler{}
 	s.srv.LocalPortForwardingCallback = func(ssh.Context, string, uint32) bool { return false }
 	s.srv.ReversePortForwardingCallback = func(ssh.Context, string, uint32) bool { return false }
+	s.srv.ConnCallback = s.gate.attach
+	s.srv.ServerConfigCallback = s.serverConfig
 	s.srv.ConnectionFailedCallback = func(c net.Conn, err error) {
-		s.log.Info("ssh: connection failed", "remote", c.RemoteAddr().String(), "err", err)
+		// A scanner repeats this: throttled.
+		s.gate.note(slog.LevelInfo, "handshake", "ssh: connection failed", "remote", c.RemoteAddr().String(), "err", err)
 	}
 	return s, nil
+}
+
+// serverConfig is each connection's SSH configuration, before the
+// library adds the host key and the public-key callback (authorize): at
+// most sshMaxAuthTries attempts, each failed one answered only after
+// SSHAuthFailDelay, and the connection counted as authenticated once the
+// client proved it holds an accepted key.
+func (s *sshServer) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
+	cs := connOf(ctx)
+	return &gossh.ServerConfig{
+		MaxAuthTries: sshMaxAuthTries,
+		AuthLogCallback: func(_ gossh.ConnMetadata, method string, err error) {
+			// "none" is every client's first probe for the methods on offer.
+			if err != nil && method != "none" && s.cfg.SSHAuthFailDelay > 0 {
+				time.Sleep(s.cfg.SSHAuthFailDelay)
+			}
+		},
+		VerifiedPublicKeyCallback: func(m gossh.ConnMetadata, key gossh.PublicKey, p *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			if cs != nil && !s.gate.authenticated(cs, key, m.User()) {
+				return nil, errors.New("login grace time exceeded")
+			}
+			return p, nil
+		},
+	}
 }
 
 // authorize admits a key listed in either file. The role is decided again
@@ -133,6 +211,12 @@ func (s *sshServer) role(sess ssh.Session) string {
 	return roleViewer
 }
 
+func (s *sshServer) session(sess ssh.Session) *sessState {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	return s.sessions[sess]
+}
+
 // guard runs first for every session: it refuses commands and sessions over
 // the limit, counts and logs the rest.
 func (s *sshServer) guard(next ssh.Handler) ssh.Handler {
@@ -157,7 +241,17 @@ func (s *sshServer) guard(next ssh.Handler) ssh.Handler {
 			wish.Fatalf(sess, "meshtop: %d sessions are open, the most this server allows; try again later\r\n", s.cfg.SSHMaxSessions)
 			return
 		}
-		role := s.role(sess)
+		ss := &sessState{role: s.role(sess), done: make(chan struct{})}
+		cs := connOf(sess.Context())
+		if cs != nil && !cs.sessionStarted(ss) {
+			s.active.Add(-1)
+			wish.Fatalf(sess, "meshtop: %s; disconnected\r\n", cs.revokedReason())
+			return
+		}
+		s.sessMu.Lock()
+		s.sessions[sess] = ss
+		s.sessMu.Unlock()
+		role := ss.role
 		g := s.obs.sessions.WithLabelValues(role)
 		g.Inc()
 		start := time.Now()
@@ -165,12 +259,22 @@ func (s *sshServer) guard(next ssh.Handler) ssh.Handler {
 		defer func() {
 			g.Dec()
 			s.active.Add(-1)
+			s.sessMu.Lock()
+			delete(s.sessions, sess)
+			s.sessMu.Unlock()
 			reason := "ended"
-			if idle, _ := sess.Context().Value(idleKey).(*atomic.Bool); idle != nil && idle.Load() {
+			if ss.idle.Load() {
 				reason = "idle timeout"
 				_, _ = io.WriteString(sess, fmt.Sprintf("meshtop: no key pressed for %s; disconnected\r\n", s.cfg.SSHIdleTimeout))
+			} else if why := cs.revokedReason(); why != "" {
+				reason = "ended: " + why
+				_, _ = io.WriteString(sess, "meshtop: "+why+"; disconnected\r\n")
 			}
 			s.log.Info("ssh: session "+reason, append(attrs, "role", role, "duration", time.Since(start).Round(time.Millisecond).String())...)
+			if cs != nil {
+				cs.sessionEnded(ss)
+			}
+			close(ss.done)
 		}()
 		next(sess)
 	}
@@ -180,12 +284,14 @@ func (s *sshServer) guard(next ssh.Handler) ssh.Handler {
 // keys, reading through the shared hub. The program reads and writes the
 // session's pty (wish's MakeOptions), so Bubble Tea puts it in raw mode.
 func (s *sshServer) program(sess ssh.Session) *tea.Program {
-	readOnly := s.role(sess) != roleOperator
-	idle := &atomic.Bool{}
-	sess.Context().SetValue(idleKey, idle)
+	ss := s.session(sess)
+	if ss == nil { // not through guard: cannot happen, but never an operator
+		ss = &sessState{role: roleViewer, done: make(chan struct{})}
+	}
+	readOnly := ss.role != roleOperator
 	act := &activity{}
 	m := tui.NewWithContext(sess.Context(), tui.Options{
-		Store:     s.hub.Client(readOnly),
+		Store:     s.source(sess, readOnly),
 		ReadOnly:  readOnly,
 		NoInstall: true,
 		Interval:  s.cfg.Interval,
@@ -199,8 +305,12 @@ func (s *sshServer) program(sess ssh.Session) *tea.Program {
 	opts := append(bubbletea.MakeOptions(sess), tea.WithAltScreen(), tea.WithFPS(tui.RenderFPS),
 		tea.WithoutSignalHandler(), tea.WithFilter(act.filter))
 	p := tea.NewProgram(m, opts...)
+	ss.prog.Store(p)
+	if cs := connOf(sess.Context()); cs != nil && cs.revokedReason() != "" {
+		p.Quit() // revoked while the dashboard was being built
+	}
 	act.touch() // the idle clock starts with the program (MakeRenderer may wait for the terminal)
-	go s.watchIdle(sess.Context(), p, act, idle)
+	go s.watchIdle(sess.Context(), p, act, &ss.idle)
 	return p
 }
 
@@ -243,7 +353,8 @@ func (a *activity) idleFor() time.Duration {
 }
 
 func (s *sshServer) serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
+	go s.watchKeys()
+	err := s.srv.Serve(s.gate.listener(ln))
 	if errors.Is(err, ssh.ErrServerClosed) {
 		return nil
 	}
@@ -253,7 +364,11 @@ func (s *sshServer) serve(ln net.Listener) error {
 // close stops accepting and ends every session (their dashboards quit when
 // the connection's context ends).
 func (s *sshServer) close() {
-	s.closeOnce.Do(func() { _ = s.srv.Close() })
+	s.closeOnce.Do(func() {
+		close(s.done)
+		_ = s.srv.Close()
+		s.gate.closeAll()
+	})
 }
 
 // noAgentChannel answers every agent-forwarding request on a session with

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,12 @@ func (f sshFixture) open(t *testing.T, c *ssh.Client) *term {
 }
 
 func (f sshFixture) openTerm(t *testing.T, c *ssh.Client, termName string) *term {
+	t.Helper()
+	return openTerm(t, c, termName)
+}
+
+// openTerm opens a dashboard session on c with a pty of 120×30.
+func openTerm(t *testing.T, c *ssh.Client, termName string) *term {
 	t.Helper()
 	sess, err := c.NewSession()
 	if err != nil {
@@ -234,8 +241,52 @@ func TestSSHDashboard(t *testing.T) {
 	if got := f.refreshCount(t); got != before+3 {
 		t.Errorf("refresh log grew by %d rows, want 3 (the operator's refresh only)", got-before)
 	}
-	// The viewer's dashboard hears of it through the shared LISTEN.
-	v.waitText("meshtop serve ssh-") // the refresh log entry: its application_name, cut to the column
+	// Audited: the refresh log names the SSH user and key (application_name,
+	// the fingerprint cut to PostgreSQL's 63 bytes), serve's log has one
+	// line with the whole fingerprint and the log ids.
+	fp := ssh.FingerprintSHA256(f.operator.PublicKey())
+	wantApp := ("meshtop serve: ssh sre " + fp)[:63]
+	rows, err := f.e.db.Pool.Query(context.Background(), "select id, application_name, triggered_by from metrics.refresh_log order by id desc limit 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id int64
+		var app, by string
+		if err := rows.Scan(&id, &app, &by); err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]string{strconv.FormatInt(id, 10)}, ids...)
+		if app != wantApp {
+			t.Errorf("refresh log row %d: application_name %q, want %q", id, app, wantApp)
+		}
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	waitFor(t, 30*time.Second, "the operator's refresh in serve's log", func() bool {
+		return strings.Contains(f.r.log.String(), "msg=\"ssh: operator action\"")
+	})
+	var audit string
+	for _, line := range strings.Split(f.r.log.String(), "\n") {
+		if strings.Contains(line, "msg=\"ssh: operator action\"") {
+			audit = line
+		}
+	}
+	for _, want := range []string{"user=sre", "key=" + fp, "action=refresh", "view=all", "log_ids=" + strings.Join(ids, ","), "read_only=false"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("serve's log line of the operator's refresh lacks %s:\n%s", want, audit)
+		}
+	}
+	// The pooled connection went back under its own name.
+	var leftover int
+	if err := f.e.db.Pool.QueryRow(context.Background(), "select count(*) from pg_stat_activity where application_name like 'meshtop serve: ssh%'").Scan(&leftover); err != nil || leftover != 0 {
+		t.Errorf("%d backends still named after the operator (%v)", leftover, err)
+	}
+	// The viewer's dashboard hears of it through the shared LISTEN; its log
+	// entry names the SSH user and key.
+	v.waitText("ssh sre SHA256:")
 
 	// q ends the session cleanly.
 	v.send("q")
