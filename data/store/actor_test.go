@@ -66,4 +66,3 @@ func TestActorName(t *testing.T) {
 		}
 	}
 }
-
