@@ -16,6 +16,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/meshtop/meshtop/data/safetext"
 )
 
 // keyFile is an authorized_keys file, re-read when it changes (checked at
@@ -99,8 +101,9 @@ func (kf *keyFile) refresh() (uint64, error) {
 	defer kf.mu.Unlock()
 	var err error
 	if st, serr := os.Stat(kf.path); serr != nil || !st.ModTime().Equal(kf.mod) || st.Size() != kf.size || inode(st) != kf.ino {
-		if rerr := kf.reload(); rerr != nil && rerr.Error() != kf.lastErr {
-			kf.lastErr, err = rerr.Error(), rerr
+		// (The error's text is remembered as the one line it is logged as.)
+		if rerr := kf.reload(); rerr != nil && safetext.Line(rerr.Error()) != kf.lastErr {
+			kf.lastErr, err = safetext.Line(rerr.Error()), rerr
 		} else if rerr == nil {
 			kf.lastErr = ""
 		}
