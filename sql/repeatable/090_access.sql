@@ -35,4 +35,6 @@ GRANT SELECT ON @schema@.refresh_log_v, @schema@.meshtop_repeatables TO meshtop_
 -- Called by the plain view mv_workflow_metrics_hourly (functions in a view
 -- are checked against its reader).
 GRANT EXECUTE ON FUNCTION @schema@.rollup_horizon(timestamptz) TO meshtop_reader;
+-- The capture log's size, age and state (meshtop check, Store.CaptureLog).
+GRANT EXECUTE ON FUNCTION @schema@.capture_status() TO meshtop_reader;
 GRANT EXECUTE ON FUNCTION @schema@.verify(int), @schema@.refresh_request_full() TO meshtop_refresher;
