@@ -498,7 +498,7 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 		for _, s := range steps {
 			onStep(StepEvent{Version: s.m.Version, Name: s.m.Name})
 			t0 := time.Now()
-			err := in.retryLocks(ctx, conn, s.what(), false, func() error {
+			try := func() error {
 				err := in.runStep(ctx, conn, s)
 				// A meshtop role this migration grants to was dropped by an
 				// uninstall in another database of the cluster after the
@@ -508,7 +508,16 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 					err = in.runStep(ctx, conn, s)
 				}
 				return err
-			})
+			}
+			var err error
+			if s.m.NoTransaction {
+				// CREATE INDEX CONCURRENTLY: never blocks writers, runs
+				// without lock_timeout, and a failed build is planned
+				// again below, not retried as it was.
+				err = try()
+			} else {
+				err = in.retryLocks(ctx, conn, s.what(), false, try)
+			}
 			for try := 1; err != nil && s.m.NoTransaction && isDeadlock(err) && try < 3; try++ {
 				// DDL on workflow_runs running at the same moment (say,
 				// MeshHook's monthly partition maintenance, whose foreign

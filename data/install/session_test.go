@@ -225,3 +225,32 @@ func TestVerifyIndependentOfSessionSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionFingerprintFromAnotherZone: a fingerprint stored by an older
+// meshtop in a session of another TimeZone (bounds written with that zone's
+// offset) is the same partitions, so the next refresh stays incremental; a
+// bound that cannot be read is taken as changed (a rebuild, to be safe).
+func TestPartitionFingerprintFromAnotherZone(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := pgtest.NewDatabase(t)
+	loadEdgeData(t, ctx, db)
+	refreshAndCompare(t, ctx, db.Pool)
+	rewrite := func(bound string) {
+		t.Helper()
+		if _, err := db.Pool.Exec(ctx, `UPDATE metrics.rollup_state s SET partitions = (
+  SELECT jsonb_object_agg(p.key, jsonb_build_array(p.value ->> 0, `+bound+`))
+  FROM jsonb_each(s.partitions) p)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As an older meshtop wrote them in Asia/Kolkata: '2026-03-01 05:30:00+05:30'.
+	rewrite(`to_char((p.value ->> 1)::timestamptz AT TIME ZONE 'Asia/Kolkata', 'YYYY-MM-DD HH24:MI:SS') || '+05:30'`)
+	if m := refreshAndCompare(t, ctx, db.Pool); !strings.HasPrefix(m, "incremental ") {
+		t.Errorf("after a fingerprint written in Asia/Kolkata: mode %q; want incremental", m)
+	}
+	rewrite(`'not a time'`)
+	if m := refreshAndCompare(t, ctx, db.Pool); !strings.HasPrefix(m, "full ") {
+		t.Errorf("after an unreadable fingerprint: mode %q; want full", m)
+	}
+}

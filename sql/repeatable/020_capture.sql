@@ -31,9 +31,10 @@
 -- need none: revoking anything from them (or from PUBLIC) cannot make
 -- capture fail. The row-level functions carry no SET clause (a SET costs a
 -- configuration save and restore on every call, i.e. on every write):
--- instead every name in them is schema-qualified and every operator is
--- written OPERATOR(pg_catalog.x), so the caller's search_path cannot change
--- what they do. Trigger names carry a hash of the schema name, so several
+-- instead every name in them is schema-qualified and they use no operator
+-- (comparisons are pg_catalog.int8gt calls), so the caller's search_path
+-- cannot change what they do (data/reliability's search-path test checks
+-- the text). Trigger names carry a hash of the schema name, so several
 -- meshtop schemas in one database keep their own; uninstall drops them by
 -- their functions' schema.
 --
@@ -44,11 +45,11 @@
 -- turned off (capture_until := 0), so the next refresh rebuilds the rollup
 -- from the raw tables (and fails loudly if meshtop's objects are gone).
 -- Catching needs a subtransaction: each function's body is one PL/pgSQL
--- block with EXCEPTION. Measured on a quiet 2-core machine, single-row
--- statements each in its own transaction as MeshHook writes them: +2.5 µs
--- per logged row with the gate below, against about 3.6 µs for today's
--- trigger and log insert and about 7 µs for the writer's statement and
--- commit themselves (docs/REFRESH.md has the table). Avoided: an
+-- block with EXCEPTION. Measured with single-row statements each in its
+-- own transaction, as MeshHook writes them: +2.4 µs per logged row with the
+-- gate below, against about 4.2 µs for the trigger and log insert before
+-- and about 8 µs for the writer's statement and commit themselves
+-- (docs/REFRESH.md has the table). Avoided: an
 -- event trigger (superuser-only on PostgreSQL, not available to Supabase's
 -- postgres role everywhere); dependencies that make the log undroppable (a
 -- WHEN clause naming it costs more, +5 µs, and does nothing for a RENAME).
@@ -94,11 +95,11 @@ BEGIN
   INSERT INTO @schema@.dirty_keys (workflow_id, hour)
   SELECT NEW.workflow_id, pg_catalog.date_trunc('hour', NEW.started_at, 'UTC')
   FROM @schema@.capture_until g
-  WHERE g.last_value OPERATOR(pg_catalog.>) pg_catalog.date_part('epoch', pg_catalog.now());
+  WHERE pg_catalog.int8gt(g.last_value, pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now()))));
   RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
   BEGIN
-    IF pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid) OPERATOR(pg_catalog.>) 0 THEN
+    IF pg_catalog.int8gt(pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid), 0) THEN
       PERFORM pg_catalog.setval(TG_ARGV[0]::pg_catalog.oid::pg_catalog.regclass, 0);
     END IF;
   EXCEPTION WHEN OTHERS THEN
@@ -113,15 +114,15 @@ LANGUAGE plpgsql SECURITY DEFINER
 AS $meshtop$
 BEGIN
   INSERT INTO @schema@.dirty_keys (workflow_id, hour)
-  SELECT k.workflow_id, k.hour
+  SELECT k.column1, k.column2
   FROM @schema@.capture_until g,
        (VALUES (NEW.workflow_id, pg_catalog.date_trunc('hour', NEW.started_at, 'UTC')),
-               (OLD.workflow_id, pg_catalog.date_trunc('hour', OLD.started_at, 'UTC'))) AS k(workflow_id, hour)
-  WHERE g.last_value OPERATOR(pg_catalog.>) pg_catalog.date_part('epoch', pg_catalog.now());
+               (OLD.workflow_id, pg_catalog.date_trunc('hour', OLD.started_at, 'UTC'))) k
+  WHERE pg_catalog.int8gt(g.last_value, pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now()))));
   RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
   BEGIN
-    IF pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid) OPERATOR(pg_catalog.>) 0 THEN
+    IF pg_catalog.int8gt(pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid), 0) THEN
       PERFORM pg_catalog.setval(TG_ARGV[0]::pg_catalog.oid::pg_catalog.regclass, 0);
     END IF;
   EXCEPTION WHEN OTHERS THEN
@@ -138,11 +139,11 @@ BEGIN
   INSERT INTO @schema@.dirty_runs (run_id)
   SELECT NEW.run_id
   FROM @schema@.capture_until g
-  WHERE g.last_value OPERATOR(pg_catalog.>) pg_catalog.date_part('epoch', pg_catalog.now());
+  WHERE pg_catalog.int8gt(g.last_value, pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now()))));
   RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
   BEGIN
-    IF pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid) OPERATOR(pg_catalog.>) 0 THEN
+    IF pg_catalog.int8gt(pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid), 0) THEN
       PERFORM pg_catalog.setval(TG_ARGV[0]::pg_catalog.oid::pg_catalog.regclass, 0);
     END IF;
   EXCEPTION WHEN OTHERS THEN
@@ -171,7 +172,7 @@ BEGIN
   RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
   BEGIN
-    IF pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid) OPERATOR(pg_catalog.>) 0 THEN
+    IF pg_catalog.int8gt(pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid), 0) THEN
       PERFORM pg_catalog.setval(TG_ARGV[0]::pg_catalog.oid::pg_catalog.regclass, 0);
     END IF;
   EXCEPTION WHEN OTHERS THEN
@@ -201,7 +202,7 @@ BEGIN
   RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
   BEGIN
-    IF pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid) OPERATOR(pg_catalog.>) 0 THEN
+    IF pg_catalog.int8gt(pg_catalog.pg_sequence_last_value(TG_ARGV[0]::pg_catalog.oid), 0) THEN
       PERFORM pg_catalog.setval(TG_ARGV[0]::pg_catalog.oid::pg_catalog.regclass, 0);
     END IF;
   EXCEPTION WHEN OTHERS THEN
