@@ -78,12 +78,20 @@ type Installer struct {
 	// Uninstall drops roles ("uninstall:roles") — so a test can force an
 	// interleaving with another session.
 	pause func(at string)
+	// lockTimeout is each transaction's lock_timeout, lockWait how long a
+	// step that timed out is tried again (locks.go).
+	lockTimeout, lockWait time.Duration
 }
 
 // New returns an Installer for schema (validated when used).
 func New(pool *pgxpool.Pool, schema string) *Installer {
-	return &Installer{pool: pool, schema: schema}
+	return &Installer{pool: pool, schema: schema, lockTimeout: DefaultLockTimeout, lockWait: DefaultLockWait}
 }
+
+// SetLockWait sets how long Apply and Uninstall keep retrying a step whose
+// locks they could not take within each try's lock_timeout (default
+// DefaultLockWait); d <= 0 means one try.
+func (in *Installer) SetLockWait(d time.Duration) { in.lockWait = max(d, 0) }
 
 // Schema is the schema name the installer works on.
 func (in *Installer) Schema() string { return in.schema }
@@ -292,6 +300,14 @@ type step struct {
 	stmts []string
 }
 
+// what names the step for errors: "applying repeatable 020_capture".
+func (s step) what() string {
+	if s.m.Repeatable {
+		return "applying repeatable " + s.m.Name
+	}
+	return "applying migration " + s.m.Name
+}
+
 // plan turns pending migrations into statements. For a no-transaction
 // migration it first drops an INVALID index left by an interrupted build.
 func (in *Installer) plan(ctx context.Context, q querier, pending []Migration) ([]step, error) {
@@ -308,7 +324,7 @@ func (in *Installer) plan(ctx context.Context, q querier, pending []Migration) (
 				quoted, literal(m.Name), literal(m.Checksum))
 		}
 		if !m.NoTransaction {
-			stmts := []string{"BEGIN"}
+			stmts := []string{"BEGIN", in.lockTimeoutSQL()}
 			if usesRoles(m.SQL) {
 				stmts = append(stmts, ensureRolesSQL)
 			}
@@ -482,13 +498,25 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 		for _, s := range steps {
 			onStep(StepEvent{Version: s.m.Version, Name: s.m.Name})
 			t0 := time.Now()
-			err := in.runStep(ctx, conn, s)
-			// A meshtop role this migration grants to was dropped by an
-			// uninstall in another database of the cluster after the step
-			// made sure it exists: the step rolled back; run it again
-			// (it creates the role anew).
-			for try := 1; err != nil && !s.m.NoTransaction && isRoleGone(err) && try < 5; try++ {
-				err = in.runStep(ctx, conn, s)
+			try := func() error {
+				err := in.runStep(ctx, conn, s)
+				// A meshtop role this migration grants to was dropped by an
+				// uninstall in another database of the cluster after the
+				// step made sure it exists: the step rolled back; run it
+				// again (it creates the role anew).
+				for try := 1; err != nil && !s.m.NoTransaction && isRoleGone(err) && try < 5; try++ {
+					err = in.runStep(ctx, conn, s)
+				}
+				return err
+			}
+			var err error
+			if s.m.NoTransaction {
+				// CREATE INDEX CONCURRENTLY: never blocks writers, runs
+				// without lock_timeout, and a failed build is planned
+				// again below, not retried as it was.
+				err = try()
+			} else {
+				err = in.retryLocks(ctx, conn, s.what(), false, try)
 			}
 			for try := 1; err != nil && s.m.NoTransaction && isDeadlock(err) && try < 3; try++ {
 				// DDL on workflow_runs running at the same moment (say,
@@ -526,11 +554,7 @@ func (in *Installer) runStep(ctx context.Context, conn *pgxpool.Conn, s step) er
 				}
 				cancel()
 			}
-			kind := "migration"
-			if s.m.Repeatable {
-				kind = "repeatable"
-			}
-			return fmt.Errorf("applying %s %s: %w", kind, s.m.Name, err)
+			return fmt.Errorf("%s: %w", s.what(), err)
 		}
 		switch st {
 		case "BEGIN":

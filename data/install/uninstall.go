@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -46,12 +47,23 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 		}
 		// The change-capture triggers live on MeshHook's tables: drop them
 		// by name (those whose function is in this schema; other meshtop
-		// schemas keep theirs) rather than leave it to the CASCADE.
-		if err := dropCaptureTriggers(ctx, conn, in.schema); err != nil {
+		// schemas keep theirs) rather than leave it to the CASCADE. DROP
+		// TRIGGER takes ACCESS EXCLUSIVE on the table: one transaction
+		// under lock_timeout, tried again until it gets its locks (locks.go).
+		if err := in.retryLocks(ctx, conn, "dropping the change-capture triggers", true, func() error {
+			return in.inTx(ctx, conn, func() error { return dropCaptureTriggers(ctx, conn, in.schema) })
+		}); err != nil {
 			return err
 		}
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+quoted+" CASCADE"); err != nil {
-			return fmt.Errorf("dropping schema %s: %w", in.schema, err)
+		if err := in.retryLocks(ctx, conn, "dropping schema "+in.schema, true, func() error {
+			return in.inTx(ctx, conn, func() error {
+				if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+quoted+" CASCADE"); err != nil {
+					return fmt.Errorf("dropping schema %s: %w", in.schema, err)
+				}
+				return nil
+			})
+		}); err != nil {
+			return err
 		}
 		var others bool
 		if err := conn.QueryRow(ctx, bookkeeping+`SELECT EXISTS (
@@ -132,4 +144,31 @@ ORDER BY 1`, schema)
 		}
 	}
 	return nil
+}
+
+// inTx runs f in a transaction on conn that starts with the installer's
+// lock_timeout, and commits; on error it rolls back (or drops the
+// connection if that fails too).
+func (in *Installer) inTx(ctx context.Context, conn *pgxpool.Conn, f func() error) error {
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	err := func() error {
+		if _, err := conn.Exec(ctx, in.lockTimeoutSQL()); err != nil {
+			return err
+		}
+		if err := f(); err != nil {
+			return err
+		}
+		_, err := conn.Exec(ctx, "COMMIT")
+		return err
+	}()
+	if err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, rerr := conn.Exec(cctx, "ROLLBACK"); rerr != nil {
+			_ = conn.Conn().Close(cctx)
+		}
+	}
+	return err
 }

@@ -78,8 +78,11 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.QueryTimeout)
 		defer cancel()
 		if healthy {
-			if _, rerr := conn.Exec(cctx, "reset statement_timeout"); rerr != nil {
-				healthy = false
+			for _, reset := range []string{"reset statement_timeout", "reset default_transaction_isolation"} {
+				if _, rerr := conn.Exec(cctx, reset); rerr != nil {
+					healthy = false
+					break
+				}
 			}
 		}
 		if healthy && actor != "" {
@@ -93,8 +96,13 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 		conn.Release()
 	}()
 
+	// refresh_run runs READ COMMITTED whatever the role's or the
+	// database's default_transaction_isolation: after change capture was
+	// off, the apply waits for the writers that may have skipped the log
+	// and rebuilds from statements that see what they committed
+	// (docs/REFRESH.md, "The capture log's bound").
 	actx, cancel = s.timeout(ctx)
-	_, err = conn.Exec(actx, "select set_config('statement_timeout', $1, false)",
+	_, err = conn.Exec(actx, "select set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false)",
 		strconv.FormatInt(s.opts.RefreshTimeout.Milliseconds(), 10))
 	cancel()
 	if err != nil {

@@ -9,7 +9,9 @@
 --     hour's p95). Percentiles do not merge, so this is not the window's p95;
 --     it is computed the same way for both windows, which is what a change
 --     needs.
--- The caller asks only for windows whose previous window the hourly view
+-- Hours are UTC hours, as the view's (date_trunc with a zone: without one
+-- the anchor followed the session's TimeZone, half an hour off in
+-- Asia/Kolkata). The caller asks only for windows whose previous window the hourly view
 -- still holds (it keeps 30 days: 1h, 24h and 7d).
 with anchor as (
   select date_trunc('hour', coalesce(
@@ -18,7 +20,7 @@ with anchor as (
              where l.view_name = 'mv_workflow_metrics_hourly' and l.status = 'ok'
              order by l.id desc
              limit 1),
-           now())) + interval '1 hour' as t
+           now()), 'UTC') + interval '1 hour' as t
 ), h as (
   select x.workflow_id, x.failed, x.succeeded + x.failed + x.canceled as done, x.p95_duration,
          x.hour >= anchor.t - $1::float8 * interval '1 second' as cur

@@ -35,6 +35,11 @@ CREATE OR REPLACE FUNCTION @schema@.rollup_recompute(
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+-- The refresh settings (docs/REFRESH.md, "Session settings"): nothing here
+-- may depend on the caller's session.
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
 AS $meshtop$
 DECLARE
   v_src text;      -- the runs whose buckets are recomputed
@@ -167,7 +172,11 @@ BEGIN
     -- A rebuild pairs a month of step events: as CREATE TABLE AS, whose
     -- query may run in parallel (an INSERT ... SELECT never does), joining
     -- the runs by hash and sorting the events once. (Literals, not
-    -- parameters: a utility statement takes none.) An unlogged table of
+    -- parameters: a utility statement takes none. They are written and read
+    -- back under this function's pinned DateStyle and TimeZone, ISO and UTC,
+    -- which is exact; under a caller's DateStyle 'SQL, DMY' in Asia/Kolkata
+    -- the clock went out as '02/03/2026 17:30:00 IST' and came back as
+    -- Israel Standard Time, 3.5 hours late.) An unlogged table of
     -- this schema named for the backend, dropped in the same transaction:
     -- a temporary table would leave a pg_temp schema behind in MeshHook's
     -- database.
@@ -299,9 +308,23 @@ $meshtop$;
 
 -- The partitions of public.workflow_events as {oid: [relfilenode, upper
 -- bound]}: a partition dropped, detached, attached or truncated changes it.
+-- The bound is text from pg_get_expr, which writes it in the session's
+-- TimeZone and DateStyle: '2026-03-01 05:30:00+05:30' in Asia/Kolkata,
+-- '01/03/2026 05:30:00 IST' under DateStyle SQL, DMY. Before the SET clauses
+-- below, two refreshers with different TimeZones (an operator's PGTZ against
+-- pg_cron's session) saw every partition "changed" and rebuilt on every
+-- refresh. Now the text is always written as UTC ISO ('2026-03-01
+-- 00:00:00+00'), and partitions_changed compares bounds as timestamptz
+-- values anyway (a fingerprint stored by an older meshtop in another zone
+-- is the same value written differently).
 CREATE OR REPLACE FUNCTION @schema@.event_partitions() RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+-- The refresh settings (docs/REFRESH.md, "Session settings"): nothing here
+-- may depend on the caller's session.
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
 AS $meshtop$
   SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(
            c.relfilenode::text,
@@ -310,17 +333,47 @@ AS $meshtop$
   WHERE i.inhparent = 'public.workflow_events'::regclass
 $meshtop$;
 
+-- A partition bound of event_partitions() as a value: NULL when absent
+-- (MAXVALUE, DEFAULT) or unreadable (a fingerprint an older meshtop wrote in
+-- an exotic DateStyle): the caller then assumes the worst. Parsed under the
+-- pinned settings; the text carries its UTC offset, and for a timestamptz an
+-- explicit offset decides the value whatever the TimeZone.
+CREATE OR REPLACE FUNCTION @schema@.partition_bound(p_text text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+-- The refresh settings (docs/REFRESH.md, "Session settings"): nothing here
+-- may depend on the caller's session.
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
+AS $meshtop$
+BEGIN
+  RETURN p_text::timestamptz;
+EXCEPTION WHEN OTHERS THEN
+  RETURN NULL; -- called once per changed partition at refresh time, never on a writer's path
+END
+$meshtop$;
+
 -- Whether a change between two event_partitions() values can matter to the
 -- rollup: a partition that disappeared or was rewritten and could have held
 -- events at or after p_horizon (unknown bound: assume so), or one that
--- appeared or was rewritten and holds rows now.
+-- appeared or was rewritten and holds rows now. A partition whose
+-- relfilenode and bound value are the same in both is unchanged, however
+-- its bound was written.
 CREATE OR REPLACE FUNCTION @schema@.partitions_changed(p_old jsonb, p_new jsonb, p_horizon timestamptz) RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+-- The refresh settings (docs/REFRESH.md, "Session settings"): nothing here
+-- may depend on the caller's session.
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
 AS $meshtop$
 DECLARE
   r record;
   v_rows boolean;
+  v_old_bound timestamptz;
+  v_new_bound timestamptz;
 BEGIN
   IF p_old IS NULL THEN
     RETURN true;
@@ -330,17 +383,234 @@ BEGIN
     FROM jsonb_each(p_old) o FULL JOIN jsonb_each(p_new) n ON n.key = o.key
     WHERE o.value IS DISTINCT FROM n.value
   LOOP
-    IF r.old IS NOT NULL AND (r.old ->> 1 IS NULL OR (r.old ->> 1)::timestamptz > p_horizon) THEN
+    v_old_bound := @schema@.partition_bound(r.old ->> 1);
+    v_new_bound := @schema@.partition_bound(r.new ->> 1);
+    CONTINUE WHEN r.old IS NOT NULL AND r.new IS NOT NULL
+      AND (r.old ->> 0) = (r.new ->> 0)
+      AND v_old_bound = v_new_bound; -- same partition, same bound, other spelling
+    IF r.old IS NOT NULL AND (v_old_bound IS NULL OR v_old_bound > p_horizon) THEN
       RETURN true; -- gone or rewritten: it may have held rows of the window
     END IF;
     IF r.new IS NOT NULL THEN
       EXECUTE format('SELECT EXISTS (SELECT FROM %s)', r.oid::oid::regclass) INTO v_rows;
-      IF v_rows AND (r.new ->> 1 IS NULL OR (r.new ->> 1)::timestamptz > p_horizon) THEN
+      IF v_rows AND (v_new_bound IS NULL OR v_new_bound > p_horizon) THEN
         RETURN true; -- appeared (or was rewritten) holding rows of the window
       END IF;
     END IF;
   END LOOP;
   RETURN false;
+END
+$meshtop$;
+
+-- The capture log's bound (013_settings_capture_bound.sql, 020_capture.sql,
+-- docs/REFRESH.md "The capture log's bound"). config capture_max_age, as an
+-- interval (24 hours when unset or unreadable: a typo must not turn capture
+-- off).
+CREATE OR REPLACE FUNCTION @schema@.capture_max_age() RETURNS interval
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
+AS $meshtop$
+DECLARE
+  v interval;
+BEGIN
+  SELECT c.value::interval INTO v FROM @schema@.config c WHERE c.key = 'capture_max_age';
+  RETURN CASE WHEN v > interval '0' THEN v ELSE interval '24 hours' END;
+EXCEPTION WHEN OTHERS THEN
+  RETURN interval '24 hours'; -- once per refresh, never on a writer's path
+END
+$meshtop$;
+
+-- The transactions writing to MeshHook's tables right now (holding ROW
+-- EXCLUSIVE on public.workflow_runs, public.workflow_events or one of its
+-- partitions, with a transaction ID), other than this one, as xid8. Read
+-- from pg_locks (readable by any role, and not MVCC: what holds locks now).
+-- Right after an apply renews capture, every writer that read the gate
+-- closed is one of these or has ended: its row or statement was written,
+-- which gave it an XID and the lock, before its AFTER trigger ran. A
+-- prepared transaction counts (it keeps its locks and XID without a
+-- backend). pg_locks shows 32-bit XIDs; each is widened to the xid8 within
+-- 2^31 of the current snapshot's xmax.
+CREATE OR REPLACE FUNCTION @schema@.capture_writers() RETURNS xid8[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
+AS $meshtop$
+  WITH rels AS (
+    SELECT c.oid FROM pg_class c
+    WHERE c.oid IN ('public.workflow_runs'::regclass, 'public.workflow_events'::regclass)
+       OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = 'public.workflow_events'::regclass)
+  ),
+  w AS (
+    SELECT DISTINCT l.virtualtransaction FROM pg_locks l
+    WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'RowExclusiveLock'
+      AND l.relation IN (SELECT rels.oid FROM rels)
+      AND l.pid IS DISTINCT FROM pg_backend_pid()
+      AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+  ),
+  x AS (
+    SELECT DISTINCT t.transactionid::text::bigint AS x FROM pg_locks t JOIN w ON w.virtualtransaction = t.virtualtransaction
+    WHERE t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted
+  ),
+  ref AS (
+    SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS r
+  )
+  SELECT coalesce(array_agg(((ref.r >> 32) + CASE WHEN x.x - (ref.r & 4294967295) > 2147483648 THEN -1
+                                                   WHEN x.x - (ref.r & 4294967295) < -2147483648 THEN 1
+                                                   ELSE 0 END) * 4294967296 + x.x)::text[]::xid8[], '{}')
+  FROM x CROSS JOIN ref
+$meshtop$;
+
+-- Waits until none of p_xids is in progress, or p_timeout has passed
+-- (polling every 10 ms: MeshHook's transactions are single statements,
+-- gone in milliseconds).
+CREATE OR REPLACE FUNCTION @schema@.capture_wait(p_xids xid8[], p_timeout interval) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
+AS $meshtop$
+DECLARE
+  v_deadline timestamptz := clock_timestamp() + p_timeout;
+BEGIN
+  WHILE EXISTS (SELECT FROM unnest(p_xids) x WHERE pg_xact_status(x) = 'in progress')
+        AND clock_timestamp() < v_deadline LOOP
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END
+$meshtop$;
+
+-- Renews change capture for an apply, under the apply's lock. Returns the
+-- number of lapses so far (capture_lapses), whether a rebuild in this
+-- transaction accounts for all of them (settled), and otherwise an XID
+-- horizon for a later apply (horizon, horizon_lapses).
+--   * capture_until := now + capture_max_age, unless the last successful
+--     apply (rollup_state.capture_since) is more than twice capture_max_age
+--     old: a refresh that keeps failing must not keep the log growing.
+--     setval() is seen by every writer at once, before this transaction
+--     commits; if it rolls back, capture stays renewed (harmless: the log
+--     is consumed by the next successful apply).
+--   * If capture_until had already passed (capture off now, or since the
+--     last apply), capture_lapses is incremented, also non-transactionally:
+--     the lapse outlives a rollback of this apply, whose renewal did not
+--     roll back either.
+--   * If any lapse is not yet accounted for (capture_lapses >
+--     capture_lapses_seen), the caller rebuilds. The rebuild accounts for
+--     the lapses only if its snapshots see every row written while capture
+--     was off, i.e. every writer that read the gate closed has ended (and
+--     is not hidden from the rebuild). Such a writer has an XID below any
+--     assigned after the renewal, and is still writing or has ended.
+--     READ COMMITTED (CALL refresh() and meshtop refresh make sure of it):
+--     wait for the transactions writing to MeshHook's tables now
+--     (capture_writers, up to config lock_timeout); once they have ended,
+--     every later statement of the rebuild sees them. REPEATABLE READ: the
+--     snapshot was taken before the renewal, so writers that ended since
+--     stay hidden; settled only if a previous apply left a horizon for
+--     these lapses and nothing below it is in progress in this snapshot.
+--     Otherwise the horizon is this transaction's own XID, assigned right
+--     after the renewal (unknown if it had one already), the next apply
+--     settles, and until then every apply rebuilds.
+CREATE OR REPLACE FUNCTION @schema@.capture_renew(p_state @schema@.rollup_state,
+  OUT lapses bigint, OUT settled boolean, OUT horizon xid8, OUT horizon_lapses bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
+AS $meshtop$
+DECLARE
+  v_s text := quote_ident(@schema@.schema_name());
+  v_now timestamptz := clock_timestamp();
+  v_max interval := @schema@.capture_max_age();
+  v_had_xid boolean := pg_current_xact_id_if_assigned() IS NOT NULL;
+  v_until bigint;
+  v_timeout interval;
+  v_writers xid8[];
+BEGIN
+  SELECT g.last_value INTO v_until FROM @schema@.capture_until g;
+  IF p_state.capture_since > v_now - 2 * v_max THEN
+    PERFORM setval((v_s || '.capture_until')::regclass, ceil(date_part('epoch', v_now + v_max))::bigint);
+  END IF;
+  IF v_until <= date_part('epoch', v_now) THEN
+    PERFORM nextval((v_s || '.capture_lapses')::regclass);
+  END IF;
+  SELECT g.last_value INTO lapses FROM @schema@.capture_lapses g;
+  settled := lapses <= p_state.capture_lapses_seen;
+  IF settled THEN
+    RETURN;
+  END IF;
+  -- A horizon left by a previous apply, for all these lapses.
+  IF p_state.capture_horizon IS NOT NULL AND p_state.capture_horizon_lapses >= lapses
+     AND NOT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()) x WHERE x < p_state.capture_horizon) THEN
+    settled := true;
+    RETURN;
+  END IF;
+  IF current_setting('transaction_isolation') = 'read committed' THEN
+    v_writers := @schema@.capture_writers();
+    BEGIN
+      SELECT c.value::interval INTO v_timeout FROM @schema@.config c WHERE c.key = 'lock_timeout';
+    EXCEPTION WHEN OTHERS THEN
+      v_timeout := NULL;
+    END;
+    PERFORM @schema@.capture_wait(v_writers, coalesce(v_timeout, interval '5 seconds'));
+    settled := NOT EXISTS (SELECT FROM unnest(v_writers) x WHERE pg_xact_status(x) = 'in progress');
+    IF settled THEN
+      RETURN;
+    END IF;
+  END IF;
+  IF NOT v_had_xid THEN
+    horizon := pg_current_xact_id();
+    horizon_lapses := lapses;
+  ELSE
+    horizon := p_state.capture_horizon; -- keep what a previous apply knew
+    horizon_lapses := p_state.capture_horizon_lapses;
+  END IF;
+END
+$meshtop$;
+
+-- The capture log as data/store reads it (Store.CaptureLog; meshtop check):
+--   log_rows        estimated rows in dirty_keys + dirty_runs (the statistics'
+--                   live tuples: no scan of a log that may hold millions)
+--   log_bytes       their size on disk (a consumed log's space is reused,
+--                   not returned: this stays at its high-water mark)
+--   since           when the log was last consumed (the last successful
+--                   apply; at first, the install): its oldest entry is about
+--                   this old
+--   stops_at        when capture stops unless a refresh consumes the log
+--   max_age         config capture_max_age
+--   stopped         capture is off now (stops_at has passed)
+--   rebuild_pending capture was off since the last successful apply: the
+--                   rollup misses changes until the next refresh rebuilds it
+CREATE OR REPLACE FUNCTION @schema@.capture_status(
+  OUT log_rows bigint, OUT log_bytes bigint, OUT since timestamptz, OUT stops_at timestamptz,
+  OUT max_age interval, OUT stopped boolean, OUT rebuild_pending boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
+SET stats_fetch_consistency = 'none'
+AS $meshtop$
+DECLARE
+  v_s text := quote_ident(@schema@.schema_name());
+  v_until bigint;
+  v_lapses bigint;
+BEGIN
+  log_rows := greatest(pg_stat_get_live_tuples((v_s || '.dirty_keys')::regclass), 0)
+          + greatest(pg_stat_get_live_tuples((v_s || '.dirty_runs')::regclass), 0);
+  log_bytes := pg_relation_size((v_s || '.dirty_keys')::regclass) + pg_relation_size((v_s || '.dirty_runs')::regclass);
+  SELECT s.capture_since INTO since FROM @schema@.rollup_state s;
+  SELECT g.last_value INTO v_until FROM @schema@.capture_until g;
+  SELECT g.last_value INTO v_lapses FROM @schema@.capture_lapses g;
+  stops_at := to_timestamp(v_until);
+  max_age := @schema@.capture_max_age();
+  stopped := v_until <= date_part('epoch', now());
+  rebuild_pending := stopped OR v_lapses > (SELECT s.capture_lapses_seen FROM @schema@.rollup_state s);
 END
 $meshtop$;
 
@@ -358,6 +628,11 @@ DROP FUNCTION IF EXISTS @schema@.rollup_apply();
 CREATE OR REPLACE FUNCTION @schema@.rollup_apply(p_kinds text[], OUT mode text, OUT dirty_keys bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+-- The refresh settings (docs/REFRESH.md, "Session settings"): nothing here
+-- may depend on the caller's session.
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
 AS $meshtop$
 DECLARE
   v_key int := hashtext(@schema@.schema_name() || '.rollup');
@@ -386,6 +661,7 @@ DECLARE
   v_pwf uuid[];
   v_phour timestamptz[];
   v_reset text[] := '{}'; -- kinds whose cells are all computed next time
+  v_capture record;       -- what capture_renew returns
 BEGIN
   SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
   IF NOT pg_try_advisory_xact_lock(1835365224, v_key) THEN
@@ -401,6 +677,9 @@ BEGIN
     PERFORM pg_advisory_xact_lock(1835365224, v_key);
   END IF;
   SELECT s.* INTO v_state FROM @schema@.rollup_state s;
+  -- Renew change capture (before the log is read: from here on every writer
+  -- logs), and rebuild if it was off since the last successful apply.
+  SELECT c.lapses, c.settled, c.horizon, c.horizon_lapses INTO v_capture FROM @schema@.capture_renew(v_state) c;
 
   -- The log rows this refresh consumes: those visible now, taken out of
   -- the logs by one DELETE each, which removes exactly the rows it returns.
@@ -418,6 +697,7 @@ BEGIN
   -- A pinned clock that moved back needs hours the rollup already dropped;
   -- switching between a pinned clock and now() is rare: rebuild.
   v_full := NOT v_state.built OR v_marker
+    OR v_capture.lapses > v_state.capture_lapses_seen
     OR (v_state.built_clock = '') <> (v_pinned = '')
     OR (v_pinned <> '' AND v_pinned::timestamptz < v_state.built_clock::timestamptz)
     OR (v_state.partitions IS DISTINCT FROM v_parts
@@ -539,6 +819,10 @@ BEGIN
   UPDATE @schema@.rollup_state s
      SET built = true, built_clock = v_pinned, built_at = clock_timestamp(), partitions = v_parts,
          cells_clock = v_clock,
+         capture_since = clock_timestamp(),
+         capture_lapses_seen = CASE WHEN v_capture.settled THEN v_capture.lapses ELSE s.capture_lapses_seen END,
+         capture_horizon = CASE WHEN v_capture.settled THEN NULL ELSE v_capture.horizon END,
+         capture_horizon_lapses = CASE WHEN v_capture.settled THEN NULL ELSE v_capture.horizon_lapses END,
          runs_cells_clock = CASE WHEN 'runs' = ANY (p_kinds) THEN v_clock
                                  WHEN 'runs' = ANY (v_reset) THEN NULL ELSE s.runs_cells_clock END,
          steps_cells_clock = CASE WHEN 'steps' = ANY (p_kinds) THEN v_clock

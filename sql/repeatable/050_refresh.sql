@@ -6,6 +6,17 @@
 -- rollup keep their previous contents, the row says 'failed'), releases the
 -- guard and returns the row.
 --
+-- Session settings: refresh_run, verify and every function they call that
+-- turns time into text or back carry the same SET clauses (TimeZone UTC,
+-- DateStyle ISO, extra_float_digits 1, ...), so a refresher's PGTZ, DateStyle
+-- or locale changes neither what a refresh computes nor whether it is
+-- incremental (docs/REFRESH.md, "Session settings"). quote_all_identifiers
+-- is pinned off because REFRESH MATERIALIZED VIEW CONCURRENTLY itself fails
+-- under it on PostgreSQL 15 (it names its diff table by appending "_2" to a
+-- quoted name: syntax error at or near "_2"). extra_float_digits matters to
+-- verify, which compares rows as jsonb: at -15 a float prints with one
+-- significant digit and a 1% drift compared equal.
+--
 -- What is new: before refreshing, refresh_run applies the dirty-key log to
 -- the rollup (rollup_apply in 030_rollup.sql) in the same transaction, so a
 -- cancelled or terminated refresh rolls the rollup and the log back together
@@ -16,6 +27,10 @@
 CREATE OR REPLACE FUNCTION @schema@.refresh_run(p_log_id bigint) RETURNS @schema@.refresh_log
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- The refresh settings (docs/REFRESH.md, "Session settings").
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
 AS $meshtop$
 DECLARE
   v_log @schema@.refresh_log;
@@ -143,6 +158,10 @@ CREATE OR REPLACE FUNCTION @schema@.verify(p_hours int DEFAULT 720)
 RETURNS TABLE (kind text, workflow_id uuid, node_id text, bucket timestamptz, field text, stored text, recomputed text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- The refresh settings (docs/REFRESH.md, "Session settings").
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET timezone_abbreviations = 'Default' SET quote_all_identifiers = off
+SET transform_null_equals = off SET array_nulls = on SET standard_conforming_strings = on
 AS $meshtop$
 DECLARE
   v_clock timestamptz := @schema@.clock();
@@ -163,6 +182,12 @@ BEGIN
   IF v_state.built_clock IS DISTINCT FROM v_pinned
      OR EXISTS (SELECT FROM @schema@.dirty_keys d WHERE d.workflow_id IS NULL) THEN
     RAISE EXCEPTION 'a full rebuild of the rollup is pending: run a refresh first'
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF (SELECT c.rebuild_pending FROM @schema@.capture_status() c) THEN
+    -- Changes made while capture was off are in no log: the rollup misses
+    -- them until the next refresh rebuilds it.
+    RAISE EXCEPTION 'change capture was off (nothing refreshed for longer than config capture_max_age): a full rebuild of the rollup is pending: run a refresh first'
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   v_from := greatest(@schema@.rollup_horizon(v_clock),
@@ -318,3 +343,40 @@ LEFT JOIN LATERAL (
   WHERE g.view_name = v.view_name AND g.state = 'running'
   ORDER BY g.id DESC LIMIT 1) run ON true
 ORDER BY v.ord;
+
+-- CALL refresh() (pg_cron's command), as in 004_refresh.sql, with one
+-- change: each view's refresh_run runs READ COMMITTED whatever the
+-- session's default_transaction_isolation (a role or database may set
+-- REPEATABLE READ). The apply's statements must each see what committed
+-- before them: after capture was off it waits for the writers that may have
+-- skipped the log to end, then rebuilds from later snapshots (030_rollup.sql,
+-- capture_resume). A procedure cannot carry SET clauses (it could not
+-- COMMIT), so SET TRANSACTION opens each transaction after a COMMIT, before
+-- any query takes a snapshot. No SET search_path either: every name and
+-- operator is qualified.
+CREATE OR REPLACE PROCEDURE @schema@.refresh(p_view text DEFAULT NULL, p_wait boolean DEFAULT false)
+LANGUAGE plpgsql SECURITY INVOKER
+AS $meshtop$
+DECLARE
+  v text;
+  v_id bigint;
+  v_status text;
+BEGIN
+  IF p_view IS NOT NULL AND NOT (p_view OPERATOR(pg_catalog.=) ANY (@schema@.view_names())) THEN
+    RAISE EXCEPTION 'unknown view %; meshtop refreshes %', p_view,
+      pg_catalog.array_to_string(@schema@.view_names(), ', ')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOREACH v IN ARRAY @schema@.view_names() LOOP
+    CONTINUE WHEN p_view IS NOT NULL AND v OPERATOR(pg_catalog.<>) p_view;
+    v_id := @schema@.refresh_begin(v, p_wait);
+    COMMIT;
+    SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
+    SELECT g.status INTO v_status FROM @schema@.refresh_log g WHERE g.id OPERATOR(pg_catalog.=) v_id;
+    IF v_status OPERATOR(pg_catalog.=) 'running' THEN
+      PERFORM @schema@.refresh_run(v_id);
+      COMMIT;
+    END IF;
+  END LOOP;
+END
+$meshtop$;

@@ -38,4 +38,6 @@ GRANT EXECUTE ON FUNCTION @schema@.rollup_horizon(timestamptz) TO meshtop_reader
 -- meshtop's own pg_cron job and its runs (060_schedule), without USAGE on
 -- schema cron.
 GRANT EXECUTE ON FUNCTION @schema@.cron_job(), @schema@.cron_runs(int) TO meshtop_reader;
+-- The capture log's size, age and state (meshtop check, Store.CaptureLog).
+GRANT EXECUTE ON FUNCTION @schema@.capture_status() TO meshtop_reader;
 GRANT EXECUTE ON FUNCTION @schema@.verify(int), @schema@.refresh_request_full() TO meshtop_refresher;

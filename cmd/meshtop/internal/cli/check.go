@@ -33,9 +33,13 @@ Sensu) and exits with its code:
               --min-success-rate of the time
   1 WARNING   a view's lag is over --max-lag/2 (but not over --max-lag), or
               its last refresh failed, or a workflow with at least 10
-              completed runs in the window is below --min-success-rate
+              completed runs in the window is below --min-success-rate, or
+              change capture stops within half its bound (nothing consumed
+              its log for over half of capture_max_age), or was off and the
+              next refresh will rebuild
   2 CRITICAL  a view's lag is over --max-lag, a view was never refreshed
-              (not populated), or a view's last two refreshes failed
+              (not populated), a view's last two refreshes failed, or
+              change capture has stopped
 
 A refresh an operator canceled (x in the dashboard, pg_cancel_backend) is
 not counted as failed: only the lag rules judge the view it leaves stale.
@@ -43,10 +47,17 @@ Workflows below the success rate are named worst first.
   3 UNKNOWN   meshtop cannot connect, the views are not installed, or the
               command line is invalid
 
+Change capture: MeshHook's writes append to a log that every refresh
+consumes. When nothing consumes it for capture_max_age (schema config,
+default 24 hours) capture stops, so the log cannot grow without bound; the
+next refresh rebuilds the rollup and capture resumes (docs/REFRESH.md).
+
 Lag is measured against the database clock (now, or the clock pinned in the
 schema's config) and, with --replica-dsn, includes replication lag.
 Performance data follows the "|": max_lag in seconds with its warning and
-critical thresholds, and the number of workflows below the success rate.`
+critical thresholds, the number of workflows below the success rate, and
+the capture log's age in seconds (with its thresholds), estimated rows and
+bytes on disk.`
 
 type checkFlags struct {
 	maxLag  time.Duration
@@ -127,11 +138,31 @@ func (a *app) check(ctx context.Context, f *checkFlags) (int, string, string) {
 	if err != nil {
 		return CheckUnknown, "cannot read the refresh log: " + Message(s.wrap(err)), ""
 	}
-	return evaluate(f, ov, log)
+	var capture captureInput
+	c, err := s.store.CaptureLog(ctx)
+	switch {
+	case err == nil:
+		capture.log = &c
+	case errors.Is(err, store.ErrNotInstalled):
+		// A schema from before the capture bound (the views work, the
+		// function is missing).
+		capture.outdated = true
+	default:
+		return CheckUnknown, "cannot read the change-capture log: " + Message(s.wrap(err)), ""
+	}
+	return evaluate(f, ov, log, capture)
+}
+
+// captureInput is what check knows of the change-capture log: its state,
+// or that the installed schema predates the capture bound. The zero value
+// judges nothing.
+type captureInput struct {
+	log      *store.CaptureLog
+	outdated bool
 }
 
 // evaluate applies check's rules (see checkLong).
-func evaluate(f *checkFlags, ov store.Overview, log []store.RefreshLogEntry) (int, string, string) {
+func evaluate(f *checkFlags, ov store.Overview, log []store.RefreshLogEntry, capture captureInput) (int, string, string) {
 	var probs []problem
 	var maxLag time.Duration
 	// Last two finished attempts per view, newest first.
@@ -195,6 +226,11 @@ func evaluate(f *checkFlags, ov store.Overview, log []store.RefreshLogEntry) (in
 	}
 	perf := fmt.Sprintf("max_lag=%.0fs;%.0f;%.0f workflows_below=%d;;;0;%d",
 		maxLag.Seconds(), (f.maxLag / 2).Seconds(), f.maxLag.Seconds(), below, judged)
+	probs = append(probs, captureProblems(capture)...)
+	if c := capture.log; c != nil {
+		perf += fmt.Sprintf(" capture_age=%.0fs;%.0f;%.0f capture_rows=%d capture_bytes=%dB",
+			max(c.Age, 0).Seconds(), (c.MaxAge / 2).Seconds(), c.MaxAge.Seconds(), c.Rows, c.Bytes)
+	}
 	if len(probs) == 0 {
 		return CheckOK, fmt.Sprintf("%d views fresh (max lag %s), %d workflows with ≥%d completed runs at ≥%.1f%% success in %s",
 			len(ov.Views), formatDuration(maxLag.Round(time.Second)), judged, f.minRuns, f.minRate*100, f.window), perf
@@ -218,4 +254,40 @@ func evaluate(f *checkFlags, ov store.Overview, log []store.RefreshLogEntry) (in
 		texts = texts[:4]
 	}
 	return code, strings.Join(texts, "; ") + more, perf
+}
+
+// captureProblems judges the change-capture log (see checkLong): CRITICAL
+// once capture has stopped, WARNING when it stops within half its bound or
+// was off since the last refresh, or when the schema predates the bound.
+func captureProblems(in captureInput) []problem {
+	c := in.log
+	switch {
+	case in.outdated:
+		return []problem{{CheckWarning, "change capture has no bound in this schema; run `meshtop install` to upgrade it"}}
+	case c == nil:
+		return nil
+	case c.Stopped:
+		return []problem{{CheckCritical, fmt.Sprintf("change capture stopped: its log was not consumed for %s (capture_max_age %s); the next refresh rebuilds the rollup",
+			formatDuration(c.Age.Round(time.Second)), formatDuration(c.MaxAge.Round(time.Second)))}}
+	case c.RebuildPending:
+		return []problem{{CheckWarning, "change capture was off; the next refresh rebuilds the rollup"}}
+	case c.Left < c.MaxAge/2:
+		return []problem{{CheckWarning, fmt.Sprintf("change capture stops in %s: its log (~%d rows, %s) was not consumed for %s",
+			formatDuration(max(c.Left, 0).Round(time.Second)), c.Rows, formatBytes(c.Bytes), formatDuration(c.Age.Round(time.Second)))}}
+	}
+	return nil
+}
+
+// formatBytes prints b in binary units with one decimal: "29.3 MiB".
+func formatBytes(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
 }

@@ -1,0 +1,84 @@
+package store_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meshtop/meshtop/data/store"
+)
+
+// TestCaptureLog: the change-capture log's state as the store reads it,
+// through a session whose TimeZone and default isolation are not the
+// refresh's: rows logged by writes, capture renewed for capture_max_age by
+// a refresh, stopped when its time has passed, and resumed (the rebuild
+// settled, not left pending) by the next refresh.
+func TestCaptureLog(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	e := setup(t)
+	cfg, err := pgxpool.ParseConfig(e.db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["TimeZone"] = "Asia/Kolkata"
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "repeatable read"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := store.New(pool, nil, store.Options{Schema: schema})
+	refreshAll(t, st)
+
+	c, err := st.CaptureLog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Stopped || c.RebuildPending || c.MaxAge != 24*time.Hour || c.Left < 23*time.Hour || c.Age > time.Hour || c.Bytes < 0 {
+		t.Errorf("after a refresh: %+v", c)
+	}
+
+	// Rows logged by a write show (the statistics are flushed when the
+	// writing session goes idle; forced here, and waited for).
+	w := e.db.Pool
+	if _, err := w.Exec(ctx, `INSERT INTO public.workflow_runs (project_id, workflow_id, status, started_at)
+SELECT project_id, id, 'running', $1::timestamptz - interval '5 minutes' FROM public.workflow_definitions`, anchor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Exec(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+		t.Fatal(err)
+	}
+	for c.Rows == 0 {
+		if c, err = st.CaptureLog(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the log's rows never showed: %+v", c)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Stopped: nothing consumed the log in time.
+	if _, err := w.Exec(ctx, `SELECT setval('metrics.capture_until', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = st.CaptureLog(ctx); err != nil || !c.Stopped || !c.RebuildPending || c.Left >= 0 {
+		t.Errorf("after capture stopped: %+v, %v", c, err)
+	}
+	res := refreshAll(t, st)
+	if !strings.HasPrefix(res[0].Mode, "full") {
+		t.Errorf("refresh after capture stopped: mode %q; want full", res[0].Mode)
+	}
+	if c, err = st.CaptureLog(ctx); err != nil || c.Stopped || c.RebuildPending {
+		t.Errorf("after the rebuild (READ COMMITTED although the session's default is REPEATABLE READ): %+v, %v", c, err)
+	}
+	res = refreshAll(t, st)
+	for _, r := range res {
+		if r.Mode != "incremental" {
+			t.Errorf("refresh of %s after the rebuild: mode %q; want incremental", r.View, r.Mode)
+		}
+	}
+}
