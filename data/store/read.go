@@ -433,7 +433,7 @@ func (s *Store) RefreshLog(ctx context.Context, limit int) ([]RefreshLogEntry, e
 		var e RefreshLogEntry
 		err := r.Scan(&e.ID, &e.View, &e.StartedAt, &e.FinishedAt, &e.DurationMs, &e.Rows, &e.Status,
 			&e.Error, &e.PID, &e.TriggeredBy, &e.ApplicationName, &e.Concurrently, &e.DataAsOf,
-			&e.Mode, &e.DirtyKeys)
+			&e.Mode, &e.DirtyKeys, &e.Actor, &e.CanceledBy)
 		return e, err
 	})
 	if err != nil {

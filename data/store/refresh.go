@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -26,8 +27,8 @@ import (
 // refresh could not be attempted or was interrupted (cancelled context, lost
 // connection); the results so far are returned with it.
 //
-// A ctx from WithActor names who asked: the log row's application_name is
-// the actor instead of the pool's name.
+// A ctx from WithActor names who asked: the log row's actor, and its
+// application_name (cut to 63 bytes) instead of the pool's name.
 //
 // Cancelling ctx during a refresh sends the server a cancel request: the
 // refresh is rolled back (the view keeps its contents), its log row says
@@ -86,7 +87,7 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 			}
 		}
 		if healthy && actor != "" {
-			if _, rerr := conn.Exec(cctx, "reset application_name"); rerr != nil {
+			if _, rerr := conn.Exec(cctx, "reset application_name; reset meshtop.actor"); rerr != nil {
 				healthy = false
 			}
 		}
@@ -110,10 +111,11 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 	}
 	healthy = true
 	if actor != "" {
-		// Who asked (WithActor) is this connection's name until the
-		// deferred reset: refresh_begin logs application_name.
+		// Who asked (WithActor) names this connection until the deferred
+		// reset: refresh_begin logs meshtop.actor and application_name.
 		actx, cancel = s.timeout(ctx)
-		_, err = conn.Exec(actx, "select set_config('application_name', $1, false)", actor)
+		_, err = conn.Exec(actx, "select set_config('application_name', $1, false), set_config('meshtop.actor', $2, false)",
+			ActorName(actor), actor)
 		cancel()
 		if err != nil {
 			return nil, wrap(err, action, RoleRefresher)
@@ -325,7 +327,15 @@ func (s *Store) CancelRefresh(ctx context.Context, view string) (int, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var n int
-	if err := s.primary.QueryRow(ctx, s.query("refresh_cancel"), arg).Scan(&n); err != nil {
+	// Who cancels (WithActor) is meshtop.actor for this transaction only,
+	// where refresh_cancel records it (a transaction pooler keeps it too).
+	err := pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "select set_config('meshtop.actor', $1, true)", actorFrom(ctx)); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, s.query("refresh_cancel"), arg).Scan(&n)
+	})
+	if err != nil {
 		return 0, wrap(err, "cancelling the refresh", RoleRefresher)
 	}
 	return n, nil

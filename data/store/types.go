@@ -140,6 +140,12 @@ type RefreshLogEntry struct {
 	// from the raw tables); "" for attempts that did not get that far.
 	Mode      string
 	DirtyKeys int64
+	// Actor is who asked for the refresh when the caller said so
+	// (WithActor: `serve` names the SSH user and key); CanceledBy who
+	// cancelled it through CancelRefresh (an actor, else "role
+	// (application)"). Both "" when unknown or not cancelled.
+	Actor      safetext.Text
+	CanceledBy safetext.Text
 }
 
 // RunningRefresh describes a refresh in progress.

@@ -137,13 +137,17 @@ END
 $meshtop$;
 
 -- The log with a derived state (as in 004) and, appended, the refresh mode
--- and dirty keys consumed.
+-- and dirty keys consumed, who asked (014_refresh_actor: the caller's
+-- meshtop.actor) and who cancelled it (the latest refresh_cancel that
+-- signalled it).
 CREATE OR REPLACE VIEW @schema@.refresh_log_v AS
 SELECT g.id, g.view_name, g.started_at, g.finished_at, g.duration_ms, g.rows, g.status, g.error,
        g.pid, g.triggered_by, g.application_name, g."concurrently", g.data_as_of,
        CASE WHEN g.status = 'running' AND NOT @schema@.guard_held(g.view_name, g.pid)
             THEN 'interrupted' ELSE g.status END AS state,
-       g.mode, g.dirty_keys
+       g.mode, g.dirty_keys, g.actor,
+       (SELECT c.canceled_by FROM @schema@.refresh_cancels c WHERE c.log_id = g.id
+        ORDER BY c.at DESC LIMIT 1) AS canceled_by
 FROM @schema@.refresh_log g;
 
 -- Recomputes the rollup of the last p_hours hours (at most the 30-day

@@ -40,10 +40,10 @@ func (s *sshServer) source(sess ssh.Session, readOnly bool) *auditedSource {
 }
 
 // actorName is how an SSH session is named in the refresh log:
-// "meshtop serve: ssh USER SHA256:…" — the user cut to 12 characters, and
-// the whole cut to PostgreSQL's 63 bytes of application_name, so the
-// fingerprint keeps at least its first 24 characters (144 bits). Serve's
-// log line has it whole.
+// "meshtop serve: ssh USER SHA256:…" — the user cut to 12 characters
+// (the whole fingerprint is kept: the log row's actor holds all of it; its
+// application_name, cut to PostgreSQL's 63 bytes, keeps at least the first
+// 24 characters of the fingerprint).
 func actorName(user, fingerprint string) string {
 	var u strings.Builder
 	for _, r := range user {
@@ -58,7 +58,7 @@ func actorName(user, fingerprint string) string {
 	if u.Len() == 0 {
 		u.WriteString("-")
 	}
-	return store.ActorName("meshtop serve: ssh " + u.String() + " " + fingerprint)
+	return "meshtop serve: ssh " + u.String() + " " + fingerprint
 }
 
 // Refresh refreshes as the session's key and logs it.
@@ -80,7 +80,7 @@ func (a *auditedSource) Refresh(ctx context.Context, view string, wait bool) ([]
 
 // CancelRefresh cancels as the session's key and logs it.
 func (a *auditedSource) CancelRefresh(ctx context.Context, view string) (int, error) {
-	n, err := a.Client.CancelRefresh(ctx, view)
+	n, err := a.Client.CancelRefresh(store.WithActor(ctx, a.actor), view)
 	attrs := append(a.attrs[:len(a.attrs):len(a.attrs)], "action", "cancel", "view", orAll(view), "cancelled", n)
 	a.logAction(err, attrs)
 	return n, err

@@ -241,25 +241,26 @@ func TestSSHDashboard(t *testing.T) {
 	if got := f.refreshCount(t); got != before+3 {
 		t.Errorf("refresh log grew by %d rows, want 3 (the operator's refresh only)", got-before)
 	}
-	// Audited: the refresh log names the SSH user and key (application_name,
-	// the fingerprint cut to PostgreSQL's 63 bytes), serve's log has one
-	// line with the whole fingerprint and the log ids.
+	// Audited: the refresh log names the SSH user and the whole key
+	// fingerprint (actor; application_name has it cut to PostgreSQL's 63
+	// bytes), serve's log has one line with the fingerprint and the log ids.
 	fp := ssh.FingerprintSHA256(f.operator.PublicKey())
-	wantApp := ("meshtop serve: ssh sre " + fp)[:63]
-	rows, err := f.e.db.Pool.Query(context.Background(), "select id, application_name, triggered_by from metrics.refresh_log order by id desc limit 3")
+	wantActor := "meshtop serve: ssh sre " + fp
+	wantApp := wantActor[:63]
+	rows, err := f.e.db.Pool.Query(context.Background(), "select id, application_name, triggered_by, actor from metrics.refresh_log order by id desc limit 3")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
 	for rows.Next() {
 		var id int64
-		var app, by string
-		if err := rows.Scan(&id, &app, &by); err != nil {
+		var app, by, actor string
+		if err := rows.Scan(&id, &app, &by, &actor); err != nil {
 			t.Fatal(err)
 		}
 		ids = append([]string{strconv.FormatInt(id, 10)}, ids...)
-		if app != wantApp {
-			t.Errorf("refresh log row %d: application_name %q, want %q", id, app, wantApp)
+		if app != wantApp || actor != wantActor {
+			t.Errorf("refresh log row %d: application_name %q, actor %q; want %q, %q", id, app, actor, wantApp, wantActor)
 		}
 	}
 	if rows.Err() != nil {
