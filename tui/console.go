@@ -563,9 +563,9 @@ func (t logTable) cells(e store.RefreshLogEntry) []string {
 	if e.Status == "skipped" {
 		dur = dash // never ran
 	}
-	switch e.Mode { // how the refresh used the rollup
+	switch e.Mode { // how the refresh used the rollup (enter says more)
 	case "incremental":
-		by += fmt.Sprintf(" · incr %d keys", e.DirtyKeys)
+		by += fmt.Sprintf(" · %d keys", e.DirtyKeys)
 	case "full":
 		by += " · full"
 	}
@@ -576,7 +576,8 @@ func (t logTable) cells(e store.RefreshLogEntry) []string {
 		}
 		return []string{fmt.Sprint(e.ID), e.View, e.StartedAt.UTC().Format("01-02 15:04:05"), dur, rows, state, fmt.Sprint(e.PID), by}
 	}
-	return []string{fmt.Sprint(e.ID), e.View, e.StartedAt.UTC().Format("15:04:05"), dur, state, by}
+	// Narrow: the views' common "mv_" prefix goes, for who ran it.
+	return []string{fmt.Sprint(e.ID), strings.TrimPrefix(e.View, "mv_"), e.StartedAt.UTC().Format("15:04:05"), dur, state, by}
 }
 
 // right tells the right-aligned (numeric) columns.
@@ -796,33 +797,32 @@ func (cs *consoleModel) modeDurations(view string) (incr, full []float64) {
 // refresh no longer than the slowest incremental one is measured against
 // the incremental median, and one that has run past every incremental
 // refresh against the full rebuilds' median. Without past refreshes of the
-// kind there is no bar (ok false), only the elapsed time and why.
+// kind there is no bar (ok false), only the elapsed time and why. text
+// follows the percentage ("of the incremental median 15ms").
 func (cs *consoleModel) progress(view string, elapsed time.Duration) (pct float64, text string, ok bool) {
 	incr, full := cs.modeDurations(view)
 	ms := float64(elapsed.Milliseconds())
-	of := func(kind string, ds []float64) (float64, string, bool) {
+	of := func(kind string, ds []float64, why string) (float64, string, bool) {
 		med := median(ds)
 		if med <= 0 {
 			return 0, "", false
 		}
-		p := min(1, ms/med)
-		return p, fmt.Sprintf("%3.0f%% of %s median %s", p*100, kind, fmtMsVal(med)), true
+		return min(1, ms/med), fmt.Sprintf("of %s median %s%s", kind, fmtMsVal(med), why), true
 	}
 	vs := cs.viewStatus(view)
 	switch {
 	case vs != nil && !vs.Populated && len(full) > 0:
-		return of("full-rebuild", full)
+		return of("full-rebuild", full, " (a first refresh rebuilds)")
 	case vs != nil && !vs.Populated:
 		return 0, "first refresh: a full build, nothing to compare with", false
 	case len(incr) > 0 && ms <= slices.Max(incr):
-		return of("incremental", incr)
+		return of("incremental", incr, "")
 	case len(incr) > 0 && len(full) > 0:
-		p, t, ok := of("full-rebuild", full)
-		return p, t + " (past every incremental)", ok
+		return of("full-rebuild", full, fmt.Sprintf(": it has run longer than any incremental refresh (≤ %s)", fmtMsVal(slices.Max(incr))))
 	case len(incr) > 0:
-		return 0, fmt.Sprintf("past every incremental refresh (≤ %s): a full rebuild?", fmtMsVal(slices.Max(incr))), false
+		return 0, fmt.Sprintf("longer than any incremental refresh (≤ %s): a full rebuild?", fmtMsVal(slices.Max(incr))), false
 	case len(full) > 0:
-		return of("full-rebuild", full)
+		return of("full-rebuild", full, "")
 	}
 	return 0, "no past refresh to compare with", false
 }
@@ -852,15 +852,26 @@ func (cs *consoleModel) watchLines(now time.Time) []string {
 			state = st.Bad.Render("waiting for a lock")
 		}
 		pct, cmp, ok := cs.progress(r.View, elapsed)
-		head := fmt.Sprintf("⟳ %s %s %s", fit(r.View, 26), state, fmtDur(elapsed))
-		line := head + " · " + cmp
+		line := fmt.Sprintf("⟳ %s %s %s", fit(r.View, 26), state, fmtDur(elapsed))
+		sep := " · "
 		if ok {
-			line = head + "  " + bar.ViewAs(pct) + " " + cmp
+			line += fmt.Sprintf("  %s %3.0f%%", bar.ViewAs(pct), pct*100)
+			sep = " "
+		}
+		// The comparison follows on the line when it fits, else below it.
+		if ansi.StringWidth(line+sep+cmp) <= width {
+			line += sep + cmp
+			cmp = ""
 		}
 		if tail := fmt.Sprintf("  pid %d, log %d", r.PID, r.LogID); ansi.StringWidth(line+tail) <= width {
 			line += tail
 		}
 		out = append(out, fit(line, width))
+		if cmp != "" {
+			for _, l := range wrapWords(cmp, width-4) {
+				out = append(out, "    "+st.Muted.Render(l))
+			}
+		}
 		for _, b := range r.BlockedBy {
 			out = append(out, st.Bad.Render(fit(fmt.Sprintf("    blocked by pid %d (for %s): %s", b.PID, fmtDur(b.Age), b.Query.Line()), width)))
 		}

@@ -376,11 +376,19 @@ func (im *installModel) busy() bool {
 const privilegeAdvice = "Connect as the database owner (on Supabase the postgres role) to install, " +
 	"or have it run `meshtop install`; afterwards grant meshtop_reader (and meshtop_refresher to refresh) to this role."
 
+// schema is the schema install creates.
+func (im *installModel) schema() string {
+	if im.c.opts.Installer == nil {
+		return store.DefaultSchema
+	}
+	return im.c.opts.Installer.Schema()
+}
+
 // outside tells an object install adds outside its own schema: what an SRE
 // vets before saying yes (an index on MeshHook's runs, triggers on its hot
 // tables, roles of the whole cluster).
 func (im *installModel) outside(o install.Object) bool {
-	return o.Kind != "schema" && !strings.HasPrefix(o.Name, im.c.opts.Installer.Schema()+".")
+	return o.Kind != "schema" && !strings.HasPrefix(o.Name, im.schema()+".")
 }
 
 // objectLines are the prompt's list: the objects outside the schema first,
@@ -406,7 +414,7 @@ func (im *installModel) objectLines() []string {
 			in = append(in, o)
 		}
 	}
-	schema := im.c.opts.Installer.Schema()
+	schema := im.schema()
 	out = append(out, st.Bold.Render(fmt.Sprintf("Outside schema %s (%d):", schema, len(outside))))
 	for _, o := range outside {
 		add(o)
@@ -420,7 +428,7 @@ func (im *installModel) objectLines() []string {
 
 // promptHead is the prompt's lines above the list.
 func (im *installModel) promptHead() []string {
-	schema := im.c.opts.Installer.Schema()
+	schema := im.schema()
 	text := fmt.Sprintf("Installing applies %s: it creates these %d objects, then refreshes the views once. "+
 		"Outside schema %s it adds an index on workflow_runs (built CONCURRENTLY), change-capture triggers on "+
 		"MeshHook's tables and cluster-wide roles:", plural(im.pending, "migration", "migrations"), len(im.objects), schema)
@@ -485,14 +493,11 @@ func (im *installModel) View() string {
 	room := im.height - len(out)
 	if len(im.refresh) > 0 {
 		// The install is done: one line for it, the room for the refresh.
-		var took time.Duration
-		for _, s := range im.steps {
-			took += s.Duration
-		}
-		out = append(out, st.Good.Render(fit(fmt.Sprintf("✓ installed: %s in %s", plural(im.applied, "migration", "migrations"), fmtDur(took)), width)), "")
+		out = append(out, st.Good.Render(fit(fmt.Sprintf("✓ installed: %s applied to schema %s", plural(im.applied, "migration", "migrations"),
+			im.schema()), width)), "")
 		out = append(out, im.refreshHeader(width))
 		for _, r := range im.refresh {
-			out = append(out, firstRefreshLine(st, r, nameW, width, now, im.spin.View()))
+			out = append(out, firstRefreshLine(st, r, 26, width, now))
 		}
 		if im.state == installRefreshing {
 			hint := "x cancels the first refresh (the overview then waits for a refresh from the console)"
@@ -570,7 +575,7 @@ func (im *installModel) refreshHeader(width int) string {
 // firstRefreshLine is one view of the first refresh. A first refresh
 // builds the rollup from the raw tables: it has no earlier refresh to be
 // compared with, so it shows the time it has taken, not a bar.
-func firstRefreshLine(st Styles, r firstRefreshStep, nameW, width int, now time.Time, spin string) string {
+func firstRefreshLine(st Styles, r firstRefreshStep, nameW, width int, now time.Time) string {
 	name := fit(r.view, nameW)
 	switch {
 	case r.result != nil && r.result.Status == "ok":
@@ -580,7 +585,7 @@ func firstRefreshLine(st Styles, r firstRefreshStep, nameW, width int, now time.
 	case r.result != nil:
 		return st.Bad.Render(fit(fmt.Sprintf("  ✗ %s %s: %s", name, r.result.Status, r.result.Error.Line()), width))
 	case r.started != nil:
-		return st.Warn.Render(fit(fmt.Sprintf("  %s %s refreshing %s · a full build from the raw tables", spin, name, fmtDur(now.Sub(*r.started))), width))
+		return st.Warn.Render(fit(fmt.Sprintf("  ⟳ %s refreshing %s · a full build from the raw tables", name, fmtDur(now.Sub(*r.started))), width))
 	}
 	return st.Muted.Render(fit("  · "+name+" waiting", width))
 }

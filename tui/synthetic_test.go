@@ -139,3 +139,28 @@ func BenchmarkOverviewPollUnchanged10k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOverviewFrame50 is the frame time of a 50-workflow overview at
+// 120×40, through the caches and with them bypassed (noCache): a frame
+// after a message that changed nothing on the table (most messages: a
+// tick, a console read), and a frame after the selection moved.
+func BenchmarkOverviewFrame50(b *testing.B) {
+	for _, cached := range []bool{true, false} {
+		for _, moving := range []bool{false, true} {
+			name := fmt.Sprintf("cache=%v/moving=%v", cached, moving)
+			b.Run(name, func(b *testing.B) {
+				m := syntheticModel(50)
+				m.c.noCache = !cached
+				var tm tea.Model = m
+				tm.View()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if moving {
+						tm, _ = tm.Update(runeKey([]string{"j", "k"}[i/30%2]))
+					}
+					_ = tm.View()
+				}
+			})
+		}
+	}
+}
