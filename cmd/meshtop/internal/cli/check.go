@@ -36,12 +36,14 @@ Sensu) and exits with its code:
               completed runs in the window is below --min-success-rate
   2 CRITICAL  a view's lag is over --max-lag, a view was never refreshed
               (not populated), or a view's last two refreshes failed
+  3 UNKNOWN   meshtop cannot connect, the views are not installed, or the
+              command line is invalid
 
 A refresh an operator canceled (x in the dashboard, pg_cancel_backend) is
 not counted as failed: only the lag rules judge the view it leaves stale.
-Workflows below the success rate are named worst first.
-  3 UNKNOWN   meshtop cannot connect, the views are not installed, or the
-              command line is invalid
+Workflows below the success rate are named worst first. The volume floor
+of 10 completed runs is the dashboard's too: d (what got worse) compares no
+failure rate of fewer runs.
 
 Lag is measured against the database clock (now, or the clock pinned in the
 schema's config) and, with --replica-dsn, includes replication lag.
@@ -56,7 +58,7 @@ type checkFlags struct {
 }
 
 func (a *app) checkCmd() *cobra.Command {
-	f := &checkFlags{minRuns: 10}
+	f := &checkFlags{minRuns: store.MinCompletedRuns}
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Monitoring-plugin check of freshness and success rates (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
