@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshtop/meshtop/data/fixture"
 	"github.com/meshtop/meshtop/data/demo"
+	"github.com/meshtop/meshtop/data/fixture"
 	"github.com/meshtop/meshtop/data/pgtest"
 )
 
