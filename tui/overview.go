@@ -77,9 +77,11 @@ func (o *overviewModel) ShortHelp() []key.Binding {
 
 func (o *overviewModel) FullHelp() [][]key.Binding {
 	k := o.c.keys
+	// The help says d's volume floor (store.MinCompletedRuns).
+	worse := key.NewBinding(key.WithKeys("d"), key.WithHelp("d", fmt.Sprintf("what got worse (≥%d runs)", store.MinCompletedRuns)))
 	return [][]key.Binding{
 		{k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
-		{k.Enter, k.Back, k.Filter, k.Sort, k.SortDir, k.Worse, k.Copy},
+		{k.Enter, k.Back, k.Filter, k.Sort, k.SortDir, worse, k.Copy},
 	}
 }
 
