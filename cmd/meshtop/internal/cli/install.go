@@ -137,17 +137,21 @@ confirmation on a terminal; elsewhere pass --yes.`,
 				}
 			}
 			in := install.New(s.primary, a.g.schema)
-			if installed, err := anyApplied(ctx, in); err != nil {
+			installed, err := anyApplied(ctx, in)
+			if err != nil {
 				return s.wrap(err)
-			} else if !installed {
-				// Nothing to remove here: say so rather than report
-				// objects gone that never were (roles are the cluster's;
-				// another database's meshtop may use them).
-				fmt.Fprintf(a.stdout(), "nothing to uninstall: meshtop is not installed in schema %s of this database\n", a.g.schema)
-				return nil
 			}
+			// Uninstall runs either way: it refuses a schema meshtop did not
+			// create (--schema auth), and removes what an earlier install
+			// left behind, unused.
 			if err := in.Uninstall(ctx); err != nil {
 				return s.wrap(err)
+			}
+			if !installed {
+				// Say so rather than report objects gone that never were.
+				fmt.Fprintf(a.stdout(), "nothing to uninstall: meshtop is not installed in schema %s of this database"+
+					" (unused leftovers of an earlier install, its roles or index, are removed if there were any)\n", a.g.schema)
+				return nil
 			}
 			fmt.Fprintf(a.stdout(), "uninstalled: schema %s and the objects and roles meshtop created are gone\n", a.g.schema)
 			return nil
