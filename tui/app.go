@@ -16,7 +16,6 @@ import (
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
@@ -85,46 +84,6 @@ const (
 	maxInterval = time.Minute
 )
 
-type screen int
-
-const (
-	screenOverview screen = iota
-	screenDetail
-	screenConsole
-	screenInstall
-)
-
-var screenNames = map[screen]string{screenOverview: "Overview", screenDetail: "Detail", screenConsole: "Refresh console", screenInstall: "Install"}
-
-// common is shared by the screens: styles, keys and the clock.
-type common struct {
-	styles Styles
-	keys   keyMap
-	clock  func() time.Time
-	opts   Options
-
-	// Lines of the last frame that are rebuilt only when what they show
-	// changes (View runs after every message, most of which change none of
-	// them); common is shared by every copy of the model, so they survive
-	// View's value receiver.
-	header, tabs, help memo
-	fits               map[string]struct{} // body lines known to fit fitsWidth cells
-	fitsWidth          int
-}
-
-// memo is one cached line and the inputs it was drawn from.
-type memo struct{ key, line string }
-
-// get returns the line for key, drawing it with draw when key changed.
-func (mm *memo) get(key string, draw func() string) string {
-	if mm.key != key || mm.line == "" {
-		mm.key, mm.line = key, draw()
-	}
-	return mm.line
-}
-
-func (c *common) now() time.Time { return c.clock() }
-
 // connState tracks a lost connection.
 type connState struct {
 	lost    bool
@@ -133,38 +92,39 @@ type connState struct {
 	err     string
 }
 
-// Model is the root model.
+// Model is the root model. It owns what is the dashboard's, not a
+// screen's: the poll loop, the LISTEN connection, reconnecting, the
+// window, pause and interval, the status line, the header, tabs and key
+// help; and it routes messages to the screens (screen.go).
 type Model struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	c      *common
-	src    Source
 	help   help.Model
 
 	width, height int
-	screen        screen
+	screens       [numScreens]screen
+	active        screenID
 	showHelp      bool
 	started       bool // the installed check passed and polling runs
 
-	window   store.Window
 	interval time.Duration
-	paused   bool
 	tickSeq  int
+	// waiting counts the refreshes that ended while polling was paused:
+	// their data is not on screen.
+	waiting int
 
-	overviewBusy, consoleBusy, detailBusy bool
-	// readSeq numbers reads as they start; ovSeq, csSeq, viewsSeq and
-	// runSeq are the numbers of the data shown, so a slow old read never
-	// replaces newer data (several reads can be under way after NOTIFYs and
-	// watch ticks). runSeq is the read the running refreshes come from:
-	// both the console read and the watch's cheap poll bring them.
-	readSeq, ovSeq, csSeq, viewsSeq, runSeq int
-	views                                   []store.ViewStatus // newest view status from either read, for the lag badge
+	// Facts for the header and the lag badge, from the newest read that
+	// brought them (factsMsg).
+	server               *store.ServerInfo
+	views                []store.ViewStatus
+	running              []store.RunningRefresh
+	viewsSeq, runningSeq int
 
-	server    *store.ServerInfo
 	status    string
 	statusErr bool
 	// statusRead: the error is a failed read, which the next successful
-	// poll clears. Other errors (a refused key, a failed refresh, install
+	// read clears. Other errors (a refused key, a failed refresh, install
 	// or copy) stay until something replaces them: a poll that happened to
 	// land right after one must not wipe it before it was ever drawn.
 	statusRead bool
@@ -174,16 +134,6 @@ type Model struct {
 	listen        *listener
 	listenGen     int
 	listenAttempt int
-
-	watchSeq    int
-	watchActive bool
-
-	spin spinner.Model // the install screen's steps while they run
-
-	ov   overviewModel
-	dt   detailModel
-	cs   consoleModel
-	inst installModel
 }
 
 // Run starts the dashboard on the terminal and returns when the user quits
@@ -234,68 +184,254 @@ func newModel(ctx context.Context, opts Options) Model {
 		opts.Output = os.Stdout
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &common{styles: NewStylesFor(DefaultTheme(), opts.Renderer), keys: newKeyMap(opts.ReadOnly || opts.Pooler), clock: opts.Clock, opts: opts}
+	c := &common{ctx: ctx, src: opts.Store, opts: opts, styles: NewStylesFor(DefaultTheme(), opts.Renderer),
+		keys: newKeyMap(opts.ReadOnly || opts.Pooler), clock: opts.Clock, sess: session{window: opts.Window}}
 	h := help.New()
 	h.Styles.ShortKey = c.styles.Accent
 	h.Styles.FullKey = c.styles.Accent
-	return Model{
-		ctx: ctx, cancel: cancel, c: c, src: opts.Store, help: h,
-		screen: screenOverview, window: opts.Window, interval: opts.Interval,
-		ov: newOverview(), cs: newConsole(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)),
+	m := Model{ctx: ctx, cancel: cancel, c: c, help: h, interval: opts.Interval, active: scrOverview}
+	m.screens = [numScreens]screen{
+		scrOverview: newOverview(c),
+		scrDetail:   newDetail(c),
+		scrConsole:  newConsole(c),
+		scrInstall:  newInstall(c),
 	}
+	return m
 }
 
-func (m Model) Init() tea.Cmd { return checkInstalled(m.ctx, m.src) }
+func (m Model) Init() tea.Cmd { return checkInstalled(m.ctx, m.c.src) }
 
-// start begins normal operation: data, polling and LISTEN.
-func (m *Model) start() tea.Cmd {
-	m.started = true
-	if m.screen == screenInstall {
-		m.screen = screenOverview
+// Update handles a message, then the requests the screens sent while
+// handling it.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmds := []tea.Cmd{m.handle(msg)}
+	for len(m.c.out) > 0 {
+		req := m.c.out[0]
+		m.c.out = m.c.out[1:]
+		cmds = append(cmds, m.request(req))
 	}
-	if m.status == "" {
-		m.setStatus(m.idleStatus(), false)
-	}
-	return tea.Batch(m.fetchAll(), m.rearmPoll(), m.restartListen())
+	return m, tea.Batch(cmds...)
 }
 
-// fetchAll reads what the screens show, skipping reads already under way.
-func (m *Model) fetchAll() tea.Cmd {
+// route gives a message to one screen.
+func (m *Model) route(id screenID, msg tea.Msg) tea.Cmd {
+	var cmd tea.Cmd
+	m.screens[id], cmd = m.screens[id].Update(msg)
+	return cmd
+}
+
+// broadcast gives a message to every screen.
+func (m *Model) broadcast(msg tea.Msg) tea.Cmd {
 	var cmds []tea.Cmd
-	if !m.overviewBusy {
-		m.overviewBusy = true
-		m.readSeq++
-		cmds = append(cmds, fetchOverview(m.ctx, m.src, m.window, m.readSeq, m.ov.changesKey))
-	}
-	if m.screen == screenConsole || m.cs.busy() || !m.cs.loaded {
-		cmds = append(cmds, m.fetchConsole())
-	}
-	if m.screen == screenDetail && m.dt.id != "" && !m.detailBusy {
-		m.detailBusy = true
-		cmds = append(cmds, fetchWorkflow(m.ctx, m.src, m.dt.id, m.window))
+	for id := range m.screens {
+		cmds = append(cmds, m.route(screenID(id), msg))
 	}
 	return tea.Batch(cmds...)
 }
 
-func (m *Model) fetchConsole() tea.Cmd {
-	if m.consoleBusy {
+// activate makes id the active screen.
+func (m *Model) activate(id screenID) tea.Cmd {
+	if id == m.active {
 		return nil
 	}
-	m.consoleBusy = true
-	m.readSeq++
-	return fetchConsole(m.ctx, m.src, m.readSeq)
+	prev := m.active
+	m.active = id
+	return tea.Batch(m.route(prev, focusMsg{active: false}), m.route(id, focusMsg{active: true}))
 }
 
-// fetchRunning reads the running refreshes, numbered like the other reads.
-func (m *Model) fetchRunning() tea.Cmd {
-	m.readSeq++
-	return fetchRunning(m.ctx, m.src, m.readSeq)
+// resize gives every screen the body's size.
+func (m *Model) resize() {
+	for _, s := range m.screens {
+		s.SetSize(m.width, m.bodyHeight())
+	}
+}
+
+func (m *Model) handle(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.help.Width = msg.Width
+		m.resize()
+		return nil
+	case tea.KeyMsg:
+		// Keys typed quickly (or batched by a slow SSH link) arrive as one
+		// message of several runes; outside text input each is a command.
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && !m.screens[m.active].TakesText() {
+			var cmds []tea.Cmd
+			for i, r := range msg.Runes {
+				if m.screens[m.active].TakesText() {
+					// After a '/', the rest is the filter's text.
+					cmds = append(cmds, m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: msg.Runes[i:]}))
+					break
+				}
+				cmds = append(cmds, m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}}))
+				for len(m.c.out) > 0 { // a rune's requests before the next rune
+					req := m.c.out[0]
+					m.c.out = m.c.out[1:]
+					cmds = append(cmds, m.request(req))
+				}
+			}
+			return tea.Batch(cmds...)
+		}
+		return m.key(msg)
+	case resultFor:
+		return m.route(msg.screen(), msg)
+
+	case InstalledCheckedMsg:
+		if msg.Err != nil {
+			if isConnErr(msg.Err) {
+				return m.connLost(msg.Err)
+			}
+			m.setStatus("checking the installation: "+oneLine(msg.Err.Error()), true)
+			return m.start()
+		}
+		if msg.Installed {
+			return m.start()
+		}
+		return tea.Batch(m.activate(scrInstall), m.route(scrInstall, msg))
+
+	case PollTickMsg:
+		if msg.Seq != m.tickSeq || m.c.sess.paused || m.conn.lost {
+			return nil // stale loop, paused, or the reconnect loop owns polling
+		}
+		return tea.Batch(m.broadcast(pollMsg{}), pollTick(m.tickSeq, m.interval))
+
+	case RefreshEventMsg:
+		if m.listen == nil || msg.Gen != m.listen.gen {
+			return nil
+		}
+		m.listenAttempt = 0
+		if m.c.sess.paused {
+			// Paused means the screens stay as they are: the event is
+			// counted, not read.
+			if msg.Event.Status != "running" {
+				m.waiting++
+				m.setPausedStatus()
+			}
+			return m.listen.wait()
+		}
+		return tea.Batch(m.listen.wait(), m.broadcast(refreshEventMsg{ev: msg.Event}))
+
+	case ListenEndedMsg:
+		if m.listen == nil || msg.Gen != m.listen.gen || m.ctx.Err() != nil {
+			return nil
+		}
+		m.listenAttempt++
+		gen := msg.Gen
+		var cmds []tea.Cmd
+		if msg.Err != nil && isConnErr(msg.Err) {
+			cmds = append(cmds, m.connLost(msg.Err))
+		}
+		cmds = append(cmds, tea.Tick(backoff(m.listenAttempt), func(time.Time) tea.Msg { return ListenRetryMsg{Gen: gen} }))
+		return tea.Batch(cmds...)
+
+	case ListenRetryMsg:
+		if m.listen == nil || msg.Gen != m.listen.gen {
+			return nil
+		}
+		return m.restartListen()
+
+	case ReconnectTickMsg:
+		if !m.conn.lost || msg.Attempt != m.conn.attempt {
+			return nil
+		}
+		return reconnect(m.ctx, m.c.src, msg.Attempt)
+
+	case ReconnectedMsg:
+		if !m.conn.lost || msg.Attempt != m.conn.attempt {
+			return nil
+		}
+		if msg.Err != nil {
+			m.conn.err = oneLine(msg.Err.Error())
+			m.conn.attempt++
+			m.conn.next = backoff(m.conn.attempt)
+			a := m.conn.attempt
+			return tea.Tick(m.conn.next, func(time.Time) tea.Msg { return ReconnectTickMsg{Attempt: a} })
+		}
+		m.conn = connState{}
+		m.c.sess.lost = false
+		m.resize() // the banner is gone
+		m.server = &msg.Server
+		m.setStatus("reconnected", false)
+		if !m.started {
+			return checkInstalled(m.ctx, m.c.src)
+		}
+		return tea.Batch(m.broadcast(pollMsg{force: true}), m.rearmPoll(), m.restartListen())
+
+	case CopiedMsg:
+		if msg.Err != nil {
+			m.setStatus("copy: "+msg.Err.Error(), true)
+		} else {
+			m.setStatus("copied "+msg.Text+" to the clipboard (OSC 52)", false)
+		}
+		return nil
+	}
+	// Anything else (a text input's cursor blink, a spinner's tick) is the
+	// active screen's.
+	return m.route(m.active, msg)
+}
+
+// request handles what a screen asked of the root.
+func (m *Model) request(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case statusMsg:
+		m.setStatus(msg.text, msg.err)
+	case readFailedMsg:
+		return m.handleErr(msg.what, msg.err)
+	case readOKMsg:
+		if m.statusErr && m.statusRead {
+			m.setStatus(m.idleStatus(), false)
+		}
+	case factsMsg:
+		if msg.server != nil {
+			m.server = msg.server
+		}
+		if msg.views != nil && msg.seq >= m.viewsSeq {
+			m.views, m.viewsSeq = msg.views, msg.seq
+		}
+		if msg.hasRunning && msg.seq >= m.runningSeq {
+			m.running, m.runningSeq = msg.running, msg.seq
+		}
+	case navMsg:
+		cmd := m.activate(msg.to)
+		if msg.open != nil {
+			cmd = tea.Batch(cmd, m.route(msg.to, msg.open))
+		}
+		return cmd
+	case backMsg:
+		return m.activate(screenInfos[m.active].parent)
+	case dataChangedMsg:
+		if m.c.sess.paused {
+			m.waiting++
+			m.setPausedStatus()
+			return nil
+		}
+		return m.broadcast(pollMsg{force: true})
+	case quitMsg:
+		return m.quit()
+	case installDoneMsg:
+		return m.start()
+	}
+	return nil
+}
+
+// start begins normal operation: data, polling and LISTEN.
+func (m *Model) start() tea.Cmd {
+	m.started = true
+	var cmd tea.Cmd
+	if m.active == scrInstall {
+		cmd = m.activate(scrOverview)
+	}
+	if m.status == "" {
+		m.setStatus(m.idleStatus(), false)
+	}
+	return tea.Batch(cmd, m.broadcast(pollMsg{force: true}), m.rearmPoll(), m.restartListen())
 }
 
 // rearmPoll starts a new poll loop and so invalidates any pending tick.
 func (m *Model) rearmPoll() tea.Cmd {
 	m.tickSeq++
-	if m.paused {
+	if m.c.sess.paused {
 		return nil
 	}
 	return pollTick(m.tickSeq, m.interval)
@@ -309,30 +445,27 @@ func (m *Model) restartListen() tea.Cmd {
 		m.listen.cancel()
 	}
 	m.listenGen++
-	l, cmd := startListen(m.ctx, m.src, m.listenGen)
+	l, cmd := startListen(m.ctx, m.c.src, m.listenGen)
 	m.listen = l
 	return cmd
-}
-
-func (m *Model) startWatch() tea.Cmd {
-	if m.watchActive {
-		return nil
-	}
-	m.watchActive = true
-	m.watchSeq++
-	return watchTick(m.watchSeq)
-}
-
-func (m *Model) setViews(v []store.ViewStatus, seq int) {
-	if seq >= m.viewsSeq {
-		m.views, m.viewsSeq = v, seq
-	}
 }
 
 // setStatus sets the status line. Status texts quote names and errors from
 // the database: they are put on one sanitized line here, once.
 func (m *Model) setStatus(s string, isErr bool) {
 	m.status, m.statusErr, m.statusRead, m.statusAt = safetext.Line(s), isErr, false, m.c.now()
+}
+
+// setPausedStatus says that polling is paused and what finished since.
+func (m *Model) setPausedStatus() {
+	if m.statusErr {
+		return // an error stays until something replaces it
+	}
+	s := "polling paused: the screens show the data of the moment p was pressed (p resumes)"
+	if m.waiting > 0 {
+		s = fmt.Sprintf("polling paused · %s finished since, not shown (p resumes)", plural(m.waiting, "refresh", "refreshes"))
+	}
+	m.setStatus(s, false)
 }
 
 // statusTTL is how long an informational status ("copied …", "polling
@@ -368,642 +501,100 @@ func (m *Model) connLost(err error) tea.Cmd {
 		return nil // a reconnect loop is already running
 	}
 	m.conn.lost = true
+	m.c.sess.lost = true
+	m.resize() // the banner takes a line
 	m.conn.attempt = 1
 	m.conn.next = backoff(1)
 	return tea.Tick(m.conn.next, func(time.Time) tea.Msg { return ReconnectTickMsg{Attempt: 1} })
 }
 
-func (m Model) quit() (tea.Model, tea.Cmd) {
+func (m *Model) quit() tea.Cmd {
 	m.cancel()
 	if m.listen != nil {
 		m.listen.cancel()
 	}
-	return m, tea.Quit
+	return tea.Quit
 }
 
-// Update handles a message, then keeps the overview's selection on screen
-// (View works on a copy and cannot remember the scroll position).
-func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	nm, cmd := m.update(msg)
-	if mm, ok := nm.(Model); ok {
-		mm.ov.scrollTo(mm.overviewRows())
-		return mm, cmd
-	}
-	return nm, cmd
-}
-
-// overviewRows is how many table rows fit on the overview.
-func (m Model) overviewRows() int {
-	h := m.bodyHeight() - 3 // header, totals, data-as-of
-	if m.ov.filtering || m.ov.filter.Value() != "" {
-		h--
-	}
-	return max(1, h)
-}
-
-func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	switch msg := msg.(type) {
-	case tea.WindowSizeMsg:
-		m.width, m.height = msg.Width, msg.Height
-		m.help.Width = msg.Width
-		if m.dt.loaded {
-			m.dt.drawCharts(m.c, m.width)
-		}
-		return m, nil
-	case tea.KeyMsg:
-		// Keys typed quickly (or batched by a slow SSH link) arrive as one
-		// message of several runes; outside text input each is a command.
-		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && !m.ov.filtering {
-			var cmds []tea.Cmd
-			var cur tea.Model = m
-			for _, r := range msg.Runes {
-				mm, ok := cur.(Model)
-				if !ok {
-					break
-				}
-				// After a '/', handleKey sends the rest to the filter.
-				var cmd tea.Cmd
-				cur, cmd = mm.handleKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
-				cmds = append(cmds, cmd)
-			}
-			return cur, tea.Batch(cmds...)
-		}
-		return m.handleKey(msg)
-
-	case InstalledCheckedMsg:
-		if msg.Err != nil {
-			if isConnErr(msg.Err) {
-				cmd := m.connLost(msg.Err)
-				return m, cmd
-			}
-			m.setStatus("checking the installation: "+oneLine(msg.Err.Error()), true)
-			cmd := m.start()
-			return m, cmd
-		}
-		if msg.Installed {
-			cmd := m.start()
-			return m, cmd
-		}
-		m.screen = screenInstall
-		m.inst = installModel{state: installUnavailable}
-		switch {
-		case m.c.opts.Pooler:
-			m.inst.state, m.inst.reason = installUnavailable, "Installing needs a server session, which a transaction pooler does not give:\nrun `meshtop install` with the direct or session-pooler URL, port 5432."
-		case m.c.opts.ReadOnly:
-			m.inst.reason = "meshtop runs read-only, so it will not install anything. Run `meshtop install` with a role that owns the database objects, or ask your DBA to."
-		case m.c.opts.NoInstall || m.c.opts.Installer == nil:
-			m.inst.reason = "Run `meshtop install` (or `meshtop install --dry-run` to see the SQL) to create the metrics schema and views."
-		default:
-			// Only a database that can take meshtop is offered the install.
-			m.inst.state = installChecking
-			return m, tea.Batch(checkInstaller(m.ctx, m.c.opts.Installer), m.spin.Tick)
-		}
-		return m, nil
-
-	case InstallCheckedMsg:
-		var pe *install.PreconditionError
-		switch {
-		case errors.As(msg.Err, &pe):
-			m.inst.state, m.inst.blocked, m.inst.reason = installUnavailable, pe, pe.Msg
-		case msg.Err != nil:
-			m.inst.state, m.inst.err = installFailed, fmt.Errorf("checking the install preconditions: %w", msg.Err)
-		default:
-			m.inst.state = installPrompt
-			m.inst.objects = m.c.opts.Installer.Objects()
-		}
-		return m, nil
-	case InstallStepMsg:
-		m.inst.stepDone(msg.Step, m.c.now())
-		cmd := m.inst.run.wait()
-		return m, cmd
-	case InstallFinishedMsg:
-		if msg.Err != nil {
-			m.inst.state, m.inst.err = installFailed, msg.Err
-			return m, nil
-		}
-		// The first refresh follows at once: the overview it hands over to
-		// shows data, not "never refreshed".
-		m.inst.state, m.inst.applied = installRefreshing, msg.Applied
-		m.inst.refresh = nil
-		for _, v := range m.src.ViewNames() {
-			m.inst.refresh = append(m.inst.refresh, firstRefreshStep{view: v})
-		}
-		ctx, cancel := context.WithCancel(m.ctx)
-		m.inst.cancel = cancel
-		r, cmd := startFirstRefresh(ctx, m.src)
-		m.inst.refreshRun = r
-		return m, tea.Batch(cmd, m.spin.Tick)
-	case FirstRefreshStepMsg:
-		m.inst.refreshStep(msg, m.c.now())
-		return m, m.inst.refreshRun.wait()
-	case FirstRefreshDoneMsg:
-		if m.inst.cancel != nil {
-			m.inst.cancel()
-		}
-		switch {
-		case msg.Canceled:
-			m.setStatus("installed; first refresh canceled — tab opens the refresh console, R refreshes", false)
-		case msg.Err != nil:
-			m.setStatus("installed; first refresh: "+oneLine(msg.Err.Error()), true)
-		default:
-			m.setStatus(fmt.Sprintf("installed (%d migrations) and refreshed", m.inst.applied), false)
-		}
-		cmd := m.start()
-		return m, cmd
-	case spinner.TickMsg:
-		if m.screen != screenInstall || !m.inst.busy() {
-			return m, nil // the spinner stops until something runs again
-		}
-		var cmd tea.Cmd
-		m.spin, cmd = m.spin.Update(msg)
-		return m, cmd
-
-	case PollTickMsg:
-		if msg.Seq != m.tickSeq || m.paused || m.conn.lost {
-			return m, nil // stale loop, paused, or the reconnect loop owns polling
-		}
-		cmd := tea.Batch(m.fetchAll(), pollTick(m.tickSeq, m.interval))
-		return m, cmd
-
-	case OverviewLoadedMsg:
-		m.overviewBusy = false
-		if msg.Err != nil {
-			cmd := m.handleErr("reading the overview", msg.Err)
-			return m, cmd
-		}
-		if msg.Window != m.window || msg.Seq < m.ovSeq {
-			return m, nil
-		}
-		if m.statusErr && m.statusRead {
-			m.setStatus(m.idleStatus(), false)
-		}
-		m.ovSeq = msg.Seq
-		m.server = &msg.Overview.Server
-		m.ov.setData(msg.Overview)
-		m.setViews(msg.Overview.Views, msg.Seq)
-		if msg.ChangesKey != nil {
-			m.ov.setChanges(*msg.ChangesKey, msg.Changes)
-		}
-		return m, nil
-
-	case WorkflowLoadedMsg:
-		m.detailBusy = false
-		if msg.Err != nil {
-			cmd := m.handleErr("reading workflow "+msg.ID, msg.Err)
-			return m, cmd
-		}
-		if msg.ID != m.dt.id || msg.Window != m.window {
-			return m, nil
-		}
-		m.dt.window = msg.Window
-		m.dt.setData(m.c, msg.Detail, m.width)
-		return m, nil
-
-	case ConsoleLoadedMsg:
-		m.consoleBusy = false
-		if msg.Err != nil {
-			cmd := m.handleErr("reading the refresh status", msg.Err)
-			return m, cmd
-		}
-		if msg.Seq < m.csSeq {
-			return m, nil
-		}
-		m.csSeq = msg.Seq
-		if msg.Seq < m.runSeq {
-			msg.Running = m.cs.running // a newer poll already told what runs
-		} else {
-			m.runSeq = msg.Seq
-		}
-		m.cs.setData(msg)
-		m.setViews(msg.Views, msg.Seq)
-		if m.cs.busy() {
-			cmd := m.startWatch()
-			return m, cmd
-		}
-		return m, nil
-
-	case RunningLoadedMsg:
-		if msg.Err != nil {
-			cmd := m.handleErr("reading running refreshes", msg.Err)
-			return m, cmd
-		}
-		if msg.Seq < m.runSeq {
-			return m, nil // older than what is shown
-		}
-		m.runSeq = msg.Seq
-		m.cs.running = msg.Running
-		return m, nil
-
-	case WatchTickMsg:
-		if msg.Seq != m.watchSeq {
-			return m, nil
-		}
-		if !m.cs.busy() || m.conn.lost {
-			m.watchActive = false
-			return m, nil
-		}
-		cmd := tea.Batch(m.fetchRunning(), watchTick(m.watchSeq))
-		return m, cmd
-
-	case RefreshFinishedMsg:
-		delete(m.cs.ours, msg.View)
-		m.cs.last = &refreshOutcome{view: msg.View, results: msg.Results, err: msg.Err}
-		m.setStatus(refreshSummary(msg), msg.Err != nil)
-		if msg.Err != nil && isConnErr(msg.Err) {
-			cmd := m.connLost(msg.Err)
-			return m, cmd
-		}
-		m.overviewBusy = false // a poll under way may predate the refresh: read again
-		cmd := m.fetchAllConsole()
-		return m, cmd
-
-	case CancelFinishedMsg:
-		if msg.Err != nil {
-			cmd := m.handleErr("cancelling the refresh", msg.Err)
-			return m, cmd
-		}
-		m.setStatus(fmt.Sprintf("cancel sent to %d refreshing backend(s)", msg.Canceled), false)
-		cmd := m.fetchConsole()
-		return m, cmd
-
-	case RefreshEventMsg:
-		if m.listen == nil || msg.Gen != m.listen.gen {
-			return m, nil
-		}
-		m.listenAttempt = 0
-		cmds := []tea.Cmd{m.listen.wait()}
-		m.consoleBusy = false
-		cmds = append(cmds, m.fetchConsole())
-		if msg.Event.Status != "running" {
-			m.overviewBusy = false
-			cmds = append(cmds, m.fetchAll())
-		} else {
-			cmds = append(cmds, m.startWatch())
-		}
-		return m, tea.Batch(cmds...)
-
-	case ListenEndedMsg:
-		if m.listen == nil || msg.Gen != m.listen.gen || m.ctx.Err() != nil {
-			return m, nil
-		}
-		m.listenAttempt++
-		gen := msg.Gen
-		var cmds []tea.Cmd
-		if msg.Err != nil && isConnErr(msg.Err) {
-			cmds = append(cmds, m.connLost(msg.Err))
-		}
-		cmds = append(cmds, tea.Tick(backoff(m.listenAttempt), func(time.Time) tea.Msg { return ListenRetryMsg{Gen: gen} }))
-		return m, tea.Batch(cmds...)
-
-	case ListenRetryMsg:
-		if m.listen == nil || msg.Gen != m.listen.gen {
-			return m, nil
-		}
-		cmd := m.restartListen()
-		return m, cmd
-
-	case ReconnectTickMsg:
-		if !m.conn.lost || msg.Attempt != m.conn.attempt {
-			return m, nil
-		}
-		return m, reconnect(m.ctx, m.src, msg.Attempt)
-
-	case ReconnectedMsg:
-		if !m.conn.lost || msg.Attempt != m.conn.attempt {
-			return m, nil
-		}
-		if msg.Err != nil {
-			m.conn.err = oneLine(msg.Err.Error())
-			m.conn.attempt++
-			m.conn.next = backoff(m.conn.attempt)
-			a := m.conn.attempt
-			return m, tea.Tick(m.conn.next, func(time.Time) tea.Msg { return ReconnectTickMsg{Attempt: a} })
-		}
-		m.conn = connState{}
-		m.server = &msg.Server
-		m.setStatus("reconnected", false)
-		m.overviewBusy, m.consoleBusy, m.detailBusy = false, false, false
-		if !m.started {
-			return m, checkInstalled(m.ctx, m.src)
-		}
-		cmd := tea.Batch(m.fetchAll(), m.rearmPoll(), m.restartListen())
-		return m, cmd
-
-	case CopiedMsg:
-		if msg.Err != nil {
-			m.setStatus("copy: "+msg.Err.Error(), true)
-		} else {
-			m.setStatus("copied "+msg.Text+" to the clipboard (OSC 52)", false)
-		}
-		return m, nil
-	}
-	// Messages for the filter input (cursor blink).
-	if m.ov.filtering {
-		var cmd tea.Cmd
-		m.ov.filter, cmd = m.ov.filter.Update(msg)
-		return m, cmd
-	}
-	return m, nil
-}
-
-// fetchAllConsole reads everything after a refresh finished.
-func (m *Model) fetchAllConsole() tea.Cmd {
-	m.consoleBusy = false
-	return tea.Batch(m.fetchAll(), m.fetchConsole())
-}
-
-func (m Model) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+// key handles a key: ctrl+c always quits; a screen that captures keys gets
+// them first; then the help screen, the global keys, and the active
+// screen.
+func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	k := m.c.keys
 	if msg.String() == "ctrl+c" {
 		return m.quit()
 	}
-	// The filter input gets keys first.
-	if m.ov.filtering {
-		switch msg.String() {
-		case "esc":
-			m.ov.filtering = false
-			m.ov.filter.Blur()
-			m.ov.filter.SetValue("")
-			m.ov.apply()
-			return m, nil
-		case "enter":
-			m.ov.filtering = false
-			m.ov.filter.Blur()
-			return m, nil
-		case "up", "down":
-			// fall through to navigation
-		default:
-			var cmd tea.Cmd
-			m.ov.filter, cmd = m.ov.filter.Update(msg)
-			m.ov.apply()
-			return m, cmd
-		}
+	if m.screens[m.active].CapturesKeys() {
+		return m.route(m.active, msg)
 	}
 	if m.showHelp {
 		if key.Matches(msg, k.Quit) {
 			return m.quit()
 		}
 		m.showHelp = false // any key closes the help
-		return m, nil
+		return nil
 	}
-	if m.screen == screenInstall {
-		return m.installKey(msg)
-	}
-	if m.cs.confirmCancel {
-		m.cs.confirmCancel = false
-		if key.Matches(msg, k.Yes) {
-			view := ""
-			if len(m.cs.running) == 1 {
-				view = m.cs.running[0].View
-			} else if r := m.cs.runningFor(m.cs.selectedView()); r != nil {
-				view = r.View
-			}
-			m.setStatus("cancelling the refresh of "+m.cs.cancelTarget()+"…", false)
-			return m, cancelRefresh(m.ctx, m.src, view)
-		}
-		m.setStatus("the refresh keeps running", false)
-		return m, nil
-	}
-
 	switch {
 	case key.Matches(msg, k.Quit):
 		return m.quit()
 	case key.Matches(msg, k.Help):
 		m.showHelp = true
-		return m, nil
+		return nil
 	case key.Matches(msg, k.NextScreen):
 		return m.switchScreen(+1)
 	case key.Matches(msg, k.PrevScreen):
 		return m.switchScreen(-1)
 	case key.Matches(msg, k.Window1), key.Matches(msg, k.Window2), key.Matches(msg, k.Window3), key.Matches(msg, k.Window4):
 		w := store.Windows[int(msg.String()[0]-'1')]
-		if w == m.window {
-			return m, nil
+		if w == m.c.sess.window {
+			return nil
 		}
-		m.window = w
-		m.overviewBusy, m.detailBusy = false, false
-		if m.dt.id != "" {
-			m.dt.window = w
-			m.dt.loaded = false
-		}
-		cmd := m.fetchAll()
-		return m, cmd
+		m.c.sess.window = w
+		return m.broadcast(windowMsg{})
 	case key.Matches(msg, k.Pause):
-		m.paused = !m.paused
-		if m.paused {
+		m.c.sess.paused = !m.c.sess.paused
+		if m.c.sess.paused {
 			m.tickSeq++
-			m.setStatus("polling paused (p resumes)", false)
-			return m, nil
+			m.waiting = 0
+			m.setPausedStatus()
+			return nil
 		}
 		m.setStatus("polling resumed", false)
-		cmd := tea.Batch(m.fetchAll(), m.rearmPoll())
-		return m, cmd
+		m.waiting = 0
+		return tea.Batch(m.broadcast(pollMsg{force: true}), m.rearmPoll())
 	case key.Matches(msg, k.Faster), key.Matches(msg, k.Slower):
 		if key.Matches(msg, k.Faster) {
 			m.interval = max(minInterval, m.interval/2)
 		} else {
 			m.interval = min(maxInterval, m.interval*2)
 		}
+		if m.c.sess.paused {
+			m.setStatus("polling every "+fmtEvery(m.interval)+" once resumed (p)", false)
+			return nil
+		}
 		m.setStatus("polling every "+fmtEvery(m.interval), false)
-		cmd := m.rearmPoll()
-		return m, cmd
+		return m.rearmPoll()
 	}
-
-	switch m.screen {
-	case screenOverview:
-		return m.overviewKey(msg)
-	case screenDetail:
-		return m.detailKey(msg)
-	case screenConsole:
-		return m.consoleKey(msg)
-	}
-	return m, nil
+	return m.route(m.active, msg)
 }
 
-// switchScreen is tab / shift+tab: between the overview and the refresh
-// console, as the README says. The detail is reached with enter on a row
-// (never a stale one through tab); from it tab goes on to the console and
-// shift+tab back to the overview.
-func (m Model) switchScreen(dir int) (tea.Model, tea.Cmd) {
-	switch {
-	case m.screen == screenDetail && dir > 0, m.screen == screenOverview:
-		m.screen = screenConsole
-	default:
-		m.screen = screenOverview
+// switchScreen is tab / shift+tab: through the tab screens (the overview
+// and the refresh console, as the README says). A screen opened from
+// another (the detail, from the overview) is not a tab: from it, tab goes
+// on to the tab after its parent and shift+tab back to the parent.
+func (m *Model) switchScreen(dir int) tea.Cmd {
+	from := m.active
+	if !screenInfos[from].tab {
+		if dir < 0 {
+			return m.activate(screenInfos[from].parent)
+		}
+		from = screenInfos[from].parent
 	}
-	if m.screen == screenConsole {
-		cmd := m.fetchConsole()
-		return m, cmd
+	i := slices.Index(tabOrder, from)
+	if i < 0 {
+		return nil
 	}
-	return m, nil
-}
-
-func (m Model) overviewKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	k := m.c.keys
-	page := max(1, m.bodyHeight()-4)
-	switch {
-	case key.Matches(msg, k.Up):
-		m.ov.move(-1)
-	case key.Matches(msg, k.Down):
-		m.ov.move(1)
-	case key.Matches(msg, k.PageUp):
-		m.ov.move(-page)
-	case key.Matches(msg, k.PageDown):
-		m.ov.move(page)
-	case key.Matches(msg, k.Top):
-		m.ov.top()
-	case key.Matches(msg, k.Bottom):
-		m.ov.sel = len(m.ov.rows) - 1
-		m.ov.clampSel()
-	case key.Matches(msg, k.Filter):
-		m.ov.filtering = true
-		cmd := m.ov.filter.Focus()
-		return m, cmd
-	case key.Matches(msg, k.Back):
-		if m.ov.filter.Value() != "" {
-			m.ov.filter.SetValue("")
-			m.ov.apply()
-		}
-	case key.Matches(msg, k.Sort):
-		m.ov.sortCol = (m.ov.sortCol + 1) % numSortable
-		m.ov.apply()
-		m.ov.top()
-	case key.Matches(msg, k.SortDir):
-		m.ov.sortDesc = !m.ov.sortDesc
-		m.ov.apply()
-		m.ov.top()
-	case key.Matches(msg, k.Worse):
-		// What got worse against the previous window, worst first.
-		m.ov.sortCol, m.ov.sortDesc = colDeltaFail, true
-		m.ov.apply()
-		m.ov.top()
-	case key.Matches(msg, k.Copy):
-		if w := m.ov.selected(); w != nil {
-			return m, copyToClipboard(m.c.opts.Output, w.WorkflowID)
-		}
-	case key.Matches(msg, k.Enter):
-		w := m.ov.selected()
-		if w == nil {
-			return m, nil
-		}
-		m.dt.open(w.WorkflowID, m.window)
-		m.screen = screenDetail
-		m.detailBusy = true
-		return m, fetchWorkflow(m.ctx, m.src, w.WorkflowID, m.window)
-	}
-	return m, nil
-}
-
-func (m Model) detailKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	k := m.c.keys
-	switch {
-	case key.Matches(msg, k.Back):
-		m.screen = screenOverview
-	case key.Matches(msg, k.Up):
-		m.dt.stepOff = max(0, m.dt.stepOff-1)
-	case key.Matches(msg, k.Down):
-		m.dt.stepOff++
-	case key.Matches(msg, k.Top):
-		m.dt.stepOff = 0
-	case key.Matches(msg, k.Copy):
-		if m.dt.id != "" {
-			return m, copyToClipboard(m.c.opts.Output, m.dt.id)
-		}
-	}
-	return m, nil
-}
-
-func (m Model) consoleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	k := m.c.keys
-	if m.c.opts.ReadOnly || m.c.opts.Pooler {
-		// The bindings are disabled (and so hidden from the help); say why
-		// the keys do nothing.
-		switch msg.String() {
-		case "r", "R", "x":
-			if m.c.opts.Pooler {
-				m.setStatus(poolerLine, true)
-			} else {
-				m.setStatus("read-only: refreshing and cancelling are disabled", true)
-			}
-			return m, nil
-		}
-	}
-	switch {
-	case key.Matches(msg, k.Back):
-		m.screen = screenOverview
-	case key.Matches(msg, k.Up):
-		m.cs.sel = max(0, m.cs.sel-1)
-	case key.Matches(msg, k.Down):
-		m.cs.sel = min(max(0, len(m.cs.views)-1), m.cs.sel+1)
-	case key.Matches(msg, k.LogUp):
-		m.cs.selectLog(m.cs.logSel - 1)
-	case key.Matches(msg, k.LogDown):
-		m.cs.selectLog(m.cs.logSel + 1)
-	case key.Matches(msg, k.Enter):
-		m.cs.toggleLog()
-	case key.Matches(msg, k.Refresh), key.Matches(msg, k.RefreshAll):
-		view := ""
-		if key.Matches(msg, k.Refresh) {
-			view = m.cs.selectedView()
-			if view == "" {
-				return m, nil
-			}
-		}
-		if _, ok := m.cs.ours[view]; ok {
-			m.setStatus("that refresh is already under way", false)
-			return m, nil
-		}
-		m.cs.ours[view] = m.c.now()
-		name := view
-		if name == "" {
-			name = "all views"
-		}
-		m.setStatus("refreshing "+name+"…", false)
-		cmd := tea.Batch(runRefresh(m.ctx, m.src, view), m.startWatch(), m.fetchRunning())
-		return m, cmd
-	case key.Matches(msg, k.Cancel):
-		if len(m.cs.running) == 0 {
-			m.setStatus("no refresh is running", false)
-			return m, nil
-		}
-		m.cs.confirmCancel = true
-	}
-	return m, nil
-}
-
-func (m Model) installKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	k := m.c.keys
-	switch m.inst.state {
-	case installPrompt, installFailed:
-		switch {
-		case key.Matches(msg, k.Yes):
-			m.inst.steps, m.inst.err = nil, nil
-			if m.inst.objects == nil {
-				// The precondition check itself failed: check again.
-				m.inst.state = installChecking
-				return m, tea.Batch(checkInstaller(m.ctx, m.c.opts.Installer), m.spin.Tick)
-			}
-			m.inst.state = installRunning
-			r, cmd := startInstall(m.ctx, m.c.opts.Installer)
-			m.inst.run = r
-			return m, tea.Batch(cmd, m.spin.Tick)
-		case key.Matches(msg, k.No), key.Matches(msg, k.Quit):
-			return m.quit()
-		}
-	case installRefreshing:
-		switch {
-		case key.Matches(msg, k.Cancel) && m.inst.cancel != nil:
-			m.inst.canceling = true
-			m.inst.cancel()
-		case key.Matches(msg, k.Quit):
-			return m.quit()
-		}
-	case installUnavailable:
-		if key.Matches(msg, k.Quit) || key.Matches(msg, k.No) {
-			return m.quit()
-		}
-	}
-	return m, nil
+	return m.activate(tabOrder[(i+dir+len(tabOrder))%len(tabOrder)])
 }
 
 // Layout.
@@ -1022,11 +613,10 @@ func (m Model) View() string {
 	}
 	if !m.c.styles.current() {
 		// The colour profile changed since the styles were built: rebuild
-		// them (c is shared by every copy of the model).
+		// them (c is shared by every copy of the model); the screens'
+		// caches key on the styles' profile.
 		m.c.styles = NewStylesFor(m.c.styles.Theme, m.c.styles.renderer())
 		m.c.header, m.c.tabs, m.c.help = memo{}, memo{}, memo{}
-		clear(m.ov.rowCache) // styled with the old colours
-		clear(m.ov.sparks)
 	}
 	st := m.c.styles
 	m.help.Styles.ShortKey, m.help.Styles.FullKey = st.Accent, st.Accent
@@ -1041,58 +631,55 @@ func (m Model) View() string {
 			m.conn.attempt, fmtDur(m.conn.next), connReason(m.conn.err)), m.width)))
 	}
 	lines = append(lines, m.tabsView())
-	body := m.bodyView(m.bodyHeight())
+	var body string
+	switch {
+	case m.showHelp:
+		body = st.Title.Render("Keys") + "\n\n" + m.fullHelp() + "\n\n" + st.Muted.Render("any key closes this help")
+	case !m.started && m.active == scrOverview:
+		body = st.Muted.Render("connecting…")
+	default:
+		body = m.screens[m.active].View()
+	}
 	lines = append(lines, m.c.exactLines(body, m.bodyHeight(), m.width)...)
 	lines = append(lines, m.statusView())
-	lines = append(lines, m.c.help.get(fmt.Sprint(m.screen, "|", m.width, "|", m.ov.filtering, m.inst.state), m.footer))
+	lines = append(lines, m.footer())
 	return strings.Join(lines, "\n")
-}
-
-func (m *Model) bodyView(h int) string {
-	st := m.c.styles
-	if m.showHelp {
-		return st.Title.Render("Keys") + "\n\n" + m.fullHelp() + "\n\n" + st.Muted.Render("any key closes this help")
-	}
-	switch m.screen {
-	case screenInstall:
-		return m.inst.view(m.c, m.width, h, m.spin.View())
-	case screenDetail:
-		return m.dt.view(m.c, m.width, h)
-	case screenConsole:
-		return m.cs.view(m.c, m.width, h)
-	}
-	if !m.started && !m.ov.loaded {
-		return st.Muted.Render("connecting…")
-	}
-	return m.ov.view(m.c, m.width, h, m.conn.lost)
 }
 
 // footer is the key help line: every key of the screen's short help that
 // fits, dropping the least important first (help and quit always stay).
 func (m Model) footer() string {
-	items := m.c.keys.shortHelp(m.screen, m.ov.filtering)
-	if m.screen == screenInstall && m.inst.state == installRefreshing {
-		items = []key.Binding{m.c.keys.Cancel, m.c.keys.Quit}
+	items := m.screens[m.active].ShortHelp()
+	if !m.screens[m.active].CapturesKeys() {
+		items = append(items, m.c.keys.Help, m.c.keys.Quit)
 	}
-	h := m.help
-	h.Width = 0 // we fit it ourselves, whole items only
-	for {
-		v := h.ShortHelpView(items)
-		if ansi.StringWidth(v) <= m.width || len(items) <= 2 {
-			return fit(v, m.width)
+	var key strings.Builder
+	for _, b := range items {
+		key.WriteString(b.Help().Key + "\x00" + b.Help().Desc + "\x00")
+	}
+	fmt.Fprint(&key, m.width)
+	return m.c.get(&m.c.help, key.String(), func() string {
+		h := m.help
+		h.Width = 0 // we fit it ourselves, whole items only
+		for {
+			v := h.ShortHelpView(items)
+			if ansi.StringWidth(v) <= m.width || len(items) <= 2 {
+				return fit(v, m.width)
+			}
+			items = append(items[:len(items)-3], items[len(items)-2:]...)
 		}
-		items = append(items[:len(items)-3], items[len(items)-2:]...)
-	}
+	})
 }
 
-// fullHelp lays the key map's groups out as columns, as many side by side
-// as the terminal is wide, the rest below.
+// fullHelp lays the active screen's groups of keys and the global ones out
+// as columns, as many side by side as the terminal is wide, the rest below.
 func (m Model) fullHelp() string {
 	h := m.help
 	h.ShowAll, h.Width = true, 0
 	var rows, row []string
 	w := 0
-	for _, g := range m.c.keys.fullHelp() {
+	groups := append(m.screens[m.active].FullHelp(), m.c.keys.globalHelp())
+	for _, g := range groups {
 		col := h.FullHelpView([][]key.Binding{g})
 		cw := lipgloss.Width(col)
 		if len(row) > 0 && w+4+cw > m.width {
@@ -1161,7 +748,7 @@ func (c *common) exactLines(s string, h, w int) []string {
 		c.fits, c.fitsWidth = map[string]struct{}{}, w
 	}
 	for i, l := range ls {
-		if _, ok := c.fits[l]; ok || len(l) <= w { // a byte per cell at least
+		if _, ok := c.fits[l]; (ok && !c.noCache) || len(l) <= w { // a byte per cell at least
 			continue
 		}
 		if ansi.StringWidth(l) > w {
@@ -1193,44 +780,76 @@ func (m Model) headerView() string {
 		server = "PG " + m.server.Version + " " + role
 	}
 	poll := "every " + fmtEvery(m.interval)
-	if m.paused {
+	if m.c.sess.paused {
 		poll = "paused"
+		if m.waiting > 0 {
+			poll = fmt.Sprintf("paused · %d waiting", m.waiting)
+		}
 	}
 	// The target and the server's version come from the operator's
 	// configuration and the server, not from tenants; sanitized all the same.
 	target, server = safetext.Sanitize(target), safetext.Sanitize(server)
 	lag, level := m.lagState()
-	key := strings.Join([]string{target, server, string(m.window), lag, fmt.Sprint(level), poll, fmt.Sprint(m.width)}, "\x00")
-	return m.c.header.get(key, func() string { return m.drawHeader(target, server, poll) })
+	key := strings.Join([]string{target, server, string(m.c.sess.window), lag, fmt.Sprint(level), poll, fmt.Sprint(m.width)}, "\x00")
+	return m.c.get(&m.c.header, key, func() string { return m.drawHeader(target, server, poll) })
 }
 
 func (m Model) drawHeader(target, server, poll string) string {
 	st := m.c.styles
 	var wins []string
 	for _, w := range store.Windows {
-		if w == m.window {
+		if w == m.c.sess.window {
 			wins = append(wins, st.WinActive.Render("["+string(w)+"]"))
 		} else {
 			wins = append(wins, st.WinPassive.Render(" "+string(w)+" "))
 		}
 	}
-	// On a narrow terminal the server version goes first, then the target:
-	// the window, the lag badge and the poll state always show.
 	sep := st.Muted.Render(" │ ")
-	for drop := 0; ; drop++ {
+	fixed := []string{strings.Join(wins, ""), m.lagBadge(), st.Muted.Render(poll)}
+	build := func(target, server string) string {
 		parts := []string{st.Title.Render("meshtop")}
-		if target != "" && drop < 2 {
-			parts = append(parts, target)
+		for _, p := range []string{target, server} {
+			if p != "" {
+				parts = append(parts, p)
+			}
 		}
-		if server != "" && drop < 1 {
-			parts = append(parts, server)
-		}
-		parts = append(parts, strings.Join(wins, ""), m.lagBadge(), st.Muted.Render(poll))
-		h := strings.Join(parts, sep)
-		if ansi.StringWidth(h) <= m.width || drop >= 2 {
-			return fit(h, m.width)
+		return strings.Join(append(parts, fixed...), sep)
+	}
+	// On a narrow terminal the server version goes first, then the
+	// target is shortened — but the database's name always shows: an SRE
+	// with several sessions open must see which database this one is. The
+	// window, the lag badge and the poll state always show.
+	if h := build(target, server); ansi.StringWidth(h) <= m.width {
+		return fit(h, m.width)
+	}
+	room := m.width - ansi.StringWidth(build("", "")) - ansi.StringWidth(sep)
+	return fit(build(shortTarget(target, room), ""), m.width)
+}
+
+// shortTarget fits host:port/database into room cells: the database's name
+// whole, the host cut in the middle ("db.exa…com:5432/meshhook"), or the
+// name alone ("…/meshhook"), or, when even that is too long, its start.
+func shortTarget(target string, room int) string {
+	if ansi.StringWidth(target) <= room {
+		return target
+	}
+	i := strings.LastIndex(target, "/")
+	if i < 0 {
+		return ansi.Truncate(target, max(1, room), "…")
+	}
+	host, db := target[:i], target[i:]
+	if keep := room - ansi.StringWidth(db) - 1; keep >= 6 {
+		head := keep / 2
+		tail := keep - head
+		hr := []rune(host)
+		if len(hr) > keep {
+			return string(hr[:head]) + "…" + string(hr[len(hr)-tail:]) + db
 		}
 	}
+	if short := "…" + db; ansi.StringWidth(short) <= room {
+		return short
+	}
+	return ansi.Truncate(strings.TrimPrefix(db, "/"), max(1, room), "…")
 }
 
 // Levels of the lag badge.
@@ -1261,10 +880,10 @@ func (m Model) lagBadge() string {
 // the lag badge describes those, so the overview's badge does not say
 // "never refreshed" because of the step view it never reads.
 func (m Model) screenViews() []string {
-	if m.screen == screenOverview && !m.showHelp {
-		return []string{store.ViewHourly, store.ViewMetrics}
+	if m.showHelp {
+		return nil
 	}
-	return nil
+	return screenInfos[m.active].reads
 }
 
 // lagState is the lag badge's text and level: the worst lag of the views
@@ -1280,7 +899,7 @@ func (m Model) lagState() (string, int) {
 		}
 		seen++
 		if !v.Populated || v.Lag == nil {
-			if v.Running == nil && m.cs.runningFor(v.Name) == nil {
+			if v.Running == nil && !slices.ContainsFunc(m.running, func(r store.RunningRefresh) bool { return r.View == v.Name }) {
 				return "lag: never refreshed", lagCrit
 			}
 			refreshing = true
@@ -1302,26 +921,34 @@ func (m Model) lagState() (string, int) {
 }
 
 func (m Model) tabsView() string {
-	key := fmt.Sprint(m.screen, m.dt.id != "", m.showHelp, m.c.opts.ReadOnly, m.c.opts.Pooler, m.width)
-	return m.c.tabs.get(key, m.drawTabs)
+	key := fmt.Sprint(m.active, m.showHelp, m.c.opts.ReadOnly, m.c.opts.Pooler, m.width)
+	return m.c.get(&m.c.tabs, key, m.drawTabs)
 }
 
 func (m Model) drawTabs() string {
 	st := m.c.styles
-	var tabs []string
-	for _, s := range []screen{screenOverview, screenDetail, screenConsole} {
-		name := screenNames[s]
-		if s == screenDetail && m.screen != screenDetail {
-			continue // reached with enter on a row, not with tab
+	var ids []screenID
+	for _, id := range tabOrder {
+		ids = append(ids, id)
+		// A screen opened from a tab shows beside it while it is open.
+		for child := m.active; !screenInfos[child].tab && child != scrInstall; child = screenInfos[child].parent {
+			if screenInfos[child].parent == id {
+				ids = append(ids, m.active)
+				break
+			}
 		}
-		if s == m.screen && !m.showHelp {
+	}
+	if m.active == scrInstall {
+		ids = []screenID{scrInstall}
+	}
+	var tabs []string
+	for _, id := range ids {
+		name := screenInfos[id].title
+		if id == m.active && !m.showHelp {
 			tabs = append(tabs, st.TabActive.Render("‹"+name+"›"))
 		} else {
 			tabs = append(tabs, st.TabPassive.Render(" "+name+" "))
 		}
-	}
-	if m.screen == screenInstall {
-		tabs = []string{st.TabActive.Render("‹Install›")}
 	}
 	if m.showHelp {
 		tabs = append(tabs, st.TabActive.Render("‹Help›"))
@@ -1337,11 +964,19 @@ func (m Model) drawTabs() string {
 
 func (m Model) statusView() string {
 	st := m.c.styles
-	if m.status == "" || !m.statusErr && m.c.now().Sub(m.statusAt) > statusTTL {
+	if m.status == "" || !m.statusErr && !m.c.sess.paused && m.c.now().Sub(m.statusAt) > statusTTL {
 		return ""
 	}
 	if m.statusErr {
 		return st.Error.Render(fit("error: "+m.status, m.width))
 	}
 	return st.Status.Render(fit(m.status, m.width))
+}
+
+// plural is "1 refresh", "3 refreshes".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -24,48 +24,23 @@ const (
 	logLimit       = 50
 )
 
-// fetchOverview reads the overview and, when the hourly view was
-// refreshed since the comparison with the previous window was read (have),
-// that comparison too, so the Δ columns arrive with the rows they belong to.
-func fetchOverview(ctx context.Context, src Source, w store.Window, seq int, have sparkKey) tea.Cmd {
+// fetchOverview reads the overview of a window: the workflow rows, with
+// the comparison with the previous window read with them (store.Overview).
+func fetchOverview(ctx context.Context, src Source, w store.Window, seq int) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 		ov, err := src.Overview(ctx, w)
-		msg := OverviewLoadedMsg{Window: w, Overview: ov, Err: err, Seq: seq}
-		if err != nil {
-			return msg
-		}
-		key := sparkKey{window: w, hourlyID: hourlyRefreshID(ov.Views)}
-		if key.hourlyID != 0 && key != have {
-			ch, err := src.Changes(ctx, w)
-			if err != nil {
-				msg.Err = err
-				return msg
-			}
-			msg.Changes, msg.ChangesKey = ch, &key
-		}
-		return msg
+		return OverviewLoadedMsg{Window: w, Overview: ov, Err: err, Seq: seq}
 	}
 }
 
-// hourlyRefreshID is the log id of the hourly view's last successful
-// refresh (0 before the first).
-func hourlyRefreshID(views []store.ViewStatus) int64 {
-	for _, v := range views {
-		if v.Name == store.ViewHourly {
-			return v.LastRefreshID
-		}
-	}
-	return 0
-}
-
-func fetchWorkflow(ctx context.Context, src Source, id string, w store.Window) tea.Cmd {
+func fetchWorkflow(ctx context.Context, src Source, id string, w store.Window, seq int) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 		d, err := src.Workflow(ctx, id, w)
-		return WorkflowLoadedMsg{ID: id, Window: w, Detail: d, Err: err}
+		return WorkflowLoadedMsg{Seq: seq, ID: id, Window: w, Detail: d, Err: err}
 	}
 }
 

@@ -3,7 +3,6 @@ package tui
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -179,8 +178,6 @@ func fitRight(s string, w int) string {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func slicesSort(s []string) { slices.Sort(s) }
 
 // fmtReplayLag is a replica's replay lag: seconds under a minute, where a
 // few seconds against tens of seconds is what tells a healthy replica from a

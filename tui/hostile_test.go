@@ -93,7 +93,7 @@ func (h hostileWorld) console() ConsoleLoadedMsg {
 	ov := h.overview()
 	fin := h.now.Add(-time.Minute)
 	return ConsoleLoadedMsg{
-		Seq:   1,
+		Seq:   nextTestSeq(),
 		Views: ov.Views,
 		Log: []store.RefreshLogEntry{
 			{ID: 7, View: store.ViewMetrics, StartedAt: fin, FinishedAt: &fin, DurationMs: ptr(125.0), Status: "failed", Error: safetext.New(h.errText), PID: 42},
@@ -114,26 +114,21 @@ func hostileFrames(t *testing.T, h hostileWorld, width, height int) map[string]s
 	t.Helper()
 	newM := func() Model {
 		m := newModel(t0ctx(), Options{Clock: func() time.Time { return h.now }, Target: h.who})
-		m.width, m.height = width, height
+		m = upd(m, tea.WindowSizeMsg{Width: width, Height: height})
 		m.started = true
 		return m
-	}
-	upd := func(m Model, msg tea.Msg) Model {
-		tm, _ := m.Update(msg)
-		return tm.(Model)
 	}
 	frames := map[string]string{}
 
 	m := newM()
-	m = upd(m, OverviewLoadedMsg{Seq: 1, Window: store.Window24h, Overview: h.overview()})
+	m = upd(m, OverviewLoadedMsg{Seq: nextTestSeq(), Window: store.Window24h, Overview: h.overview()})
 	frames["overview"] = m.View()
 
-	m.dt.open(hostileID, store.Window24h)
-	m.screen = screenDetail
-	m = upd(m, WorkflowLoadedMsg{ID: hostileID, Window: store.Window24h, Detail: h.detail()})
+	m = upd(m, tea.KeyMsg{Type: tea.KeyEnter}) // the one row: its detail
+	m = upd(m, WorkflowLoadedMsg{Seq: nextTestSeq(), ID: hostileID, Window: store.Window24h, Detail: h.detail()})
 	frames["detail"] = m.View()
 
-	m.screen = screenConsole
+	m = upd(m, tea.KeyMsg{Type: tea.KeyTab})
 	m = upd(m, h.console())
 	frames["console"] = m.View()
 	m = upd(m, RefreshFinishedMsg{View: store.ViewMetrics, Err: errors.New("refreshing: " + h.errText),
@@ -141,15 +136,17 @@ func hostileFrames(t *testing.T, h hostileWorld, width, height int) map[string]s
 			{View: store.ViewMetrics, Status: "failed", Error: safetext.New(h.errText)},
 			{View: store.ViewHourly, Status: "skipped", Error: safetext.New(h.query)},
 		}})
-	m.cs.running = nil // show the outcome of the refresh instead of the running one
+	// Nothing runs any more: the outcome of the refresh shows.
+	m = upd(m, RunningLoadedMsg{Seq: nextTestSeq()})
 	frames["console_outcome"] = m.View()
 
 	m = newM()
-	m.screen = screenInstall
-	m.inst = installModel{state: installFailed, err: errors.New("install: " + h.errText), steps: []install.StepEvent{
+	m.active = scrInstall
+	im := m.inst()
+	im.state, im.err, im.steps = installFailed, errors.New("install: "+h.errText), []install.StepEvent{
 		{Version: 1, Name: "schema", Done: true, Duration: time.Second},
 		{Version: 2, Name: "views", Err: fmt.Errorf("creating %s: %s", h.name, h.errText)},
-	}}
+	}
 	m = upd(m, CopiedMsg{Err: errors.New(h.errText)})
 	frames["install"] = m.View()
 	return frames

@@ -62,47 +62,18 @@ func newKeyMap(readOnly bool) keyMap {
 	return k
 }
 
-// shortHelp is the always-visible line for a screen, most important first;
-// the last two (help, quit) always show, the others give way on a narrow
-// terminal (footer). While the filter takes keys, only the keys that still
-// act are offered (q types a q there).
-func (k keyMap) shortHelp(s screen, filtering bool) []key.Binding {
-	move := key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑↓/jk", "move"))
-	switch s {
-	case screenOverview:
-		if filtering {
-			return []key.Binding{
-				key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "keep filter")),
-				key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "clear filter")),
-				key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑↓", "move")),
-				key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
-			}
-		}
-		return []key.Binding{move, k.Enter, k.NextScreen, k.Filter, k.Sort, k.Worse, k.SortDir, k.Window1To4(), k.Pause, k.Help, k.Quit}
-	case screenDetail:
-		return []key.Binding{k.Back, move, k.Window1To4(), k.Copy, k.NextScreen, k.Help, k.Quit}
-	case screenConsole:
-		return []key.Binding{move, k.NextScreen, k.Refresh, k.RefreshAll, k.Cancel,
-			key.NewBinding(key.WithKeys("[", "]"), key.WithHelp("[ ]", "log")),
-			key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "log entry")), k.Help, k.Quit}
-	case screenInstall:
-		return []key.Binding{k.Yes, k.No, k.Quit}
-	}
-	return []key.Binding{k.Help, k.Quit}
+// globalHelp is the help screen's group of the keys every screen has.
+func (k keyMap) globalHelp() []key.Binding {
+	return []key.Binding{k.NextScreen, k.PrevScreen, k.Window1, k.Window2, k.Window3, k.Window4,
+		k.Pause, k.Slower, k.Faster, k.Help, k.Quit}
+}
+
+// move is the short help's summary of up and down.
+func (k keyMap) move(desc string) key.Binding {
+	return key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑↓/jk", desc))
 }
 
 // Window1To4 is a display-only binding summarising the window keys.
 func (k keyMap) Window1To4() key.Binding {
 	return key.NewBinding(key.WithKeys("1", "2", "3", "4"), key.WithHelp("1-4", "window"))
-}
-
-// fullHelp groups every binding into columns for the help screen.
-func (k keyMap) fullHelp() [][]key.Binding {
-	return [][]key.Binding{
-		{k.Up, k.Down, k.Top, k.Bottom, k.PageUp, k.PageDown},
-		{k.Enter, k.Back, k.Filter, k.Sort, k.SortDir, k.Worse, k.Copy},
-		{k.NextScreen, k.PrevScreen, k.Window1, k.Window2, k.Window3, k.Window4},
-		{k.Pause, k.Slower, k.Faster, k.Refresh, k.RefreshAll, k.Cancel},
-		{k.LogUp, k.LogDown, k.Help, k.Quit},
-	}
 }

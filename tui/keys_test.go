@@ -40,7 +40,7 @@ func TestREADMEKeysMatchKeyMap(t *testing.T) {
 		t.Fatal("no rows in the README's keys table")
 	}
 	known := map[string]bool{}
-	for _, g := range newKeyMap(false).fullHelp() {
+	for _, g := range allBindings(newModel(t0ctx(), Options{})) {
 		for _, k := range g {
 			h := k.Help()
 			for _, kk := range k.Keys() {

@@ -12,17 +12,13 @@ import (
 type OverviewLoadedMsg struct {
 	Seq      int // order of the read: a result older than the data shown is dropped
 	Window   store.Window
-	Overview store.Overview
-	// Changes is the comparison with the previous window, read with the
-	// overview when the hourly view was refreshed since the last one
-	// (ChangesKey non-nil), for the Δ columns.
-	Changes    map[string]store.Change
-	ChangesKey *sparkKey
-	Err        error
+	Overview store.Overview // the Δ columns' comparison included (Overview.Changes)
+	Err      error
 }
 
 // WorkflowLoadedMsg is the result of reading one workflow's detail.
 type WorkflowLoadedMsg struct {
+	Seq    int
 	ID     string
 	Window store.Window
 	Detail store.WorkflowDetail
@@ -101,8 +97,12 @@ type InstalledCheckedMsg struct {
 	Err       error
 }
 
-// InstallCheckedMsg is the result of the installer's precondition check.
-type InstallCheckedMsg struct{ Err error }
+// InstallCheckedMsg is the result of the installer's precondition check,
+// with the number of migrations install would apply.
+type InstallCheckedMsg struct {
+	Pending int
+	Err     error
+}
 
 // InstallStepMsg is one step of a running install.
 type InstallStepMsg struct{ Step install.StepEvent }

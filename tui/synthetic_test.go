@@ -55,10 +55,9 @@ func syntheticOverview(n int, now time.Time) store.Overview {
 func syntheticModel(n int) Model {
 	now := time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
 	m := newModel(t0ctx(), Options{Clock: func() time.Time { return now }, Target: "127.0.0.1:5432/meshhook"})
-	m.width, m.height = 120, 40
+	m = upd(m, tea.WindowSizeMsg{Width: 120, Height: 40})
 	m.started = true
-	m.ov.setData(syntheticOverview(n, now))
-	return m
+	return upd(m, OverviewLoadedMsg{Seq: nextTestSeq(), Window: store.Window24h, Overview: syntheticOverview(n, now)})
 }
 
 func TestSyntheticOverviewRendersOnlyVisibleRows(t *testing.T) {
@@ -68,8 +67,8 @@ func TestSyntheticOverviewRendersOnlyVisibleRows(t *testing.T) {
 	if len(lines) != 40 {
 		t.Fatalf("view has %d lines, want 40", len(lines))
 	}
-	if len(m.ov.sparks) == 0 || len(m.ov.sparks) > 40 {
-		t.Fatalf("%d sparklines drawn for 1000 rows: off-screen rows must not be drawn", len(m.ov.sparks))
+	if n := len(m.ov().cache.sparks); n == 0 || n > 40 {
+		t.Fatalf("%d sparklines drawn for 1000 rows: off-screen rows must not be drawn", n)
 	}
 	if !strings.Contains(out, "Σ 1000/1000 workflows") {
 		t.Fatalf("totals row missing:\n%s", out)
@@ -88,9 +87,7 @@ func BenchmarkOverviewView10k(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				// Move the selection so each frame differs, as when scrolling.
-				mm := tm.(Model)
-				mm.ov.move(1)
-				tm = mm
+				tm, _ = tm.Update(runeKey("j"))
 				_ = tm.View()
 			}
 		})
@@ -106,14 +103,15 @@ func BenchmarkOverviewPoll10k(b *testing.B) {
 		b.Run(fmt.Sprintf("workflows=%d", n), func(b *testing.B) {
 			m := syntheticModel(n)
 			// Two reads that differ in every row, as after a refresh.
-			ovs := [2]store.Overview{m.ov.data, m.ov.data}
+			ovs := [2]store.Overview{m.ov().data, m.ov().data}
+			_ = ovs
 			ovs[1].Workflows = slices.Clone(ovs[0].Workflows)
 			for i := range ovs[1].Workflows {
 				ovs[1].Workflows[i].LastUpdated = ovs[1].Workflows[i].LastUpdated.Add(time.Minute)
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				m.ov.setData(ovs[i%2])
+				m = upd(m, OverviewLoadedMsg{Seq: nextTestSeq(), Window: store.Window24h, Overview: ovs[i%2]})
 				_ = m.View()
 			}
 		})
@@ -129,15 +127,40 @@ func BenchmarkOverviewPollUnchanged10k(b *testing.B) {
 		b.Run(fmt.Sprintf("workflows=%d", n), func(b *testing.B) {
 			m := syntheticModel(n)
 			_ = m.View()
-			ovs := [2]store.Overview{m.ov.data, m.ov.data}
+			ovs := [2]store.Overview{m.ov().data, m.ov().data}
 			ovs[1].Workflows = slices.Clone(ovs[0].Workflows)
 			ovs[1].RunningNow = maps.Clone(ovs[0].RunningNow)
-			ovs[1].RunningNow[m.ov.selected().WorkflowID]++
+			ovs[1].RunningNow[m.ov().selected().WorkflowID]++
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				m.ov.setData(ovs[i%2])
+				m = upd(m, OverviewLoadedMsg{Seq: nextTestSeq(), Window: store.Window24h, Overview: ovs[i%2]})
 				_ = m.View()
 			}
 		})
+	}
+}
+
+// BenchmarkOverviewFrame50 is the frame time of a 50-workflow overview at
+// 120×40, through the caches and with them bypassed (noCache): a frame
+// after a message that changed nothing on the table (most messages: a
+// tick, a console read), and a frame after the selection moved.
+func BenchmarkOverviewFrame50(b *testing.B) {
+	for _, cached := range []bool{true, false} {
+		for _, moving := range []bool{false, true} {
+			name := fmt.Sprintf("cache=%v/moving=%v", cached, moving)
+			b.Run(name, func(b *testing.B) {
+				m := syntheticModel(50)
+				m.c.noCache = !cached
+				var tm tea.Model = m
+				tm.View()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if moving {
+						tm, _ = tm.Update(runeKey([]string{"j", "k"}[i/30%2]))
+					}
+					_ = tm.View()
+				}
+			})
+		}
 	}
 }

@@ -159,3 +159,13 @@ func resolveColor(ac lipgloss.AdaptiveColor, p termenv.Profile, dark bool) lipgl
 	}
 	return lipgloss.Color(hex)
 }
+
+// styleID identifies a set of styles for caches of what they drew: the
+// renderer, the colour profile and the background they were built for.
+type styleID struct {
+	r       *lipgloss.Renderer
+	profile termenv.Profile
+	dark    bool
+}
+
+func (s Styles) id() styleID { return styleID{s.renderer(), s.profile, s.dark} }

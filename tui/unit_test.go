@@ -80,7 +80,7 @@ func TestStalePollTickIsDropped(t *testing.T) {
 		t.Fatal("a stale tick started reads and another tick")
 	}
 	m = nm.(Model)
-	if m.overviewBusy {
+	if m.ov().inflight {
 		t.Fatal("a stale tick started a read")
 	}
 	if _, cmd := m.Update(PollTickMsg{Seq: m.tickSeq}); cmd == nil {
@@ -136,11 +136,11 @@ func TestBatchedRunesAreSeparateKeys(t *testing.T) {
 	m := syntheticModel(50)
 	nm, _ := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("p3/workflow 4")})
 	m = nm.(Model)
-	if !m.paused || m.window != store.Window7d {
-		t.Fatalf("paused %v, window %s: want paused and 7d", m.paused, m.window)
+	if !m.c.sess.paused || m.c.sess.window != store.Window7d {
+		t.Fatalf("paused %v, window %s: want paused and 7d", m.c.sess.paused, m.c.sess.window)
 	}
-	if !m.ov.filtering || m.ov.filter.Value() != "workflow 4" {
-		t.Fatalf("filtering %v with %q, want the rest as filter text", m.ov.filtering, m.ov.filter.Value())
+	if !m.ov().filtering || m.ov().filter.Value() != "workflow 4" {
+		t.Fatalf("filtering %v with %q, want the rest as filter text", m.ov().filtering, m.ov().filter.Value())
 	}
 }
 
@@ -173,13 +173,13 @@ func TestFmtAgeIsCoarse(t *testing.T) {
 func TestPollWithUnchangedRowsUpdatesOnlyRunning(t *testing.T) {
 	m := syntheticModel(200)
 	_ = m.View()
-	ov := m.ov.data
-	order := slices.Clone(m.ov.rows)
-	sel := m.ov.selected()
+	ov := m.ov().data
+	order := slices.Clone(m.ov().rows)
+	sel := m.ov().selected()
 	runningTotal := func() int64 {
 		var n int64
-		for _, r := range m.ov.rows {
-			n += m.ov.data.RunningNow[m.ov.data.Workflows[r].WorkflowID]
+		for _, r := range m.ov().rows {
+			n += m.ov().data.RunningNow[m.ov().data.Workflows[r].WorkflowID]
 		}
 		return n
 	}
@@ -188,11 +188,11 @@ func TestPollWithUnchangedRowsUpdatesOnlyRunning(t *testing.T) {
 	next.Workflows = slices.Clone(ov.Workflows)
 	next.RunningNow = maps.Clone(ov.RunningNow)
 	next.RunningNow[sel.WorkflowID] = 987
-	m.ov.setData(next)
-	if !slices.Equal(order, m.ov.rows) {
+	m.ov().setData(next)
+	if !slices.Equal(order, m.ov().rows) {
 		t.Fatal("the row order changed although only running-now counts did (sorted by fail%)")
 	}
-	if got, want := m.ov.totals.running, runningTotal(); got != want {
+	if got, want := m.ov().totals.running, runningTotal(); got != want {
 		t.Fatalf("running total %d, want %d", got, want)
 	}
 	view := m.View()
@@ -201,26 +201,26 @@ func TestPollWithUnchangedRowsUpdatesOnlyRunning(t *testing.T) {
 	}
 
 	// Sorted by the running column, a new count re-sorts.
-	m.ov.sortCol, m.ov.sortDesc = colRunning, true
-	m.ov.apply()
+	m.ov().sortCol, m.ov().sortDesc = colRunning, true
+	m.ov().apply()
 	third := next
 	third.RunningNow = maps.Clone(next.RunningNow)
-	last := m.ov.data.Workflows[m.ov.rows[len(m.ov.rows)-1]].WorkflowID
+	last := m.ov().data.Workflows[m.ov().rows[len(m.ov().rows)-1]].WorkflowID
 	third.RunningNow[last] = 5000
-	m.ov.setData(third)
-	if got := m.ov.data.Workflows[m.ov.rows[0]].WorkflowID; got != last {
+	m.ov().setData(third)
+	if got := m.ov().data.Workflows[m.ov().rows[0]].WorkflowID; got != last {
 		t.Fatalf("sorted by running descending, first row %s, want %s (5000 running)", got, last)
 	}
 
 	// A refresh brings new rows: sorted and rendered again.
-	m.ov.sortCol, m.ov.sortDesc = colFailure, true
-	m.ov.apply()
+	m.ov().sortCol, m.ov().sortDesc = colFailure, true
+	m.ov().apply()
 	fourth := third
 	fourth.Workflows = slices.Clone(third.Workflows)
-	top := &fourth.Workflows[m.ov.rows[len(m.ov.rows)-1]]
+	top := &fourth.Workflows[m.ov().rows[len(m.ov().rows)-1]]
 	top.Name, top.FailureRate = safetext.New("freshly failing"), ptr(0.99)
-	m.ov.setData(fourth)
-	if got := m.ov.data.Workflows[m.ov.rows[0]].Name; !got.Is("freshly failing") {
+	m.ov().setData(fourth)
+	if got := m.ov().data.Workflows[m.ov().rows[0]].Name; !got.Is("freshly failing") {
 		t.Fatalf("after new rows the first row is %q, want the one now failing most", got)
 	}
 	if view := m.View(); !strings.Contains(view, "freshly failing") || !strings.Contains(view, "99.0%") {
@@ -282,7 +282,7 @@ func TestViewFollowsColourProfileChange(t *testing.T) {
 // the dashboard polls again only after the interval.)
 func TestStaleRunningReadIsDropped(t *testing.T) {
 	m := syntheticModel(3)
-	m.screen = screenConsole
+	m = upd(m, tea.KeyMsg{Type: tea.KeyTab})
 	running := []store.RunningRefresh{{View: "mv_step_metrics", LogID: 4, PID: 42}}
 	waiting := []store.RunningRefresh{{View: "mv_step_metrics", LogID: 4, PID: 42, WaitingForLock: true}}
 	apply := func(msg tea.Msg) {
@@ -293,11 +293,10 @@ func TestStaleRunningReadIsDropped(t *testing.T) {
 
 	// A poll started (seq 1) while the refresh ran, a console read started
 	// (seq 2) after it finished; the poll answers last.
-	m.readSeq = 2
 	apply(ConsoleLoadedMsg{Seq: 2, Views: []store.ViewStatus{{Name: "mv_step_metrics"}}})
 	apply(RunningLoadedMsg{Seq: 1, Running: running})
-	if len(m.cs.running) != 0 {
-		t.Fatalf("an older poll's answer replaced the newer read's: running %+v", m.cs.running)
+	if len(m.cs().running) != 0 {
+		t.Fatalf("an older poll's answer replaced the newer read's: running %+v", m.cs().running)
 	}
 	if v := m.View(); strings.Contains(v, "⟳ mv_step_metrics") {
 		t.Fatalf("the finished refresh shows as running:\n%s", v)
@@ -306,17 +305,16 @@ func TestStaleRunningReadIsDropped(t *testing.T) {
 	// A poll (seq 4) sees the refresh waiting for a lock; an older console
 	// read (seq 3), whose running refreshes were read before the wait began,
 	// answers last: its log and views are taken, its running refreshes not.
-	m.readSeq = 4
 	apply(RunningLoadedMsg{Seq: 4, Running: waiting})
 	apply(ConsoleLoadedMsg{Seq: 3, Running: running, Log: []store.RefreshLogEntry{{ID: 4, View: "mv_step_metrics", Status: "running"}},
 		Views: []store.ViewStatus{{Name: "mv_step_metrics"}}})
-	if len(m.cs.running) != 1 || !m.cs.running[0].WaitingForLock || len(m.cs.log) != 1 {
-		t.Fatalf("after the older console read: running %+v, log %+v; want the poll's waiting refresh and the read's log", m.cs.running, m.cs.log)
+	if len(m.cs().running) != 1 || !m.cs().running[0].WaitingForLock || len(m.cs().log) != 1 {
+		t.Fatalf("after the older console read: running %+v, log %+v; want the poll's waiting refresh and the read's log", m.cs().running, m.cs().log)
 	}
 	// A newer console read (seq 5) is taken whole.
 	apply(ConsoleLoadedMsg{Seq: 5, Views: []store.ViewStatus{{Name: "mv_step_metrics"}}})
-	if len(m.cs.running) != 0 {
-		t.Fatalf("the newest read says nothing runs, the model shows %+v", m.cs.running)
+	if len(m.cs().running) != 0 {
+		t.Fatalf("the newest read says nothing runs, the model shows %+v", m.cs().running)
 	}
 }
 
@@ -332,38 +330,46 @@ func TestLagBadgeFollowsScreen(t *testing.T) {
 		{Name: store.ViewSteps, Running: running},
 	}
 	for _, c := range []struct {
-		screen screen
+		screen screenID
 		want   string
 	}{
-		{screenOverview, "lag <1m ok"},      // the step view is not read there
-		{screenDetail, "lag: refreshing…"},  // it is read here, and refreshing
-		{screenConsole, "lag: refreshing…"}, // every view
+		{scrOverview, "lag <1m ok"},      // the step view is not read there
+		{scrDetail, "lag: refreshing…"},  // it is read here, and refreshing
+		{scrConsole, "lag: refreshing…"}, // every view
 	} {
-		m.screen = c.screen
+		m.active = c.screen
 		if got, _ := m.lagState(); got != c.want {
-			t.Errorf("%s: badge %q, want %q", screenNames[c.screen], got, c.want)
+			t.Errorf("%s: badge %q, want %q", screenInfos[c.screen].title, got, c.want)
 		}
 	}
 	m.views[2].Running = nil
-	m.screen = screenConsole
+	m.active = scrConsole
 	if got, _ := m.lagState(); got != "lag: never refreshed" {
 		t.Errorf("console, step view never refreshed and idle: badge %q", got)
 	}
 }
 
-// x during the first refresh cancels it (issue 14.1).
+// x during the first refresh asks first, as the console does; y then
+// cancels it, n keeps it running (issues 14.1, 24.13).
 func TestFirstRefreshCancelKey(t *testing.T) {
 	m := syntheticModel(1)
-	m.screen = screenInstall
+	m.active = scrInstall
 	canceled := false
-	m.inst = installModel{state: installRefreshing, refresh: []firstRefreshStep{{view: store.ViewHourly}},
-		cancel: func() { canceled = true }}
-	nm, _ := m.handleKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("x")})
-	if !canceled || !nm.(Model).inst.canceling {
-		t.Fatalf("x did not cancel the first refresh (canceled %v)", canceled)
+	im := m.inst()
+	im.state, im.refresh, im.cancel = installRefreshing, []firstRefreshStep{{view: store.ViewHourly}}, func() { canceled = true }
+	m = upd(m, runeKey("x"))
+	if canceled || !strings.Contains(m.View(), "cancel the first refresh?") {
+		t.Fatalf("x canceled without asking (canceled %v):\n%s", canceled, m.View())
 	}
-	im := nm.(Model).inst
-	if v := im.view(m.c, 80, 20, "⠋"); !strings.Contains(v, "canceling…") {
+	m = upd(m, runeKey("n"))
+	if canceled || strings.Contains(m.View(), "cancel the first refresh?") {
+		t.Fatalf("n did not keep the refresh running (canceled %v)", canceled)
+	}
+	m = upd(m, runeKey("x"), runeKey("y"))
+	if !canceled || !m.inst().canceling {
+		t.Fatalf("x y did not cancel the first refresh (canceled %v)", canceled)
+	}
+	if v := m.View(); !strings.Contains(v, "canceling…") {
 		t.Fatalf("the install screen does not say it is canceling:\n%s", v)
 	}
 }
@@ -395,19 +401,19 @@ func TestLayoutNarrowAndWide(t *testing.T) {
 // while the filter takes keys it does not offer q (issue 14.15).
 func TestFooterFits(t *testing.T) {
 	m := syntheticModel(3)
-	m.width = 80
-	for _, s := range []screen{screenOverview, screenDetail, screenConsole} {
-		m.screen = s
+	m = upd(m, tea.WindowSizeMsg{Width: 80, Height: 24})
+	for _, s := range []screenID{scrOverview, scrDetail, scrConsole} {
+		m.active = s
 		f := m.footer()
 		if ansi.StringWidth(f) > 80 || strings.Contains(f, "…") || !strings.Contains(f, "? help") || !strings.Contains(f, "q quit") {
-			t.Errorf("%s footer: %q", screenNames[s], f)
+			t.Errorf("%s footer: %q", screenInfos[s].title, f)
 		}
 	}
-	m.screen = screenOverview
+	m.active = scrOverview
 	if f := m.footer(); !strings.Contains(f, "↑↓/jk move") {
 		t.Errorf("overview footer offers no down key: %q", f)
 	}
-	m.ov.filtering = true
+	m = upd(m, runeKey("/"))
 	if f := m.footer(); strings.Contains(f, "q quit") || !strings.Contains(f, "esc clear filter") {
 		t.Errorf("footer while filtering: %q", f)
 	}
@@ -419,7 +425,7 @@ func runeKey(s string) tea.KeyMsg { return tea.KeyMsg{Type: tea.KeyRunes, Runes:
 // table says which rows show (issue 14.5).
 func TestSortPutsCursorOnTopAndShowsPosition(t *testing.T) {
 	m := syntheticModel(57)
-	m.width, m.height = 80, 24
+	m = upd(m, tea.WindowSizeMsg{Width: 80, Height: 24})
 	var tm tea.Model = m
 	for range 30 {
 		tm, _ = tm.Update(runeKey("j"))
@@ -429,8 +435,8 @@ func TestSortPutsCursorOnTopAndShowsPosition(t *testing.T) {
 	}
 	tm, _ = tm.Update(runeKey("s"))
 	mm := tm.(Model)
-	if mm.ov.sel != 0 || mm.ov.off != 0 {
-		t.Fatalf("after s: selection %d, first visible row %d; want 0, 0", mm.ov.sel, mm.ov.off)
+	if mm.ov().sel != 0 || mm.ov().off != 0 {
+		t.Fatalf("after s: selection %d, first visible row %d; want 0, 0", mm.ov().sel, mm.ov().off)
 	}
 	if v := tm.View(); !strings.Contains(v, "rows 1–") || !strings.Contains(v, "of 57") {
 		t.Fatalf("after s, no 'rows 1–… of 57':\n%s", v)
@@ -445,9 +451,9 @@ func TestSortPutsCursorOnTopAndShowsPosition(t *testing.T) {
 // (issue 14.8).
 func TestRowsWithoutDataSortLast(t *testing.T) {
 	m := syntheticModel(40)
-	for i := range m.ov.data.Workflows {
+	for i := range m.ov().data.Workflows {
 		if i%4 == 0 {
-			w := &m.ov.data.Workflows[i]
+			w := &m.ov().data.Workflows[i]
 			w.Runs, w.Succeeded, w.Failed = 0, 0, 0
 			w.SuccessRate, w.FailureRate, w.P50Ms, w.P95Ms, w.AvgMs, w.LastFailureAt = nil, nil, nil, nil, nil, nil
 		}
@@ -457,11 +463,11 @@ func TestRowsWithoutDataSortLast(t *testing.T) {
 			continue
 		}
 		for _, desc := range []bool{false, true} {
-			m.ov.sortCol, m.ov.sortDesc = c, desc
-			m.ov.apply()
+			m.ov().sortCol, m.ov().sortDesc = c, desc
+			m.ov().apply()
 			seenEmpty := false
-			for _, r := range m.ov.rows {
-				empty := m.ov.data.Workflows[r].Runs == 0
+			for _, r := range m.ov().rows {
+				empty := m.ov().data.Workflows[r].Runs == 0
 				if seenEmpty && !empty {
 					t.Fatalf("sorted by %s (desc %v): a row with data after one without", columnTitles[c], desc)
 				}
@@ -499,11 +505,11 @@ func TestTabCyclesOverviewAndConsole(t *testing.T) {
 	tm, _ = tm.Update(tea.KeyMsg{Type: tea.KeyEnter})
 	tm, _ = tm.Update(tea.KeyMsg{Type: tea.KeyEsc})
 	tm, _ = tm.Update(runeKey("j"))
-	want := []screen{screenConsole, screenOverview, screenConsole}
+	want := []screenID{scrConsole, scrOverview, scrConsole}
 	for i, w := range want {
 		tm, _ = tm.Update(tea.KeyMsg{Type: tea.KeyTab})
-		if got := tm.(Model).screen; got != w {
-			t.Fatalf("tab %d: %s, want %s", i+1, screenNames[got], screenNames[w])
+		if got := tm.(Model).active; got != w {
+			t.Fatalf("tab %d: %s, want %s", i+1, screenInfos[got].title, screenInfos[w].title)
 		}
 	}
 }
@@ -553,26 +559,26 @@ func TestDetailCharts(t *testing.T) {
 		t.Errorf("1h window spans %s", to.Sub(from))
 	}
 	m := syntheticModel(1)
-	id := m.ov.data.Workflows[0].WorkflowID
+	id := m.ov().data.Workflows[0].WorkflowID
 	var hourly []store.HourlyPoint
 	for h := 0; h < 6; h++ {
 		hourly = append(hourly, store.HourlyPoint{WorkflowID: id, Hour: from.Add(time.Duration(h) * time.Hour),
 			Runs: int64(3 + h%2), Succeeded: int64(3 + h%2), P95Ms: ptr(150 + float64(h))})
 	}
+	m.c.clock = func() time.Time { return now }
 	for _, h := range []int{24, 40} {
-		d := detailModel{id: id, window: store.Window1h, chartH: h/2 - 2}
-		d.setData(m.c, store.WorkflowDetail{Metrics: m.ov.data.Workflows[0], Hourly: hourly}, 120)
+		cc := drawCharts(m.c, store.WorkflowDetail{Metrics: m.ov().data.Workflows[0], Hourly: hourly}, store.Window1h, from, to, 120, h/2-2)
 		last := func(s string) string { ls := strings.Split(s, "\n"); return ls[len(ls)-1] }
-		if a, b, c := last(d.charts[0]), last(d.charts[1]), last(d.charts[2]); a != b || b != c {
-			t.Errorf("height %d: x axes differ:\n%q\n%q\n%q", d.chartH, a, b, c)
+		if a, b, c := last(cc.charts[0]), last(cc.charts[1]), last(cc.charts[2]); a != b || b != c {
+			t.Errorf("height %d: x axes differ:\n%q\n%q\n%q", h, a, b, c)
 		}
-		for _, l := range strings.Split(d.charts[0], "\n") {
+		for _, l := range strings.Split(cc.charts[0], "\n") {
 			if lbl := strings.TrimSpace(strings.SplitN(l, "│", 2)[0]); lbl != "" && strings.ContainsAny(lbl, ".") {
-				t.Errorf("height %d: a fractional count tick %q", d.chartH, lbl)
+				t.Errorf("height %d: a fractional count tick %q", h, lbl)
 			}
 		}
-		if d.p95Unit != "ms" || d.succFrom != 99 {
-			t.Errorf("p95 unit %q, success axis from %g", d.p95Unit, d.succFrom)
+		if cc.p95Unit != "ms" || cc.succFrom != 99 {
+			t.Errorf("p95 unit %q, success axis from %g", cc.p95Unit, cc.succFrom)
 		}
 	}
 }
@@ -583,27 +589,28 @@ func TestDetailCharts(t *testing.T) {
 func TestWhatGotWorse(t *testing.T) {
 	m := syntheticModel(5)
 	ids := make([]string, 5)
-	for i, w := range m.ov.data.Workflows {
+	for i, w := range m.ov().data.Workflows {
 		ids[i] = w.WorkflowID
 	}
-	ch := map[string]store.Change{
-		ids[0]: {FailureRate: ptr(0.10), PrevFailureRate: ptr(0.10), P95HourMs: ptr(100.0), PrevP95HourMs: ptr(100.0)},
-		ids[1]: {FailureRate: ptr(0.30), PrevFailureRate: ptr(0.05), P95HourMs: ptr(150.0), PrevP95HourMs: ptr(100.0)},
-		ids[2]: {FailureRate: ptr(0.01), PrevFailureRate: ptr(0.04)},
-		ids[3]: {FailureRate: ptr(0.20)}, // no previous window
+	ov := m.ov().data
+	ov.Changes = map[string]store.Change{
+		ids[0]: {FailureRate: ptr(0.10), PrevFailureRate: ptr(0.10), Completed: 50, PrevCompleted: 50, P95HourMs: ptr(100.0), PrevP95HourMs: ptr(100.0)},
+		ids[1]: {FailureRate: ptr(0.30), PrevFailureRate: ptr(0.05), Completed: 50, PrevCompleted: 50, P95HourMs: ptr(150.0), PrevP95HourMs: ptr(100.0)},
+		ids[2]: {FailureRate: ptr(0.01), PrevFailureRate: ptr(0.04), Completed: 50, PrevCompleted: 50},
+		ids[3]: {FailureRate: ptr(0.20), Completed: 50}, // no previous window
 	}
-	m.ov.setChanges(sparkKey{window: store.Window24h, hourlyID: 1}, ch)
+	m = upd(m, OverviewLoadedMsg{Seq: nextTestSeq(), Window: ov.Window, Overview: ov})
 	tm, _ := m.Update(runeKey("d"))
 	mm := tm.(Model)
 	var got []string
-	for _, r := range mm.ov.rows {
-		got = append(got, mm.ov.data.Workflows[r].WorkflowID)
+	for _, r := range mm.ov().rows {
+		got = append(got, mm.ov().data.Workflows[r].WorkflowID)
 	}
 	if got[0] != ids[1] || got[1] != ids[0] || got[2] != ids[2] {
 		t.Fatalf("d: order %v, want %s, %s, %s first", got, ids[1], ids[0], ids[2])
 	}
-	if mm.ov.sortCol != colDeltaFail || !mm.ov.sortDesc || mm.ov.sel != 0 {
-		t.Fatalf("d: sort %s desc %v, selection %d", columnTitles[mm.ov.sortCol], mm.ov.sortDesc, mm.ov.sel)
+	if mm.ov().sortCol != colDeltaFail || !mm.ov().sortDesc || mm.ov().sel != 0 {
+		t.Fatalf("d: sort %s desc %v, selection %d", columnTitles[mm.ov().sortCol], mm.ov().sortDesc, mm.ov().sel)
 	}
 	v := tm.View()
 	if !strings.Contains(v, "+25.0") || !strings.Contains(v, "+50%") || !strings.Contains(v, "sorted by Δfail descending") {
@@ -617,7 +624,10 @@ func TestSparklineSpanInHeader(t *testing.T) {
 	if v := m.View(); !strings.Contains(v, "Succ 24h") || !strings.Contains(v, "p95 24h") {
 		t.Fatalf("24h sparklines unlabelled:\n%s", v)
 	}
-	m.ov.data.Window = store.Window7d
+	m = upd(m, runeKey("3"))
+	ov := m.ov().data
+	ov.Window = store.Window7d
+	m = upd(m, OverviewLoadedMsg{Seq: nextTestSeq(), Window: ov.Window, Overview: ov})
 	if v := m.View(); !strings.Contains(v, "Succ 7d") {
 		t.Fatalf("7d sparklines unlabelled:\n%s", v)
 	}

@@ -9,9 +9,11 @@ import (
 )
 
 // TestChanges: each workflow's failure rate in the window and in the
-// window of the same length before it equal counts of the raw runs by
-// started_at; the p95 pair is the median of the windows' hourly p95s; 30d
-// has no previous window in the hourly view (issue 14.9).
+// window of the same length before it — whole hours before the hour of the
+// rows' clock — equal counts of the raw runs by started_at, with the
+// completed runs they are of; the p95 pair is the median of the windows'
+// hourly p95s; 30d has no previous window in the hourly view (issues 14.9,
+// 24.8, 24.13).
 func TestChanges(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -25,14 +27,14 @@ func TestChanges(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Changes(%s): %v", w, err)
 		}
-		end := anchor.Truncate(time.Hour).Add(time.Hour)
+		end := anchor.Truncate(time.Hour) // the partial hour of the clock is not compared
 		rows, err := e.db.Pool.Query(ctx, `select workflow_id::text,
 			count(*) filter (where status = 'failed' and started_at >= $1),
 			count(*) filter (where status in ('succeeded','failed','canceled') and started_at >= $1),
 			count(*) filter (where status = 'failed' and started_at < $1),
 			count(*) filter (where status in ('succeeded','failed','canceled') and started_at < $1)
-			from public.workflow_runs where started_at >= $2 and started_at <= $3 group by 1`,
-			end.Add(-w.Duration()), end.Add(-2*w.Duration()), anchor)
+			from public.workflow_runs where started_at >= $2 and started_at < $3 group by 1`,
+			end.Add(-w.Duration()), end.Add(-2*w.Duration()), end)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,6 +59,9 @@ func TestChanges(t *testing.T) {
 			}
 			check("failure rate", c.FailureRate, f, d)
 			check("previous failure rate", c.PrevFailureRate, pf, pd)
+			if c.Completed != d || c.PrevCompleted != pd {
+				t.Errorf("%s %s completed %d/%d, want %d/%d", w, id, c.Completed, c.PrevCompleted, d, pd)
+			}
 			n++
 			if c.FailureRateDelta() != nil {
 				withPrev++

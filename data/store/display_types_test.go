@@ -19,6 +19,8 @@ var plainStrings = map[string]string{
 	"StepMetrics.WorkflowID":     "uuid column",
 	"Overview.Hourly (key)":      "workflow uuid",
 	"Overview.RunningNow (key)":  "workflow uuid",
+	"Overview.Changes (key)":     "workflow uuid",
+	"Change.WorkflowID":          "uuid column",
 	"Window":                     "one of the four window names: the views compute it from a fixed list",
 	"RefreshLogEntry.View":       "refresh_begin only logs names in view_names(); refresh_log is written only by meshtop's definer functions",
 	"RefreshLogEntry.Status":     "CHECK (status IN ('running','ok','failed','skipped')), or 'interrupted' from refresh_log_v",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -100,11 +101,22 @@ func sparkSpan(w Window) time.Duration {
 	return 24 * time.Hour
 }
 
-// Overview reads everything the overview screen shows in one round trip (a
-// pipelined batch in one implicit transaction, so all parts come from one
-// snapshot): server facts, every workflow's metrics for the window, the
-// sparkline buckets (see store_hourly.sql), live running counts and the views'
-// status. DataAsOf is the older last successful refresh of the two views read.
+// Overview reads everything the overview screen shows: server facts,
+// every workflow's metrics for the window with the comparison with the
+// previous window (Changes), the sparkline buckets (see store_hourly.sql),
+// live running counts and the views' status. DataAsOf is the older last
+// successful refresh of the two views read.
+//
+// A poll between two refreshes is one round trip (a pipelined batch) that
+// reads only the small status rows and the live running counts: the
+// workflow rows come back only when mv_workflow_metrics was refreshed since
+// the cached read (the id and the rows come from one statement), and then
+// their comparison with the previous window is read right after, anchored
+// on their clock, so the Δ columns and the rows beside them are of one
+// refresh. The sparkline points are read, in a second round trip, only
+// when the batch shows that the hourly view was refreshed since they were
+// (store_hourly.sql reads every workflow's hours: the footprint benchmark
+// found it running on every poll).
 //
 // Before the first refresh (views not populated) it returns the server, the
 // views' status and the running counts, no workflows, and no error: check
@@ -128,25 +140,20 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 		return row.Scan(&ov.Server.Version, &ov.Server.VersionNum, &ov.Server.InRecovery, &lag)
 	})
 	s.mu.Lock()
-	cached := s.spark[w]
+	cached, sparkOK := s.spark[w]
 	cachedWF, ok := s.wf[w]
 	s.mu.Unlock()
 	if !ok {
 		cachedWF.logID = -1 // never a refresh id: read
+	}
+	if !sparkOK {
+		cached.logID = -1
 	}
 	var wfID int64
 	var wfRead []WorkflowMetrics
 	b.Queue(s.query("workflows"), string(w), cachedWF.logID).Query(func(rows pgx.Rows) error {
 		var err error
 		wfID, wfRead, err = scanOverviewWorkflows(rows)
-		return err
-	})
-	var sparkID int64
-	var spark map[string][]HourlyPoint
-	b.Queue(s.query("hourly"), sparkSpan(w).Seconds(), bucketFor(w).Seconds(),
-		int(sparkSpan(w)/time.Hour), cached.logID).Query(func(rows pgx.Rows) error {
-		var err error
-		sparkID, spark, err = scanSpark(rows)
 		return err
 	})
 	s.queueRunningNow(b, &ov)
@@ -160,27 +167,41 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 	}
 	finishServerInfo(&ov.Server, lag)
 	ov.DataAsOf = dataAsOf(ov.Views, ViewMetrics, ViewHourly)
-	ov.Hourly = s.sparklines(w, cached, sparkID, spark, ov.Views)
-	ov.Workflows = s.workflowRows(w, cachedWF, wfID, wfRead)
+	if wfRead != nil {
+		// New rows: their comparison with the previous window, anchored on
+		// their clock (every row carries it).
+		var clock *time.Time
+		if len(wfRead) > 0 {
+			clock = &wfRead[0].LastUpdated
+		}
+		if cachedWF.changes, err = s.changes(ctx, pool, w, clock); err != nil {
+			return Overview{}, err
+		}
+	}
+	ov.Workflows, ov.Changes = s.workflowRows(w, cachedWF, wfID, wfRead)
+	if ov.Hourly, err = s.sparklines(ctx, pool, w, cached, ov.Views); err != nil {
+		return Overview{}, err
+	}
 	return ov, nil
 }
 
-// workflowRows picks the overview's workflow rows: freshly read ones (read
-// non-nil), or the cached ones when store_workflows.sql found the view
-// unchanged since and returned nothing. The caller gets its own copy: the
-// cache is shared by every poll, and a dashboard keeps the last overview.
-func (s *Store) workflowRows(w Window, cached workflowCache, readID int64, read []WorkflowMetrics) []WorkflowMetrics {
+// workflowRows picks the overview's workflow rows and their changes:
+// freshly read ones (read non-nil; cached.changes holds their changes), or
+// the cached ones when store_workflows.sql found the view unchanged since
+// and returned nothing. The caller gets its own copy: the cache is shared
+// by every poll, and a dashboard keeps the last overview.
+func (s *Store) workflowRows(w Window, cached workflowCache, readID int64, read []WorkflowMetrics) ([]WorkflowMetrics, map[string]Change) {
 	if read == nil {
-		return slices.Clone(cached.rows)
+		return slices.Clone(cached.rows), maps.Clone(cached.changes)
 	}
 	sortWorkflows(read)
 	if readID == 0 {
 		readID = -1 // no successful refresh logged: read again next time
 	}
 	s.mu.Lock()
-	s.wf[w] = workflowCache{logID: readID, rows: read}
+	s.wf[w] = workflowCache{logID: readID, rows: read, changes: cached.changes}
 	s.mu.Unlock()
-	return slices.Clone(read)
+	return slices.Clone(read), maps.Clone(cached.changes)
 }
 
 // scanOverviewWorkflows reads store_workflows.sql: nil rows when the query
@@ -209,15 +230,35 @@ func scanOverviewWorkflows(rows pgx.Rows) (int64, []WorkflowMetrics, error) {
 	return id, ws, rows.Err()
 }
 
-// sparklines picks the overview's sparkline points: freshly read ones, or
-// the cached ones when the hourly view has not been refreshed since (the
-// query then read nothing).
-func (s *Store) sparklines(w Window, cached sparkCache, readID int64, read map[string][]HourlyPoint, views []ViewStatus) map[string][]HourlyPoint {
+// sparklines gives the overview's sparkline points: the cached ones while
+// the hourly view has not been refreshed since they were read (the views'
+// status just read says so), else a fresh read. The sparklines change only
+// with the hourly data, and they sit beside rows that are as of the last
+// refresh: the live current hour of the (plain) hourly view between two
+// refreshes is not worth a query over every workflow's hours on each poll
+// (a 10-cell sparkline of 24 hours or more would not show it either).
+func (s *Store) sparklines(ctx context.Context, pool *pgxpool.Pool, w Window, cached sparkCache, views []ViewStatus) (map[string][]HourlyPoint, error) {
 	var latest int64
 	for _, v := range views {
 		if v.Name == ViewHourly {
 			latest = v.LastRefreshID
 		}
+	}
+	if latest != 0 && latest == cached.logID {
+		return cached.hourly, nil // unchanged since the cached read
+	}
+	var readID int64
+	var read map[string][]HourlyPoint
+	rows, err := pool.Query(ctx, s.query("hourly"), sparkSpan(w).Seconds(), bucketFor(w).Seconds(),
+		int(sparkSpan(w)/time.Hour), cached.logID)
+	if err == nil {
+		readID, read, err = scanSpark(rows)
+	}
+	if isNotPopulatedErr(err) {
+		return map[string][]HourlyPoint{}, nil
+	}
+	if err != nil {
+		return nil, wrap(err, "reading the overview's sparklines", RoleReader)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -225,18 +266,16 @@ func (s *Store) sparklines(w Window, cached sparkCache, readID int64, read map[s
 	case readID != 0:
 		// Read now: cache it under the refresh it came from.
 		s.spark[w] = sparkCache{logID: readID, hourly: read}
-		return read
-	case latest != 0 && latest == cached.logID:
-		// Unchanged since the cached read.
-		return cached.hourly
+		return read, nil
+	case latest != 0:
+		// Nothing read: no runs in the span. Nothing to read until the
+		// next refresh either.
+		s.spark[w] = sparkCache{logID: latest, hourly: read}
+		return read, nil
 	default:
-		// Nothing read: no runs in the span, or a refresh committed
-		// between the two statements of the batch. Read again next time.
+		// No refresh logged yet: read again next time.
 		s.spark[w] = sparkCache{logID: -1, hourly: read}
-		if cached.hourly != nil {
-			return cached.hourly
-		}
-		return map[string][]HourlyPoint{}
+		return read, nil
 	}
 }
 
@@ -567,11 +606,11 @@ func scanViews(rows pgx.Rows) ([]ViewStatus, error) {
 }
 
 // Changes compares every workflow's window with the previous window of the
-// same length (see store_changes.sql): what got worse. The hourly view
-// changes only when refreshed, so callers read this once per refresh of it,
-// not every poll. For a window whose previous one the hourly view does not
-// hold (30d), and before the hourly view's first refresh, it returns an
-// empty map.
+// same length (see store_changes.sql): what got worse, over the whole
+// hours before the hour of mv_workflow_metrics' clock (the rows' "data as
+// of"). The overview reads it with its rows (Overview.Changes). For a
+// window whose previous one the hourly view does not hold (30d), and
+// before the first refresh, it returns an empty map.
 func (s *Store) Changes(ctx context.Context, w Window) (map[string]Change, error) {
 	if s.err != nil {
 		return nil, s.err
@@ -579,14 +618,23 @@ func (s *Store) Changes(ctx context.Context, w Window) (map[string]Change, error
 	if _, err := ParseWindow(string(w)); err != nil {
 		return nil, err
 	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	return s.changes(ctx, s.reader(), w, nil)
+}
+
+// changes runs store_changes.sql anchored at clock (nil: the clock of
+// mv_workflow_metrics).
+func (s *Store) changes(ctx context.Context, pool *pgxpool.Pool, w Window, clock *time.Time) (map[string]Change, error) {
 	out := map[string]Change{}
 	if !w.HasPrevious() {
 		return out, nil
 	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	rows, err := s.reader().Query(ctx, s.query("changes"), w.Duration().Seconds())
+	rows, err := pool.Query(ctx, s.query("changes"), w.Duration().Seconds(), clock)
 	if err != nil {
+		if isNotPopulatedErr(err) {
+			return out, nil
+		}
 		return nil, wrap(err, "reading the previous window", RoleReader)
 	}
 	rate := func(failed, done *int64) *float64 {
@@ -600,6 +648,12 @@ func (s *Store) Changes(ctx context.Context, w Window) (map[string]Change, error
 	var f, d, pf, pd *int64
 	_, err = pgx.ForEachRow(rows, []any{&c.WorkflowID, &f, &d, &c.P95HourMs, &pf, &pd, &c.PrevP95HourMs}, func() error {
 		c.FailureRate, c.PrevFailureRate = rate(f, d), rate(pf, pd)
+		if d != nil {
+			c.Completed = *d
+		}
+		if pd != nil {
+			c.PrevCompleted = *pd
+		}
 		out[c.WorkflowID] = c
 		c = Change{}
 		return nil

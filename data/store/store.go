@@ -89,10 +89,12 @@ type Store struct {
 
 // workflowCache holds the overview's workflow rows of one window, sorted,
 // as read after the successful refresh logID of mv_workflow_metrics (-1:
-// read again).
+// read again), and the comparison with the previous window read with them
+// (anchored on their clock).
 type workflowCache struct {
-	logID int64
-	rows  []WorkflowMetrics
+	logID   int64
+	rows    []WorkflowMetrics
+	changes map[string]Change
 }
 
 // sparkCache holds the overview's sparkline points of one window as computed

@@ -253,6 +253,11 @@ type Overview struct {
 	RunningNow map[string]int64 // live count of running runs by workflow id (cheap query on the base table)
 	Views      []ViewStatus
 	DataAsOf   *time.Time // oldest LastRefreshAt of the views shown
+	// Changes compares each workflow's window with the previous one (see
+	// Change), read with the workflow rows and anchored on their clock, so
+	// the Δ columns and the rows beside them come from one refresh. Empty
+	// for 30d and before the first refresh.
+	Changes map[string]Change
 }
 
 // WorkflowDetail is everything the detail screen shows.
@@ -270,6 +275,8 @@ type Change struct {
 	WorkflowID string
 	// Failure rates over the windows' hours, 0..1.
 	FailureRate, PrevFailureRate *float64
+	// Completed runs (succeeded, failed, canceled) the rates are of.
+	Completed, PrevCompleted int64
 	// The median of the windows' hourly p95 durations: the typical hour's
 	// p95 (percentiles do not merge, so not the window's own p95).
 	P95HourMs, PrevP95HourMs *float64
@@ -294,6 +301,11 @@ func (c Change) P95Ratio() *float64 {
 	r := *c.P95HourMs / *c.PrevP95HourMs - 1
 	return &r
 }
+
+// MinCompletedRuns is the volume floor below which a workflow's rates are
+// noise: `check` judges no success rate, and the dashboard compares no
+// failure rate (ΔFail, d), of fewer completed runs in a window.
+const MinCompletedRuns = 10
 
 // HasPrevious tells whether the hourly view holds the window before w
 // (it keeps 30 days): true for 1h, 24h and 7d.

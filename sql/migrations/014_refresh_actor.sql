@@ -48,7 +48,7 @@ AS $meshtop$
 DECLARE
   v_n int := 0;
   v_by text := coalesce(nullif(pg_catalog.current_setting('meshtop.actor', true), ''),
-                        session_user || ' (' || pg_catalog.current_setting('application_name') || ')');
+                        session_user || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', ''));
   r record;
 BEGIN
   FOR r IN

@@ -40,12 +40,14 @@ Sensu) and exits with its code:
   2 CRITICAL  a view's lag is over --max-lag, a view was never refreshed
               (not populated), a view's last two refreshes failed, or
               change capture has stopped
+  3 UNKNOWN   meshtop cannot connect, the views are not installed, or the
+              command line is invalid
 
 A refresh an operator canceled (x in the dashboard, pg_cancel_backend) is
 not counted as failed: only the lag rules judge the view it leaves stale.
-Workflows below the success rate are named worst first.
-  3 UNKNOWN   meshtop cannot connect, the views are not installed, or the
-              command line is invalid
+Workflows below the success rate are named worst first. The volume floor
+of 10 completed runs is the dashboard's too: d (what got worse) compares no
+failure rate of fewer runs.
 
 Change capture: MeshHook's writes append to a log that every refresh
 consumes. When nothing consumes it for capture_max_age (schema config,
@@ -67,7 +69,7 @@ type checkFlags struct {
 }
 
 func (a *app) checkCmd() *cobra.Command {
-	f := &checkFlags{minRuns: 10}
+	f := &checkFlags{minRuns: store.MinCompletedRuns}
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Monitoring-plugin check of freshness and success rates (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",

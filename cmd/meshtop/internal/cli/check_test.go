@@ -200,3 +200,18 @@ func TestCheckCaptureLog(t *testing.T) {
 	run(t, runOpts{}, "refresh", "--dsn", db.DSN).must(t, 0)
 	run(t, runOpts{}, args...).must(t, CheckOK)
 }
+
+// TestCheckHelpListsCodesTogether: check --help lists the four exit codes
+// one after the other (issue 24.13: a paragraph stood between 2 CRITICAL
+// and 3 UNKNOWN), and states the volume floor.
+func TestCheckHelpListsCodesTogether(t *testing.T) {
+	t.Parallel()
+	r := run(t, runOpts{}, "check", "--help").must(t, 0)
+	i, j := strings.Index(r.stdout, "  2 CRITICAL"), strings.Index(r.stdout, "  3 UNKNOWN")
+	if i < 0 || j < i || strings.Contains(r.stdout[i:j], "\n\n") {
+		t.Fatalf("exit codes not listed together:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stdout, "at least 10 completed runs") || !strings.Contains(r.stdout, "d (what got worse)") {
+		t.Fatalf("the volume floor is not stated:\n%s", r.stdout)
+	}
+}

@@ -56,6 +56,16 @@ func TestErrorMessages(t *testing.T) {
 			fmt.Sprintf(`meshtop: database "no_such_db" does not exist at %s@%s/no_such_db: check the database name`, user, addr)},
 		{"no MeshHook tables", nil, []string{"install", "--dsn", empty.Srv.UserDSN(empty.Name, user, secret)}, 1,
 			"meshtop: database " + empty.Name + " has no MeshHook tables (public.projects, public.workflow_definitions, public.workflow_runs and public.workflow_events are missing); connect to the MeshHook database"},
+		// Issue 24.9: every command says what status and check say of a
+		// database without MeshHook's tables, not "run meshtop install".
+		{"refresh without MeshHook tables", nil, []string{"refresh", "--dsn", empty.Srv.UserDSN(empty.Name, user, secret)}, 1,
+			"meshtop: database " + empty.Name + " has no MeshHook tables"},
+		{"refresh --every without MeshHook tables", nil, []string{"refresh", "--every", "1s", "--dsn", empty.Srv.UserDSN(empty.Name, user, secret)}, 1,
+			"meshtop: database " + empty.Name + " has no MeshHook tables"},
+		{"verify without MeshHook tables", nil, []string{"verify", "--dsn", empty.Srv.UserDSN(empty.Name, user, secret)}, 3,
+			"meshtop: database " + empty.Name + " has no MeshHook tables"},
+		{"install --dry-run without MeshHook tables", nil, []string{"install", "--dry-run", "--dsn", empty.Srv.UserDSN(empty.Name, user, secret)}, 1,
+			"meshtop: database " + empty.Name + " has no MeshHook tables"},
 		{"status without MeshHook tables", nil, []string{"status", "--dsn", empty.Srv.UserDSN(empty.Name, user, secret)}, 1,
 			"meshtop: database " + empty.Name + " has no MeshHook tables (public.projects, public.workflow_definitions, public.workflow_runs and public.workflow_events are missing); connect to the MeshHook database"},
 		{"not installed", nil, []string{"status", "--dsn", bare.Srv.UserDSN(bare.Name, user, secret)}, 1,
@@ -91,5 +101,18 @@ func TestErrorMessages(t *testing.T) {
 				t.Errorf("stack trace: %s", r)
 			}
 		})
+	}
+}
+
+// TestUninstallNothingInstalled: uninstall where meshtop is not installed
+// says there is nothing to remove, and removes nothing (issue 24.9: it
+// said "the objects and roles meshtop created are gone").
+func TestUninstallNothingInstalled(t *testing.T) {
+	t.Parallel()
+	for name, db := range map[string]*pgtest.DB{"no MeshHook tables": pgtest.NewDatabase(t, pgtest.Empty), "not installed": seeded(t)} {
+		r := run(t, runOpts{}, "uninstall", "--yes", "--dsn", db.DSN).must(t, 0)
+		if !strings.Contains(r.stdout, "nothing to uninstall: meshtop is not installed in schema metrics") || strings.Contains(r.stdout, "gone") {
+			t.Errorf("%s: %s", name, r)
+		}
 	}
 }

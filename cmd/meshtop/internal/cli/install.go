@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -41,6 +43,17 @@ tables, is not a standby, and that the role may create what is needed.`,
 			in := install.New(s.primary, a.g.schema)
 			out := a.stdout()
 			if dryRun {
+				// The plan of a database install would refuse is refused
+				// too (no MeshHook tables, a standby, a server too old):
+				// exit 1 as install does. A role that merely lacks the
+				// privileges gets the SQL, for its owner to run.
+				if err := in.Check(ctx); err != nil {
+					var pe *install.PreconditionError
+					if !errors.As(err, &pe) || pe.Kind != "privileges" {
+						return s.wrap(err)
+					}
+					fmt.Fprintln(a.stderr(), "meshtop: note: "+pe.Msg+"; the SQL below is for a role that may run it")
+				}
 				sql, err := in.DryRun(ctx)
 				if err != nil {
 					return s.wrap(err)
@@ -123,8 +136,22 @@ confirmation on a terminal; elsewhere pass --yes.`,
 					return &exitError{code: ExitError, quiet: true}
 				}
 			}
-			if err := install.New(s.primary, a.g.schema).Uninstall(ctx); err != nil {
+			in := install.New(s.primary, a.g.schema)
+			installed, err := anyApplied(ctx, in)
+			if err != nil {
 				return s.wrap(err)
+			}
+			// Uninstall runs either way: it refuses a schema meshtop did not
+			// create (--schema auth), and removes what an earlier install
+			// left behind, unused.
+			if err := in.Uninstall(ctx); err != nil {
+				return s.wrap(err)
+			}
+			if !installed {
+				// Say so rather than report objects gone that never were.
+				fmt.Fprintf(a.stdout(), "nothing to uninstall: meshtop is not installed in schema %s of this database"+
+					" (unused leftovers of an earlier install, its roles or index, are removed if there were any)\n", a.g.schema)
+				return nil
 			}
 			fmt.Fprintf(a.stdout(), "uninstalled: schema %s and the objects and roles meshtop created are gone\n", a.g.schema)
 			return nil
@@ -132,4 +159,24 @@ confirmation on a terminal; elsewhere pass --yes.`,
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
+}
+
+// anyApplied tells whether any of meshtop's migrations was applied to the
+// installer's schema (none: the schema holds no meshtop).
+func anyApplied(ctx context.Context, in *install.Installer) (bool, error) {
+	all, err := in.Migrations()
+	if err != nil {
+		return false, err
+	}
+	pending, err := in.Pending(ctx)
+	if err != nil {
+		return false, err
+	}
+	versioned := 0
+	for _, m := range pending {
+		if !m.Repeatable {
+			versioned++
+		}
+	}
+	return versioned < len(all), nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -93,7 +94,7 @@ func (a *app) refreshOnce(ctx context.Context, f *refreshFlags) error {
 	defer s.Close()
 	if f.full {
 		if err := s.store.RequestFull(ctx); err != nil {
-			return s.wrap(err)
+			return s.wrap(a.whyNotInstalled(ctx, s, err))
 		}
 	}
 	results, err := s.store.Refresh(ctx, f.view, f.wait)
@@ -102,7 +103,9 @@ func (a *app) refreshOnce(ctx context.Context, f *refreshFlags) error {
 		if errors.Is(err, context.DeadlineExceeded) && f.timeout > 0 {
 			return fmt.Errorf("refresh did not finish within --timeout %s; it was cancelled and the views keep their previous contents", formatDuration(f.timeout))
 		}
-		return s.wrap(err)
+		// A database install cannot help (no MeshHook tables, a
+		// standby) says so, not "run meshtop install".
+		return s.wrap(a.whyNotInstalled(ctx, s, err))
 	}
 	return resultsError(results)
 }
@@ -180,6 +183,11 @@ func (a *app) refreshEvery(parent context.Context, f *refreshFlags) error {
 				}
 			}
 			if err != nil {
+				err = a.whyNotInstalled(ctx, s, err)
+				var pe *install.PreconditionError
+				if errors.As(err, &pe) {
+					return s.wrap(err) // no retrying: this database cannot take meshtop
+				}
 				err = s.wrap(err)
 			}
 		}

@@ -82,6 +82,8 @@ type WorkflowJSON struct {
 type ChangeJSON struct {
 	FailureRate         *float64 `json:"failure_rate"`
 	PreviousFailureRate *float64 `json:"previous_failure_rate"`
+	Completed           int64    `json:"completed"`
+	PreviousCompleted   int64    `json:"previous_completed"`
 	FailureRateDelta    *float64 `json:"failure_rate_delta"`
 	P95HourMedianMs     *float64 `json:"p95_hour_median_ms"`
 	PreviousP95HourMs   *float64 `json:"previous_p95_hour_median_ms"`
@@ -409,6 +411,8 @@ func changeJSON(changes map[string]store.Change, id string, w store.Window) *Cha
 	return &ChangeJSON{
 		FailureRate:         round(c.FailureRate, 1e6),
 		PreviousFailureRate: round(c.PrevFailureRate, 1e6),
+		Completed:           c.Completed,
+		PreviousCompleted:   c.PrevCompleted,
 		FailureRateDelta:    round(c.FailureRateDelta(), 1e6),
 		P95HourMedianMs:     round(c.P95HourMs, 1e3),
 		PreviousP95HourMs:   round(c.PrevP95HourMs, 1e3),

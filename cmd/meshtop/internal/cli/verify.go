@@ -46,7 +46,7 @@ rollup not built yet or a full rebuild pending, no permission).`,
 			if err != nil {
 				// store.ErrCannotVerify, store.ErrNotInstalled, a
 				// permission error, or anything else: nothing was checked.
-				return &exitError{code: ExitUnknown, err: s.wrap(err)}
+				return &exitError{code: ExitUnknown, err: s.wrap(a.whyNotInstalled(ctx, s, err))}
 			}
 			if asJSON {
 				if drift == nil {
