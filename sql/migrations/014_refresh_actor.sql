@@ -47,6 +47,7 @@ SET search_path = pg_catalog, pg_temp
 AS $meshtop$
 DECLARE
   v_n int := 0;
+  v_ids bigint[];
   v_by text := coalesce(nullif(pg_catalog.current_setting('meshtop.actor', true), ''),
                         session_user || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', ''));
   r record;
@@ -60,11 +61,14 @@ BEGIN
                       WHERE p_view IS NULL OR v = p_view)
       AND l.pid <> pg_catalog.pg_backend_pid()
   LOOP
+    -- The refreshes signalled, read before the signal: a cancelled
+    -- refresh may log itself 'failed' and commit before a read after it.
+    SELECT pg_catalog.array_agg(g.id) INTO v_ids FROM @schema@.refresh_log g
+    WHERE g.status = 'running' AND g.pid = r.pid AND (p_view IS NULL OR g.view_name = p_view);
     IF pg_catalog.pg_cancel_backend(r.pid) THEN
       v_n := v_n + 1;
       INSERT INTO @schema@.refresh_cancels (log_id, canceled_by, role)
-      SELECT g.id, v_by, session_user FROM @schema@.refresh_log g
-      WHERE g.status = 'running' AND g.pid = r.pid AND (p_view IS NULL OR g.view_name = p_view);
+      SELECT i, v_by, session_user FROM pg_catalog.unnest(v_ids) i;
     END IF;
   END LOOP;
   RETURN v_n;
