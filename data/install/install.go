@@ -81,6 +81,12 @@ type Installer struct {
 	// lockTimeout is each transaction's lock_timeout, lockWait how long a
 	// step that timed out is tried again (locks.go).
 	lockTimeout, lockWait time.Duration
+	// capture is the change-capture mode Apply brings the schema to ("":
+	// the one it records); captureLoop tells auto that a refresh loop
+	// consumes the slot; lastCapture is what the last Apply did (capture.go).
+	capture     string
+	captureLoop bool
+	lastCapture CapturePlan
 }
 
 // New returns an Installer for schema (validated when used).
@@ -302,6 +308,9 @@ type step struct {
 
 // what names the step for errors: "applying repeatable 020_capture".
 func (s step) what() string {
+	if s.m.Version == 0 && strings.HasPrefix(s.m.Name, "capture_") {
+		return "changing change capture (" + s.m.Name + ")"
+	}
 	if s.m.Repeatable {
 		return "applying repeatable " + s.m.Name
 	}
@@ -422,6 +431,20 @@ func (in *Installer) DryRun(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	p, err := in.capturePlan(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	if need, err := in.captureNeeded(ctx, q, p); err != nil {
+		return "", err
+	} else if need {
+		cs, err := in.captureSteps(p)
+		if err != nil {
+			return "", err
+		}
+		head := fmt.Sprintf("-- meshtop capture: %s -> %s (asked: %s; %s)\n", p.Current, p.Target, p.Desired, p.Why)
+		return script(steps) + head + script(cs), nil
+	}
 	return script(steps), nil
 }
 
@@ -486,7 +509,7 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 			return err
 		}
 		if len(pending) == 0 {
-			return nil
+			return in.captureAfter(ctx, conn, onStep)
 		}
 		if err := in.check(ctx, q); err != nil {
 			return err
@@ -535,10 +558,28 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 			}
 			applied++
 		}
-		return nil
+		return in.captureAfter(ctx, conn, onStep)
 	})
 	return applied, err
 }
+
+// captureAfter brings change capture to the mode asked for, once the
+// migrations are applied (capture.go).
+func (in *Installer) captureAfter(ctx context.Context, conn *pgxpool.Conn, onStep func(StepEvent)) error {
+	p, err := in.capturePlan(ctx, conn)
+	if err != nil {
+		return err
+	}
+	in.lastCapture = p
+	need, err := in.captureNeeded(ctx, conn, p)
+	if err != nil || !need {
+		return err
+	}
+	return in.applyCapture(ctx, conn, p, onStep)
+}
+
+// LastCapture is what the last Apply did about change capture.
+func (in *Installer) LastCapture() CapturePlan { return in.lastCapture }
 
 func (in *Installer) runStep(ctx context.Context, conn *pgxpool.Conn, s step) error {
 	inTx := false
