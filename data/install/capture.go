@@ -163,7 +163,11 @@ func (in *Installer) captureSteps(p CapturePlan) ([]step, error) {
 			mk("capture_wal_prepare", tx(short, desired, "SELECT "+quoted+".capture_wal_prepare()")...),
 			// Creating a slot waits for the transactions running now to
 			// end; it holds no lock a writer waits for.
-			mk("capture_wal_slot", tx("SET LOCAL lock_timeout = '60s'", "SELECT "+quoted+".capture_wal_slot()")...),
+			// (A top-level statement: created inside a PL/pgSQL function
+			// while other transactions run, PostgreSQL 15 fails with
+			// "snapshot reference ... is not owned by resource owner".)
+			mk("capture_wal_slot", tx("SET LOCAL lock_timeout = '60s'",
+				"SELECT pg_catalog.pg_create_logical_replication_slot("+quoted+".wal_slot_name(), 'pgoutput') WHERE NOT EXISTS (SELECT FROM "+quoted+".wal_slot())")...),
 			mk("capture_wal_activate", tx(short, "SELECT "+quoted+".capture_wal_activate()", "SELECT "+quoted+".capture_ensure()")...),
 		}, nil
 	case p.Target == CaptureTriggers && p.Current == CaptureWAL:
@@ -221,7 +225,9 @@ func (in *Installer) applyCapture(ctx context.Context, conn *pgxpool.Conn, p Cap
 		case "capture_wal_drain":
 			err = in.drain(ctx, conn, s, target)
 		default:
-			readers := strings.Contains(s.m.Name, "activate") || strings.Contains(s.m.Name, "teardown") || s.m.Name == "capture_wal_prepare"
+			// ALTER TABLE ... REPLICA IDENTITY (prepare, teardown) takes
+			// ACCESS EXCLUSIVE: readers block it too.
+			readers := strings.Contains(s.m.Name, "teardown") || s.m.Name == "capture_wal_prepare"
 			err = in.retryLocks(ctx, conn, s.what(), readers, func() error {
 				return in.retryBusy(ctx, s.what(), func() error { return in.runStep(ctx, conn, s) })
 			})

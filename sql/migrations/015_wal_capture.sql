@@ -25,6 +25,8 @@
 --                    was created (for status and /metrics)
 --   fallback_at, fallback_reason  the last time meshtop dropped its slot and
 --                    fell back to the triggers, and why
+--   apply_note, apply_note_xid  what the last apply did with capture, and
+--                    its transaction (refresh_run logs it: refresh_log.capture)
 --   replident_before public.workflow_runs' replica identity before meshtop
 --                    set it to FULL, as the clause that restores it
 --                    ('DEFAULT', 'NOTHING', 'USING INDEX public.x'); NULL
@@ -40,7 +42,9 @@ CREATE TABLE @schema@.capture_state (
   wal_changes      bigint NOT NULL DEFAULT 0,
   fallback_at      timestamptz,
   fallback_reason  text,
-  replident_before text
+  replident_before text,
+  apply_note       text,
+  apply_note_xid   xid8
 );
 INSERT INTO @schema@.capture_state DEFAULT VALUES;
 

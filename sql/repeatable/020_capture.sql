@@ -228,10 +228,13 @@ AS $meshtop$
 $meshtop$;
 
 -- The row-level triggers (MeshHook's hot path: run inserts and updates,
--- step-event inserts), created (p_on) or dropped. In WAL capture
--- (025_wal.sql, capture_state.mode = 'wal') they do not exist: the slot
--- reads the same changes from the WAL. Called by this file and by the
--- switches between the two.
+-- step-event inserts), created or enabled (p_on), or disabled. In WAL
+-- capture (025_wal.sql, capture_state.mode = 'wal') they are disabled, then
+-- dropped as soon as their locks come free (capture_row_triggers_drop): the
+-- slot reads the same changes from the WAL. Disabling takes SHARE ROW
+-- EXCLUSIVE (as creating does), dropping ACCESS EXCLUSIVE, which a refresh
+-- reading the tables conflicts with: under writers and refreshes, a drop
+-- may need many tries, and a switch must not wait for them.
 CREATE OR REPLACE FUNCTION @schema@.capture_row_triggers(p_on boolean) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -243,9 +246,15 @@ DECLARE
   g text := pg_catalog.quote_literal(((s || '.capture_until')::pg_catalog.regclass::pg_catalog.oid)::pg_catalog.text);
 BEGIN
   IF NOT p_on THEN
-    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON public.workflow_runs', tag || '_runs_ins');
-    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON public.workflow_runs', tag || '_runs_upd');
-    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON public.workflow_events', tag || '_events_ins');
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = 'public.workflow_runs'::pg_catalog.regclass AND t.tgname = tag || '_runs_ins') THEN
+      EXECUTE pg_catalog.format('ALTER TABLE public.workflow_runs DISABLE TRIGGER %I', tag || '_runs_ins');
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = 'public.workflow_runs'::pg_catalog.regclass AND t.tgname = tag || '_runs_upd') THEN
+      EXECUTE pg_catalog.format('ALTER TABLE public.workflow_runs DISABLE TRIGGER %I', tag || '_runs_upd');
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = 'public.workflow_events'::pg_catalog.regclass AND t.tgname = tag || '_events_ins') THEN
+      EXECUTE pg_catalog.format('ALTER TABLE public.workflow_events DISABLE TRIGGER %I', tag || '_events_ins');
+    END IF;
     RETURN;
   END IF;
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON public.workflow_runs FOR EACH ROW EXECUTE FUNCTION %s.capture_run_insert(%s)',
@@ -257,6 +266,29 @@ BEGIN
   EXECUTE pg_catalog.format($q$CREATE OR REPLACE TRIGGER %I AFTER INSERT ON public.workflow_events FOR EACH ROW
     WHEN (NEW.type IN ('step_started', 'step_succeeded', 'step_failed'))
     EXECUTE FUNCTION %s.capture_event_insert(%s)$q$, tag || '_events_ins', s, g);
+END
+$meshtop$;
+
+-- Drops the row-level triggers that are disabled (WAL capture), if any.
+CREATE OR REPLACE FUNCTION @schema@.capture_row_triggers_drop() RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+DECLARE
+  r record;
+  n int := 0;
+BEGIN
+  FOR r IN
+    SELECT t.tgname, t.tgrelid::regclass::text AS rel FROM pg_trigger t
+    WHERE t.tgparentid = 0 AND t.tgenabled = 'D'
+      AND (t.tgrelid, t.tgname) IN (('public.workflow_runs'::regclass, @schema@.capture_tag() || '_runs_ins'),
+                                    ('public.workflow_runs'::regclass, @schema@.capture_tag() || '_runs_upd'),
+                                    ('public.workflow_events'::regclass, @schema@.capture_tag() || '_events_ins'))
+  LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+    n := n + 1;
+  END LOOP;
+  RETURN n > 0;
 END
 $meshtop$;
 

@@ -322,8 +322,12 @@ BEGIN
            'proto_version', '1',
            'publication_names', array_to_string(@schema@.wal_publications(), ',')) WITH ORDINALITY AS c(lsn, xid, data, o)
   ),
-  n AS ( -- each message's transaction: pgoutput sends them whole, in commit order
-    SELECT m.*, sum((m.t = 66)::int) OVER (ORDER BY m.o) AS tx FROM m
+  n AS MATERIALIZED ( -- each message's transaction (pgoutput sends them whole, in commit order) and
+                      -- the ordinal of the latest Relation message of its relation
+    SELECT x.*, max(CASE WHEN x.t = 82 THEN x.o END) OVER (PARTITION BY x.relid ORDER BY x.o) AS rel_o
+    FROM (SELECT m.*, sum((m.t = 66)::int) OVER (ORDER BY m.o) AS tx,
+                 CASE WHEN m.t IN (82, 73, 85, 68) THEN @schema@.pgoutput_int(m.data, 1, 4)::oid END AS relid
+          FROM m) x
   ),
   tx AS (
     SELECT n.tx, min(n.xid) AS xid,
@@ -333,27 +337,30 @@ BEGIN
     FROM n GROUP BY n.tx
   ),
   snap AS (SELECT pg_current_snapshot() AS s),
-  fresh AS (
+  fresh AS MATERIALIZED (
     SELECT tx.*, pg_visible_in_snapshot(@schema@.xid_widen(tx.xid, pg_snapshot_xmax(snap.s)), snap.s) AS visible
     FROM tx, snap
     WHERE tx.final_lsn >= v_state.wal_lsn -- older ones were applied (the slot had not been advanced yet)
   ),
-  cut AS (SELECT min(f.final_lsn) FILTER (WHERE NOT f.visible) AS stop FROM fresh f),
-  taken AS (
+  -- Transactions are numbered in commit order: those taken are the fresh
+  -- ones before the first invisible one (scalars, so that no join of the
+  -- messages with the transactions depends on the planner's estimates).
+  cut AS (SELECT min(f.tx) AS lo, min(f.tx) FILTER (WHERE NOT f.visible) AS stop_tx,
+                 min(f.final_lsn) FILTER (WHERE NOT f.visible) AS stop FROM fresh f),
+  taken AS MATERIALIZED (
     SELECT f.* FROM fresh f, cut WHERE cut.stop IS NULL OR f.final_lsn < cut.stop
   ),
-  rel AS ( -- Relation messages, from every transaction (a skipped one may hold them)
-    SELECT n.o, r.relid, r.cols FROM n CROSS JOIN LATERAL @schema@.pgoutput_relation(n.data) r WHERE n.t = 82
+  rel AS MATERIALIZED ( -- Relation messages, from every transaction (a skipped one may hold them)
+    SELECT n.o, r.cols FROM n CROSS JOIN LATERAL @schema@.pgoutput_relation(n.data) r WHERE n.t = 82
   ),
-  ch AS (
-    SELECT n.o, n.t, n.data, @schema@.pgoutput_int(n.data, 1, 4)::oid AS relid
-    FROM n JOIN taken USING (tx) WHERE n.t IN (73, 85, 68)
-  ),
-  cc AS ( -- each change with the column positions its relation message gives
-    SELECT ch.*, array_position(r.cols, 'workflow_id') AS i_wf, array_position(r.cols, 'started_at') AS i_st,
-           array_position(r.cols, 'run_id') AS i_run
-    FROM ch CROSS JOIN LATERAL (
-      SELECT rel.cols FROM rel WHERE rel.relid = ch.relid AND rel.o < ch.o ORDER BY rel.o DESC LIMIT 1) r
+  cc AS ( -- the changes taken, with the column positions their relation message gives
+    SELECT n.o, n.t, n.data, n.relid,
+           (SELECT array_position(rel.cols, 'workflow_id') FROM rel WHERE rel.o = n.rel_o) AS i_wf,
+           (SELECT array_position(rel.cols, 'started_at') FROM rel WHERE rel.o = n.rel_o) AS i_st,
+           (SELECT array_position(rel.cols, 'run_id') FROM rel WHERE rel.o = n.rel_o) AS i_run
+    FROM n
+    WHERE n.t IN (73, 85, 68)
+      AND n.tx >= (SELECT cut.lo FROM cut) AND n.tx < coalesce((SELECT cut.stop_tx FROM cut), 9223372036854775807)
   ),
   first AS ( -- the old tuple of an update or delete ('K' key, 'O' old), the new one of an insert
     SELECT cc.*, get_byte(cc.data, 5) AS kind,
@@ -438,7 +445,11 @@ BEGIN
     complete := false;
     note := 'the capture triggers are missing: rebuilding until they are back';
   END IF;
-  PERFORM set_config('meshtop.capture_note', coalesce(note, ''), true);
+  IF note IS NOT NULL THEN
+    -- For refresh_run's log row (a transaction-local setting would not
+    -- outlive this function's SET clauses).
+    UPDATE @schema@.capture_state s SET apply_note = note, apply_note_xid = pg_current_xact_id();
+  END IF;
 END
 $meshtop$;
 
@@ -475,30 +486,22 @@ BEGIN
 END
 $meshtop$;
 
--- Creates the slot (if missing): the second step, in a transaction of its
--- own that has written nothing before (PostgreSQL requires it). It waits
--- for the transactions running now to end (that is how a slot finds its
--- consistent point), which holds no writer up; the installer bounds it.
-CREATE OR REPLACE FUNCTION @schema@.capture_wal_slot() RETURNS pg_lsn
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $meshtop$
-DECLARE
-  v_lsn pg_lsn;
-BEGIN
-  IF NOT EXISTS (SELECT FROM @schema@.wal_slot()) THEN
-    PERFORM pg_create_logical_replication_slot(@schema@.wal_slot_name(), 'pgoutput');
-  END IF;
-  SELECT s.confirmed_flush_lsn INTO v_lsn FROM @schema@.wal_slot() s;
-  RETURN v_lsn;
-END
-$meshtop$;
+-- The second step, creating the slot, is a statement of the installer's
+-- (data/install/capture.go): pg_create_logical_replication_slot, in a
+-- transaction of its own that has written nothing before (PostgreSQL
+-- requires it), at top level (inside a PL/pgSQL function, with other
+-- transactions running, PostgreSQL 15 fails with "snapshot reference ... is
+-- not owned by resource owner TopTransaction"). It waits for the
+-- transactions running now to end (that is how a slot finds its consistent
+-- point), which holds no writer up.
+DROP FUNCTION IF EXISTS @schema@.capture_wal_slot();
 
 -- The last step to WAL capture: the slot decodes every transaction that
 -- commits after its consistent point and the row-level triggers logged
--- everything until now, so dropping them here loses nothing (both logged
--- what committed in between: harmless). Takes ACCESS EXCLUSIVE on the two
--- tables for a moment (DROP TRIGGER): short lock_timeout, retried.
+-- everything until now, so disabling them here loses nothing (both logged
+-- what committed in between: harmless). Takes SHARE ROW EXCLUSIVE on the
+-- two tables for a moment (as creating them does): short lock_timeout,
+-- retried. capture_ensure() drops them later.
 CREATE OR REPLACE FUNCTION @schema@.capture_wal_activate() RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -637,6 +640,15 @@ BEGIN
   IF v_state.mode = 'wal' THEN
     v_why := @schema@.wal_problem(v_state, false);
     IF v_why IS NULL THEN
+      -- The row-level triggers the switch disabled, dropped once their
+      -- locks come free.
+      BEGIN
+        IF @schema@.capture_row_triggers_drop() THEN
+          RETURN 'disabled capture triggers dropped';
+        END IF;
+      EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+        RETURN 'retry';
+      END;
       RETURN NULL;
     END IF;
     PERFORM @schema@.wal_fallback(v_why);

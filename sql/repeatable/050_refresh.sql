@@ -105,7 +105,8 @@ BEGIN
          SET status = 'ok', finished_at = pg_catalog.clock_timestamp(),
              duration_ms = pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_t0) * 1000,
              rows = v_rows, "concurrently" = v_populated, mode = v_mode, dirty_keys = v_keys,
-             capture = nullif(pg_catalog.current_setting('meshtop.capture_note', true), ''),
+             capture = (SELECT c.apply_note FROM @schema@.capture_state c
+                        WHERE c.apply_note_xid = pg_catalog.pg_current_xact_id_if_assigned()),
              data_as_of = least(g.data_as_of, (SELECT CASE v_cells WHEN 'runs' THEN s.runs_cells_clock
                                                                           WHEN 'steps' THEN s.steps_cells_clock END
                                                FROM @schema@.rollup_state s))
