@@ -56,7 +56,7 @@ func (in *Installer) SetCapture(mode string) { in.capture = mode }
 // database allows it, as with a pg_cron job.
 func (in *Installer) SetCaptureLoop(loop bool) { in.captureLoop = loop }
 
-// captureStateSQL reads the recorded capture state ('' when the schema
+// captureStateSQL reads the recorded capture state (” when the schema
 // predates migration 015 or is missing).
 func (in *Installer) captureState(ctx context.Context, q querier) (desired, mode string, err error) {
 	quoted, err := in.quoted()
