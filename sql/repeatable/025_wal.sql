@@ -282,6 +282,18 @@ BEGIN
   EXCEPTION WHEN OTHERS THEN
     NULL; -- in use by another session right now: capture_ensure() drops it later
   END;
+  -- The publications too, at once: DROP PUBLICATION takes no lock on the
+  -- tables, and a publication of UPDATE on workflow_runs whose replica
+  -- identity someone set to NOTHING makes MeshHook's updates fail.
+  DECLARE
+    p text;
+  BEGIN
+    FOREACH p IN ARRAY @schema@.wal_publications() LOOP
+      EXECUTE format('DROP PUBLICATION IF EXISTS %I', p);
+    END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    NULL; -- capture_ensure() drops them later
+  END;
   UPDATE @schema@.capture_state s
      SET mode = 'triggers', mode_since = clock_timestamp(), fallback_at = clock_timestamp(), fallback_reason = p_reason;
   RAISE WARNING 'meshtop (schema %): WAL capture fell back to triggers: %; the next refresh rebuilds the rollup', @schema@.schema_name(), p_reason;
