@@ -788,3 +788,28 @@ BEGIN
   unavailable := @schema@.wal_unavailable();
 END
 $meshtop$;
+
+-- Consumes the slot into the logs now, without applying them: a consumer
+-- between refreshes (make bench's wal group measures WAL capture's cost on
+-- the writers with it). Does nothing while an apply runs (it consumes
+-- then), outside mode 'wal', or when the slot is unusable (the next
+-- refresh falls back).
+CREATE OR REPLACE FUNCTION @schema@.capture_consume(OUT txns bigint, OUT changes bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+DECLARE
+  v_state @schema@.capture_state;
+BEGIN
+  txns := 0;
+  changes := 0;
+  IF NOT pg_try_advisory_xact_lock(1835365224, hashtext(@schema@.schema_name() || '.rollup')) THEN
+    RETURN;
+  END IF;
+  SELECT s.* INTO v_state FROM @schema@.capture_state s;
+  IF v_state.mode <> 'wal' OR @schema@.wal_problem(v_state, true) IS NOT NULL THEN
+    RETURN;
+  END IF;
+  SELECT c.txns, c.changes INTO txns, changes FROM @schema@.wal_consume() c;
+END
+$meshtop$;

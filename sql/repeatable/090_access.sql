@@ -43,5 +43,5 @@ GRANT EXECUTE ON FUNCTION @schema@.capture_status() TO meshtop_reader;
 -- WAL capture's state, and its bound enforced by whoever looks (025_wal).
 GRANT EXECUTE ON FUNCTION @schema@.capture_wal_status(), @schema@.capture_guard() TO meshtop_reader;
 -- After each refresh (CALL refresh(), data/store): capture as capture_state says.
-GRANT EXECUTE ON FUNCTION @schema@.capture_ensure() TO meshtop_refresher;
+GRANT EXECUTE ON FUNCTION @schema@.capture_ensure(), @schema@.capture_consume() TO meshtop_refresher;
 GRANT EXECUTE ON FUNCTION @schema@.verify(int), @schema@.refresh_request_full() TO meshtop_refresher;
