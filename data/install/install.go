@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	meshsql "github.com/meshtop/meshtop/sql"
 )
 
@@ -442,7 +443,7 @@ func (in *Installer) DryRun(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		head := fmt.Sprintf("-- meshtop capture: %s -> %s (asked: %s; %s)\n", p.Current, p.Target, p.Desired, p.Why)
+		head := fmt.Sprintf("-- meshtop capture: %s -> %s (asked: %s; %s)\n", p.Current, p.Target, p.Desired, safetext.Line(p.Why))
 		return script(steps) + head + script(cs), nil
 	}
 	return script(steps), nil

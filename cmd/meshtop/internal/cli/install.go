@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshtop/meshtop/data/install"
+	"github.com/meshtop/meshtop/data/safetext"
 )
 
 func (a *app) installCmd() *cobra.Command {
@@ -54,7 +55,7 @@ switch happens in place, without losing a change, in both directions.`,
 			if cmd.Flags().Changed("capture") {
 				mode, err := install.ParseCapture(capture)
 				if err != nil {
-					return errString(err.Error())
+					return errString(safetext.Line(err.Error()))
 				}
 				in.SetCapture(mode)
 			}
@@ -99,7 +100,7 @@ switch happens in place, without losing a change, in both directions.`,
 				return s.wrap(err)
 			}
 			if p := in.LastCapture(); p.Target != "" {
-				fmt.Fprintf(out, "change capture: %s (%s)\n", p.Target, p.Why)
+				fmt.Fprintf(out, "change capture: %s (%s)\n", p.Target, safetext.Line(p.Why))
 			}
 			if applied == 0 {
 				fmt.Fprintf(out, "schema %s is up to date: nothing to do\n", a.g.schema)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshtop/meshtop/data/install"
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -138,5 +139,5 @@ func (a *app) followCapture(cmd *cobra.Command, s *session) {
 			p.Current, p.Target, Message(s.wrap(err)), p.Target)
 		return
 	}
-	fmt.Fprintf(a.stdout(), "change capture: %s (%s)\n", p.Target, p.Why)
+	fmt.Fprintf(a.stdout(), "change capture: %s (%s)\n", p.Target, safetext.Line(p.Why))
 }
