@@ -567,6 +567,20 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 // captureAfter brings change capture to the mode asked for, once the
 // migrations are applied (capture.go).
 func (in *Installer) captureAfter(ctx context.Context, conn *pgxpool.Conn, onStep func(StepEvent)) error {
+	if in.capture == "" {
+		// Nothing asked: keep what auto implies, where this role may see
+		// it (a reader's install of an up-to-date schema, or one on a
+		// standby, changes nothing, as before).
+		quoted, err := in.quoted()
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if err := conn.QueryRow(ctx, bookkeeping+`SELECT NOT pg_catalog.pg_is_in_recovery()
+  AND pg_catalog.to_regclass($1) IS NOT NULL AND pg_catalog.has_table_privilege($1, 'UPDATE')`, quoted+".capture_state").Scan(&ok); err != nil || !ok {
+			return err
+		}
+	}
 	p, err := in.capturePlan(ctx, conn)
 	if err != nil {
 		return err

@@ -127,13 +127,13 @@ $meshtop$;
 
 -- An unsigned big-endian integer of p_len bytes at p_off (0-based) of p.
 CREATE OR REPLACE FUNCTION @schema@.pgoutput_int(p bytea, p_off int, p_len int) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $meshtop$
   SELECT ('x' || lpad(encode(substring(p FROM p_off + 1 FOR p_len), 'hex'), 16, '0'))::bit(64)::bigint
 $meshtop$;
 
 CREATE OR REPLACE FUNCTION @schema@.pgoutput_lsn(p bytea, p_off int) RETURNS pg_lsn
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $meshtop$
   SELECT '0/0'::pg_lsn + @schema@.pgoutput_int(p, p_off, 8)::numeric
 $meshtop$;
@@ -198,7 +198,7 @@ $meshtop$;
 
 -- A 32-bit XID (pgoutput's, pg_locks') as the xid8 within 2^31 of p_ref.
 CREATE OR REPLACE FUNCTION @schema@.xid_widen(p_xid bigint, p_ref xid8) RETURNS xid8
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $meshtop$
   SELECT ((((p_ref::text::numeric)::bigint >> 32)
            + CASE WHEN p_xid - ((p_ref::text::numeric)::bigint & 4294967295) > 2147483648 THEN -1
