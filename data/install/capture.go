@@ -194,12 +194,18 @@ func (in *Installer) captureSteps(p CapturePlan) ([]step, error) {
 // desired mode to record, or (asked for explicitly) the triggers' mode made
 // whole again.
 func (in *Installer) captureNeeded(ctx context.Context, q querier, p CapturePlan) (bool, error) {
-	if p.Switches() || p.Current == "arming" {
-		return true, nil
-	}
-	desired, _, err := in.captureState(ctx, q)
+	desired, mode, err := in.captureState(ctx, q)
 	if err != nil {
 		return false, err
+	}
+	if mode == "" {
+		// Not installed yet (a dry run before the first install): Apply
+		// decides after the migrations, and changes capture then only if
+		// asked to (the migrations start with the triggers and auto).
+		return in.capture != "", nil
+	}
+	if p.Switches() || p.Current == "arming" {
+		return true, nil
 	}
 	return desired != p.Desired || in.capture != "", nil
 }

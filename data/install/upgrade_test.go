@@ -84,8 +84,18 @@ GRANT EXECUTE ON FUNCTION metrics.tenant_workflow_metrics(text) TO meshtop_test_
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 4+len(reps) {
-		t.Errorf("upgrade applied %d steps; want %d", n, 4+len(reps))
+	migs, err := in.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := 0 // the migrations after 008
+	for _, m := range migs {
+		if m.Version > 8 {
+			newer++
+		}
+	}
+	if n != newer+len(reps) {
+		t.Errorf("upgrade applied %d steps; want %d (%d migrations after 008, %d repeatables)", n, newer+len(reps), newer, len(reps))
 	}
 	var granted bool
 	if err := db.Pool.QueryRow(ctx, `SELECT has_function_privilege('meshtop_test_api', 'metrics.tenant_workflow_metrics(text)', 'EXECUTE')`).Scan(&granted); err != nil || !granted {
