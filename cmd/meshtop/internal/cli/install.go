@@ -67,6 +67,9 @@ switch happens in place, without losing a change, in both directions.`,
 				}
 				if strings.TrimSpace(sql) == "" {
 					fmt.Fprintf(out, "-- schema %s is up to date: nothing to do\n", a.g.schema)
+					if p, err := in.CapturePlan(ctx); err == nil && p.Target != "" {
+						fmt.Fprintf(out, "-- change capture: %s (asked: %s; %s)\n", p.Current, p.Desired, safetext.Line(p.Why))
+					}
 					return nil
 				}
 				fmt.Fprint(out, sql)
