@@ -45,7 +45,9 @@ func switchCapture(t *testing.T, ctx context.Context, pool *pgxpool.Pool, mode s
 	return in.LastCapture()
 }
 
-// TestWALSmoke: install, switch to WAL capture, each kind of change, refresh.
+// TestWALSmoke: install, switch to WAL capture, runs added, refresh: the
+// slot's changes applied incrementally and logged; uninstall leaves no slot,
+// no publication, and the replica identity as it was.
 func TestWALSmoke(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
@@ -66,6 +68,25 @@ func TestWALSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("capture note: %s", note)
+	if !strings.HasPrefix(note, "wal: ") {
+		t.Errorf("the refresh log's capture note: %q", note)
+	}
+
+	// Uninstall removes the slot and the publications and restores the
+	// replica identity that was there.
+	if err := install.New(db.Pool, "metrics").Uninstall(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var slots, pubs int
+	var ident string
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()),
+  (SELECT count(*) FROM pg_publication WHERE pubname LIKE 'meshtop%'),
+  (SELECT relreplident::text FROM pg_class WHERE oid = 'public.workflow_runs'::regclass)`).Scan(&slots, &pubs, &ident); err != nil {
+		t.Fatal(err)
+	}
+	if slots != 0 || pubs != 0 || ident != "d" {
+		t.Errorf("after uninstall: %d slots, %d publications, replica identity %q; want none, none, d (default, as before)", slots, pubs, ident)
+	}
 }
 
 // TestWALModelSwitches: the randomized model of TestIncrementalModel —
