@@ -5,7 +5,7 @@ PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FREEZE      := github.com/charmbracelet/freeze@v0.2.2
 
-.PHONY: all deps build demo test test-short fuzz lint bench bench-extra bench-serve screenshots golden clean
+.PHONY: all deps build demo test test-short fuzz lint bench bench-extra bench-serve bench-wal screenshots golden clean
 
 all: build
 
@@ -68,6 +68,10 @@ bench: deps build
 bench-extra: deps build
 	$(GO) run ./cmd/meshtop-bench -size large -groups retrieval,refresh -out docs/BENCHMARKS-large.md
 	$(GO) run ./cmd/meshtop-bench -groups write -refresh-every 1m -pgbench-seconds 60 -out docs/BENCHMARKS-write-1m.md
+
+## bench-wal: only the WAL capture group (issue #26); rewrites docs/BENCHMARKS-wal.md
+bench-wal: deps build
+	$(GO) run ./cmd/meshtop-bench -groups wal -out docs/BENCHMARKS-wal.md
 
 ## bench-serve: only the meshtop serve group (20 SSH sessions vs 1, RSS per session, warm scrape vs status --json); rewrites docs/BENCHMARKS-serve.md
 bench-serve: deps build

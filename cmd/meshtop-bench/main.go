@@ -13,7 +13,10 @@
 //  4. dashboard footprint: the meshtop binary vs pg_activity under a
 //     pseudo-terminal, plus the TUI's Go render benchmarks;
 //  5. meshtop serve: database time per poll with 20 SSH dashboards vs 1,
-//     memory per additional session, a warm-cache scrape vs status --json.
+//     memory per additional session, a warm-cache scrape vs status --json;
+//  6. wal: change capture from the WAL vs nothing installed (throughput,
+//     p99 at a throttled rate), WAL per run with replica identity FULL,
+//     freshness commit → visible and the refreshing side's CPU (wal.go).
 //
 // It prints a table and rewrites docs/BENCHMARKS.md (-out). BENCH_SIZE=large
 // adds a 10M-run data set. Nothing here is a test: it reports figures and
@@ -48,6 +51,9 @@ type config struct {
 	meshtopBin     string
 	keep           bool
 	scale          float64
+	walRate        int
+	walEvery       time.Duration
+	walFreshFor    time.Duration
 	flags          []string // the measuring flags given on the command line, for the report
 }
 
@@ -69,6 +75,9 @@ func main() {
 	flag.StringVar(&cfg.schema, "schema", "metrics", "schema meshtop installs into")
 	flag.StringVar(&cfg.meshtopBin, "meshtop", "bin/meshtop", "the meshtop binary (built with go build -o bin/meshtop ./cmd/meshtop if missing)")
 	flag.BoolVar(&cfg.keep, "keep", false, "print the cluster's DSN and wait for ctrl+c before removing it")
+	flag.IntVar(&cfg.walRate, "wal-rate", 100, "wal group: pgbench's throttled rate (-R, transactions/s) for the p99 latency figure")
+	flag.DurationVar(&cfg.walEvery, "wal-every", 3*time.Second, "wal group: the refresh cadence of the freshness figure")
+	flag.DurationVar(&cfg.walFreshFor, "wal-fresh-for", 60*time.Second, "wal group: how long runs are written at 4/s for the freshness figure")
 	flag.Float64Var(&cfg.scale, "scale", 1, "multiply every data set's run count (e.g. 0.05 for a quick trial of the harness; figures are then not the documented ones)")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
@@ -99,7 +108,7 @@ func main() {
 }
 
 // defaultGroups are every group, in the order they run.
-const defaultGroups = "retrieval,refresh,incremental,write,footprint,serve"
+const defaultGroups = "retrieval,refresh,incremental,wal,write,footprint,serve"
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {

@@ -35,6 +35,10 @@ type runner struct {
 	schema string // quoted
 	sets   map[string]*dataset
 	report *Report
+	// periodic, when set, is what pgbench's withRefresh loop runs instead
+	// of CALL S.refresh(); rate, when > 0, throttles pgbench (-R).
+	periodic string
+	rate     int
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -99,7 +103,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	// 10× the traffic of H: 1M runs in 30 days (the incremental refresh's
 	// figures).
-	if cfg.groups["incremental"] {
+	if cfg.groups["incremental"] || cfg.groups["wal"] {
 		specs = append(specs, spec{"10R", 1_000_000, 30})
 	}
 	for _, s := range specs {
@@ -149,6 +153,11 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.groups["incremental"] {
 		if err := b.incremental(ctx, b.sets["H"], b.sets["10R"]); err != nil {
 			return fmt.Errorf("incremental refresh: %w", err)
+		}
+	}
+	if cfg.groups["wal"] {
+		if err := b.walGroup(ctx, b.sets["10R"]); err != nil {
+			return fmt.Errorf("wal capture: %w", err)
 		}
 	}
 	if cfg.groups["write"] {

@@ -197,7 +197,15 @@ func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag strin
 	args := []string{"-n", "-M", "prepared", "-c", strconv.Itoa(b.cfg.pgbenchClients), "-j", "2",
 		"-T", strconv.Itoa(seconds), "-D", "nwf=" + strconv.Itoa(nwf), "-f", script,
 		"--log", "--log-prefix=" + prefix,
-		"-h", "127.0.0.1", "-p", strconv.Itoa(b.srv.Port), "-U", "postgres", d.DB}
+		"-h", "127.0.0.1", "-p", strconv.Itoa(b.srv.Port), "-U", "postgres"}
+	if b.rate > 0 {
+		args = append(args, "-R", strconv.Itoa(b.rate))
+	}
+	args = append(args, d.DB)
+	periodic := "call " + b.schema + ".refresh()"
+	if b.periodic != "" {
+		periodic = b.periodic
+	}
 	cmd := exec.CommandContext(ctx, filepath.Join(b.srv.BinDir, "pgbench"), args...)
 	cmd.Dir = dir
 	var out bytes.Buffer
@@ -240,7 +248,7 @@ func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag strin
 				mu.Lock()
 				res.Refreshes++
 				mu.Unlock()
-				_, err := conn.Exec(rctx, "call "+b.schema+".refresh()")
+				_, err := conn.Exec(rctx, periodic)
 				if rctx.Err() != nil {
 					return // pgbench ended during this refresh
 				}

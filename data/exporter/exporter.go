@@ -82,7 +82,17 @@ type Exporter struct {
 type snapshot struct {
 	at        time.Time
 	overviews []store.Overview
+	capture   *store.Capture // nil when the source cannot say
 }
+
+// captureSource is a Source that also reads change capture's state
+// (*store.Store does).
+type captureSource interface {
+	CaptureLog(ctx context.Context) (store.CaptureLog, error)
+}
+
+// CaptureModes are the values of meshtop_capture_mode's mode label.
+var CaptureModes = []string{"wal", "triggers", "arming"}
 
 // New returns an exporter reading src.
 func New(src Source, opts Options) *Exporter {
@@ -146,6 +156,14 @@ var (
 	dRunAvg      = desc("meshtop_workflow_run_duration_average_seconds", "Average duration of the finished runs started in the window, at the view's last refresh.", wfL...)
 	dRunningNow  = desc("meshtop_workflow_running_now", "Runs of the workflow version in status running now, whenever they started (paused ones aside; a live count from the runs table as of the cached reading, not waiting for a refresh).", wfL...)
 	dLastFailure = desc("meshtop_workflow_last_failure_timestamp_seconds", "Start of the newest failed run in the window (Unix time).", wfL...)
+
+	dCaptureMode = desc("meshtop_capture_mode", "1 for how MeshHook's changes reach the refresh now (wal: a logical replication slot; triggers; arming: triggers while a slot is set up), 0 for the others.", "mode")
+	dWALRetained = desc("meshtop_capture_wal_retained_bytes", "WAL meshtop's replication slot holds back that no refresh consumed yet (pg_current_wal_lsn() minus its confirmed position); absent without a slot.")
+	dWALRestart  = desc("meshtop_capture_wal_restart_bytes", "WAL the server keeps on disk for meshtop's replication slot (pg_current_wal_lsn() minus its restart position); absent without a slot.")
+	dWALMax      = desc("meshtop_capture_wal_max_bytes", "The slot's bound in bytes (config capture_wal_max_bytes): past it meshtop drops the slot and falls back to triggers.")
+	dWALLag      = desc("meshtop_capture_wal_lag_seconds", "Seconds since a refresh last consumed meshtop's replication slot, as of the cached reading; absent without a slot.")
+	dWALMaxAge   = desc("meshtop_capture_wal_max_age_seconds", "The slot's bound in time (config capture_wal_max_age).")
+	dWALFallback = desc("meshtop_capture_wal_fallback_timestamp_seconds", "When meshtop last dropped its slot and fell back to triggers (Unix time); absent if never.")
 )
 
 // Describe sends nothing: the exporter is an unchecked collector (its
@@ -185,6 +203,23 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	}
 	age := now.Sub(snap.at)
 	gauge(dAge, age.Seconds())
+	if c := snap.capture; c != nil {
+		for _, m := range CaptureModes {
+			gauge(dCaptureMode, b2f(c.Mode == m), m)
+		}
+		gauge(dWALMax, float64(c.MaxBytes))
+		gauge(dWALMaxAge, c.MaxAge.Seconds())
+		if c.SlotExists {
+			gauge(dWALRetained, float64(c.RetainedBytes))
+			gauge(dWALRestart, float64(c.RestartBytes))
+			if c.ConsumedAt != nil {
+				gauge(dWALLag, (c.Lag + age).Seconds())
+			}
+		}
+		if c.FallbackAt != nil {
+			gauge(dWALFallback, unix(*c.FallbackAt))
+		}
+	}
 	e.collectViews(gauge, snap.overviews[0].Views, age)
 	for _, ov := range snap.overviews {
 		e.collectWorkflows(gauge, ov)
@@ -289,6 +324,13 @@ func (e *Exporter) read(now time.Time) {
 		var ov store.Overview
 		ov, err = e.src.Overview(ctx, w)
 		snap.overviews = append(snap.overviews, ov)
+	}
+	if cs, ok := e.src.(captureSource); ok && err == nil {
+		// Informative: a schema before WAL capture, or a role that cannot
+		// read it, leaves the capture series out.
+		if c, cerr := cs.CaptureLog(ctx); cerr == nil {
+			snap.capture = c.Capture
+		}
 	}
 	e.readSecs = time.Since(start).Seconds()
 	e.readAt, e.readErr = time.Now(), err

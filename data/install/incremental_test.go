@@ -468,7 +468,12 @@ var modelStatuses = []string{"succeeded", "failed", "canceled", "running", "paus
 // modelChange makes one random change in its own transaction and returns
 // its kind. Errors that concurrent writers legitimately cause (a run or
 // definition deleted meanwhile: foreign key violation) are not failures.
-func modelChange(ctx context.Context, pool *pgxpool.Pool, rnd *rand.Rand, refreshes *atomic.Int64, runCtx context.Context) (string, error) {
+//
+// While noHold (if not nil) is set, a "held open" change commits at once:
+// a transaction held open for seconds keeps DDL on MeshHook's tables (a
+// capture switch) waiting for as long, which MeshHook's single-statement
+// writers never do.
+func modelChange(ctx context.Context, pool *pgxpool.Pool, rnd *rand.Rand, refreshes *atomic.Int64, runCtx context.Context, noHold ...*atomic.Bool) (string, error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return "begin", err
@@ -516,7 +521,7 @@ FROM r, (VALUES (50, 'step_started'), (50 + $2::int, 'step_succeeded')) x(off, t
 		_, err = tx.Exec(ctx, `INSERT INTO public.workflow_runs (project_id, workflow_id, status, started_at, finished_at)
 SELECT project_id, id, 'succeeded', $1::timestamptz - $2::interval, $1::timestamptz - $2::interval + interval '2 seconds'
 FROM public.workflow_definitions ORDER BY random() LIMIT 1`, clock, ago(700))
-		if err == nil {
+		if err == nil && (len(noHold) == 0 || !noHold[0].Load()) {
 			// Commit only after a refresh has finished meanwhile.
 			seen := refreshes.Load()
 			deadline := time.Now().Add(5 * time.Second)

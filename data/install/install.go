@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/meshtop/meshtop/data/safetext"
 	meshsql "github.com/meshtop/meshtop/sql"
 )
 
@@ -81,6 +82,12 @@ type Installer struct {
 	// lockTimeout is each transaction's lock_timeout, lockWait how long a
 	// step that timed out is tried again (locks.go).
 	lockTimeout, lockWait time.Duration
+	// capture is the change-capture mode Apply brings the schema to ("":
+	// the one it records); captureLoop tells auto that a refresh loop
+	// consumes the slot; lastCapture is what the last Apply did (capture.go).
+	capture     string
+	captureLoop bool
+	lastCapture CapturePlan
 }
 
 // New returns an Installer for schema (validated when used).
@@ -302,6 +309,9 @@ type step struct {
 
 // what names the step for errors: "applying repeatable 020_capture".
 func (s step) what() string {
+	if s.m.Version == 0 && strings.HasPrefix(s.m.Name, "capture_") {
+		return "changing change capture (" + s.m.Name + ")"
+	}
 	if s.m.Repeatable {
 		return "applying repeatable " + s.m.Name
 	}
@@ -422,6 +432,20 @@ func (in *Installer) DryRun(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	p, err := in.capturePlan(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	if need, err := in.captureNeeded(ctx, q, p); err != nil {
+		return "", err
+	} else if need {
+		cs, err := in.captureSteps(p)
+		if err != nil {
+			return "", err
+		}
+		head := fmt.Sprintf("-- meshtop capture: %s -> %s (asked: %s; %s)\n", p.Current, p.Target, p.Desired, safetext.Line(p.Why))
+		return script(steps) + head + script(cs), nil
+	}
 	return script(steps), nil
 }
 
@@ -486,7 +510,7 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 			return err
 		}
 		if len(pending) == 0 {
-			return nil
+			return in.captureAfter(ctx, conn, onStep)
 		}
 		if err := in.check(ctx, q); err != nil {
 			return err
@@ -535,10 +559,42 @@ func (in *Installer) Apply(ctx context.Context, onStep func(StepEvent)) (applied
 			}
 			applied++
 		}
-		return nil
+		return in.captureAfter(ctx, conn, onStep)
 	})
 	return applied, err
 }
+
+// captureAfter brings change capture to the mode asked for, once the
+// migrations are applied (capture.go).
+func (in *Installer) captureAfter(ctx context.Context, conn *pgxpool.Conn, onStep func(StepEvent)) error {
+	if in.capture == "" {
+		// Nothing asked: keep what auto implies, where this role may see
+		// it (a reader's install of an up-to-date schema, or one on a
+		// standby, changes nothing, as before).
+		quoted, err := in.quoted()
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if err := conn.QueryRow(ctx, bookkeeping+`SELECT NOT pg_catalog.pg_is_in_recovery()
+  AND pg_catalog.to_regclass($1) IS NOT NULL AND pg_catalog.has_table_privilege($1, 'UPDATE')`, quoted+".capture_state").Scan(&ok); err != nil || !ok {
+			return err
+		}
+	}
+	p, err := in.capturePlan(ctx, conn)
+	if err != nil {
+		return err
+	}
+	in.lastCapture = p
+	need, err := in.captureNeeded(ctx, conn, p)
+	if err != nil || !need {
+		return err
+	}
+	return in.applyCapture(ctx, conn, p, onStep)
+}
+
+// LastCapture is what the last Apply did about change capture.
+func (in *Installer) LastCapture() CapturePlan { return in.lastCapture }
 
 func (in *Installer) runStep(ctx context.Context, conn *pgxpool.Conn, s step) error {
 	inTx := false
@@ -598,7 +654,7 @@ func (in *Installer) Objects() []Object {
 		{"table", s + ".config"},
 		{"table", s + ".refresh_log (and its sequence refresh_log_id_seq), refresh_cancels"},
 		{"table", s + ".meshtop_repeatables"},
-		{"table", s + ".dirty_keys, dirty_runs (change-capture logs)"},
+		{"table", s + ".dirty_keys, dirty_runs (change-capture logs), capture_state (the capture mode)"},
 		{"sequence", s + ".capture_until, capture_lapses (the capture log's bound)"},
 		{"table", s + ".rollup_runs_hour, rollup_runs_day, rollup_steps_hour, rollup_steps_day, rollup_state"},
 		{"table", s + ".window_runs, window_steps, window_days_runs, window_days_steps, cells_pending (window cells)"},
@@ -616,7 +672,7 @@ func (in *Installer) Objects() []Object {
 		{"function", s + ".refresh_request_full()"},
 		{"function", s + ".verify(int)"},
 		{"function", s + ".running_now()"},
-		{"function", s + ".capture_status()"},
+		{"function", s + ".capture_status(), capture_wal_status(), capture_guard(), capture_ensure(), capture_consume() (the capture's state and bound, for readers and refreshers)"},
 		{"function", s + ".cron_job(), cron_runs(int) (meshtop's own pg_cron job, for readers)"},
 		{"function", s + ".tenant_workflow_metrics(text)"},
 		{"function", s + ".tenant_project_ids()"},
@@ -624,7 +680,10 @@ func (in *Installer) Objects() []Object {
 		{"function", s + ".… and the refresh engine's internal functions (rollup, window cells, sketches), executable by the owner only"},
 		{"procedure", s + ".refresh(text, boolean)"},
 		{"index", "public." + IndexName + " on public.workflow_runs (started_at), built concurrently"},
-		{"trigger", "change capture on public.workflow_runs and public.workflow_events (into " + s + ".dirty_keys, dirty_runs)"},
+		{"trigger", "change capture on public.workflow_runs and public.workflow_events (into " + s + ".dirty_keys, dirty_runs; in the wal capture mode only the statement-level ones, for deletes, event updates and TRUNCATE)"},
+		{"publication", "two, on public.workflow_runs and public.workflow_events (run_id, step events only) — only in the wal capture mode (--capture wal, or auto where possible)"},
+		{"replication slot", "one logical slot (pgoutput) that every refresh reads — only in the wal capture mode; dropped past capture_wal_max_bytes/capture_wal_max_age"},
+		{"replica identity", "FULL on public.workflow_runs — only in the wal capture mode; the previous identity is restored when it ends"},
 	}
 	for _, r := range Roles {
 		out = append(out, Object{"role", r + " (NOLOGIN, if missing)"})

@@ -45,6 +45,27 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 		if exists && !ours {
 			return fmt.Errorf("schema %s was not created by meshtop (it has no meshtop_migrations table); refusing to drop it", in.schema)
 		}
+		// WAL capture's slot and publications live outside the schema, and
+		// it set workflow_runs' replica identity: undo all three first
+		// (mode 'triggers', then what capture_wal_teardown removes). The
+		// slot may be in use by a refresh for a moment: tried again.
+		var walState bool
+		if err := conn.QueryRow(ctx, bookkeeping+`SELECT pg_catalog.to_regprocedure($1) IS NOT NULL`,
+			quoted+".capture_wal_teardown()").Scan(&walState); err != nil {
+			return fmt.Errorf("looking for WAL capture: %w", err)
+		}
+		if walState {
+			if err := in.retryLocks(ctx, conn, "removing WAL capture's slot and publications", true, func() error {
+				return in.retryBusy(ctx, "removing WAL capture's slot", func() error {
+					return in.inTx(ctx, conn, func() error {
+						_, err := conn.Exec(ctx, "UPDATE "+quoted+".capture_state SET mode = 'triggers'; SELECT "+quoted+".capture_wal_teardown()")
+						return err
+					})
+				})
+			}); err != nil {
+				return err
+			}
+		}
 		// The change-capture triggers live on MeshHook's tables: drop them
 		// by name (those whose function is in this schema; other meshtop
 		// schemas keep theirs) rather than leave it to the CASCADE. DROP

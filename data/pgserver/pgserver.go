@@ -226,9 +226,13 @@ func (s *Server) writeConf(opts Options) error {
 		"shared_buffers":          "256MB",
 		"log_min_messages":        "warning",
 		"log_line_prefix":         "'%m [%p] %q%u@%d '",
-		"wal_level":               "replica",
-		"max_wal_senders":         "10",
-		"hot_standby":             "on",
+		// Logical, as Supabase runs it: WAL capture (sql/repeatable/025_wal.sql)
+		// reads a logical replication slot. Enough slots for parallel tests,
+		// each of which may create one.
+		"wal_level":             "logical",
+		"max_wal_senders":       "10",
+		"max_replication_slots": "64",
+		"hot_standby":           "on",
 	}
 	if !opts.Durable {
 		conf["fsync"] = "off"

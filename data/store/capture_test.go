@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/meshtop/meshtop/data/install"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -80,5 +81,51 @@ SELECT project_id, id, 'running', $1::timestamptz - interval '5 minutes' FROM pu
 		if r.Mode != "incremental" {
 			t.Errorf("refresh of %s after the rebuild: mode %q; want incremental", r.View, r.Mode)
 		}
+	}
+}
+
+// TestCaptureWAL: in WAL capture the store reports the mode, the slot, its
+// retained WAL against its bound and when a refresh last consumed it — to a
+// meshtop_reader login too (the console's store type) — and a refresh
+// through the store consumes the slot.
+func TestCaptureWAL(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	e := setup(t)
+	in := install.New(e.db.Pool, schema)
+	in.SetCapture(install.CaptureWAL)
+	if _, err := in.Apply(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	refreshAll(t, e.st)
+	if _, err := e.db.Pool.Exec(ctx, `INSERT INTO public.workflow_runs (project_id, workflow_id, status, started_at)
+SELECT project_id, id, 'running', $1::timestamptz - interval '5 minutes' FROM public.workflow_definitions`, anchor); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := pgxpool.New(ctx, e.db.LoginRole(t, "store_capture_reader", "meshtop_reader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	c, err := store.New(reader, nil, store.Options{Schema: schema}).CaptureLog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Capture
+	if w == nil || w.Mode != "wal" || w.Desired != "wal" || !w.SlotExists || w.Slot == "" || w.RetainedBytes <= 0 ||
+		w.MaxBytes != 1<<30 || w.MaxAge != 3*time.Hour || w.ConsumedAt == nil || w.ReplicaIdentity != "full" || !w.Unavailable.IsEmpty() {
+		t.Fatalf("WAL capture as a reader sees it: %+v", w)
+	}
+	before := w.Transactions
+	for _, r := range refreshAll(t, e.st) {
+		if r.Status != "ok" {
+			t.Fatalf("refresh: %+v", r)
+		}
+	}
+	if c, err = e.st.CaptureLog(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.Capture.Transactions <= before {
+		t.Errorf("the refresh consumed nothing from the slot: %+v", c.Capture)
 	}
 }

@@ -60,6 +60,11 @@ func (s *Store) Refresh(ctx context.Context, view string, wait bool) ([]RefreshR
 			return out, err
 		}
 	}
+	// Capture as capture_state says (after a fallback to the triggers, the
+	// triggers back; the WAL slot's bound), as CALL refresh() does after
+	// its views. Best effort: a schema before WAL capture, or a lock not
+	// free now, waits for the next refresh.
+	_, _ = s.ensureCapture(ctx)
 	return out, nil
 }
 

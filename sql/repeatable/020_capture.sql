@@ -219,27 +219,106 @@ $meshtop$;
 -- EXCLUSIVE, which queues behind any open reader and blocks every reader and
 -- writer behind it. The installer runs this file with a short lock_timeout
 -- and retries (docs/OPERATIONS.md, "Locks on MeshHook's tables").
-DO $meshtop$
+-- The tag in meshtop's object names on MeshHook's tables.
+CREATE OR REPLACE FUNCTION @schema@.capture_tag() RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+  SELECT 'meshtop_' || substr(md5(@schema@.schema_name()), 1, 10)
+$meshtop$;
+
+-- The row-level triggers (MeshHook's hot path: run inserts and updates,
+-- step-event inserts), created or enabled (p_on), or disabled. In WAL
+-- capture (025_wal.sql, capture_state.mode = 'wal') they are disabled, then
+-- dropped as soon as their locks come free (capture_row_triggers_drop): the
+-- slot reads the same changes from the WAL. Disabling takes SHARE ROW
+-- EXCLUSIVE (as creating does), dropping ACCESS EXCLUSIVE, which a refresh
+-- reading the tables conflicts with: under writers and refreshes, a drop
+-- may need many tries, and a switch must not wait for them.
+CREATE OR REPLACE FUNCTION @schema@.capture_row_triggers(p_on boolean) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
 DECLARE
-  tag text := 'meshtop_' || pg_catalog.substr(pg_catalog.md5(@schema@.schema_name()), 1, 10);
+  tag text := @schema@.capture_tag();
   s text := pg_catalog.quote_ident(@schema@.schema_name());
   -- The argument of every capture function: capture_until's OID.
   g text := pg_catalog.quote_literal(((s || '.capture_until')::pg_catalog.regclass::pg_catalog.oid)::pg_catalog.text);
 BEGIN
+  IF NOT p_on THEN
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = 'public.workflow_runs'::pg_catalog.regclass AND t.tgname = tag || '_runs_ins') THEN
+      EXECUTE pg_catalog.format('ALTER TABLE public.workflow_runs DISABLE TRIGGER %I', tag || '_runs_ins');
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = 'public.workflow_runs'::pg_catalog.regclass AND t.tgname = tag || '_runs_upd') THEN
+      EXECUTE pg_catalog.format('ALTER TABLE public.workflow_runs DISABLE TRIGGER %I', tag || '_runs_upd');
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = 'public.workflow_events'::pg_catalog.regclass AND t.tgname = tag || '_events_ins') THEN
+      EXECUTE pg_catalog.format('ALTER TABLE public.workflow_events DISABLE TRIGGER %I', tag || '_events_ins');
+    END IF;
+    RETURN;
+  END IF;
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON public.workflow_runs FOR EACH ROW EXECUTE FUNCTION %s.capture_run_insert(%s)',
     tag || '_runs_ins', s, g);
   EXECUTE pg_catalog.format($q$CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON public.workflow_runs FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.finished_at IS DISTINCT FROM NEW.finished_at
           OR OLD.started_at IS DISTINCT FROM NEW.started_at OR OLD.workflow_id IS DISTINCT FROM NEW.workflow_id)
     EXECUTE FUNCTION %s.capture_run_update(%s)$q$, tag || '_runs_upd', s, g);
+  EXECUTE pg_catalog.format($q$CREATE OR REPLACE TRIGGER %I AFTER INSERT ON public.workflow_events FOR EACH ROW
+    WHEN (NEW.type IN ('step_started', 'step_succeeded', 'step_failed'))
+    EXECUTE FUNCTION %s.capture_event_insert(%s)$q$, tag || '_events_ins', s, g);
+END
+$meshtop$;
+
+-- Drops the row-level triggers that are disabled (WAL capture), if any.
+CREATE OR REPLACE FUNCTION @schema@.capture_row_triggers_drop() RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+DECLARE
+  r record;
+  n int := 0;
+BEGIN
+  FOR r IN
+    SELECT t.tgname, t.tgrelid::regclass::text AS rel FROM pg_trigger t
+    WHERE t.tgparentid = 0 AND t.tgenabled = 'D'
+      AND (t.tgrelid, t.tgname) IN (('public.workflow_runs'::regclass, @schema@.capture_tag() || '_runs_ins'),
+                                    ('public.workflow_runs'::regclass, @schema@.capture_tag() || '_runs_upd'),
+                                    ('public.workflow_events'::regclass, @schema@.capture_tag() || '_events_ins'))
+  LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+    n := n + 1;
+  END LOOP;
+  RETURN n > 0;
+END
+$meshtop$;
+
+-- Whether the three row-level triggers exist (and are enabled).
+CREATE OR REPLACE FUNCTION @schema@.capture_triggers_exist() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+  SELECT count(*) = 3 FROM pg_trigger t
+  WHERE t.tgparentid = 0 AND t.tgenabled <> 'D'
+    AND (t.tgrelid, t.tgname) IN (('public.workflow_runs'::regclass, @schema@.capture_tag() || '_runs_ins'),
+                                  ('public.workflow_runs'::regclass, @schema@.capture_tag() || '_runs_upd'),
+                                  ('public.workflow_events'::regclass, @schema@.capture_tag() || '_events_ins'))
+$meshtop$;
+
+DO $meshtop$
+DECLARE
+  tag text := @schema@.capture_tag();
+  s text := pg_catalog.quote_ident(@schema@.schema_name());
+  -- The argument of every capture function: capture_until's OID.
+  g text := pg_catalog.quote_literal(((s || '.capture_until')::pg_catalog.regclass::pg_catalog.oid)::pg_catalog.text);
+BEGIN
+  -- The row-level triggers, unless the WAL captures (capture_state, 015).
+  IF (SELECT c.mode FROM @schema@.capture_state c) <> 'wal' THEN
+    PERFORM @schema@.capture_row_triggers(true);
+  END IF;
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER DELETE ON public.workflow_runs REFERENCING OLD TABLE AS meshtop_old FOR EACH STATEMENT EXECUTE FUNCTION %s.capture_runs_bulk(%s)',
     tag || '_runs_del', s, g);
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER TRUNCATE ON public.workflow_runs FOR EACH STATEMENT EXECUTE FUNCTION %s.capture_runs_bulk(%s)',
     tag || '_runs_trunc', s, g);
-
-  EXECUTE pg_catalog.format($q$CREATE OR REPLACE TRIGGER %I AFTER INSERT ON public.workflow_events FOR EACH ROW
-    WHEN (NEW.type IN ('step_started', 'step_succeeded', 'step_failed'))
-    EXECUTE FUNCTION %s.capture_event_insert(%s)$q$, tag || '_events_ins', s, g);
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON public.workflow_events REFERENCING OLD TABLE AS meshtop_old NEW TABLE AS meshtop_new FOR EACH STATEMENT EXECUTE FUNCTION %s.capture_events_bulk(%s)',
     tag || '_events_upd', s, g);
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER DELETE ON public.workflow_events REFERENCING OLD TABLE AS meshtop_old FOR EACH STATEMENT EXECUTE FUNCTION %s.capture_events_bulk(%s)',

@@ -662,6 +662,7 @@ DECLARE
   v_phour timestamptz[];
   v_reset text[] := '{}'; -- kinds whose cells are all computed next time
   v_capture record;       -- what capture_renew returns
+  v_complete boolean;     -- capture_for_apply: no change went uncaptured
 BEGIN
   SELECT coalesce(c.value, '') INTO v_pinned FROM @schema@.config c WHERE c.key = 'clock';
   IF NOT pg_try_advisory_xact_lock(1835365224, v_key) THEN
@@ -677,9 +678,15 @@ BEGIN
     PERFORM pg_advisory_xact_lock(1835365224, v_key);
   END IF;
   SELECT s.* INTO v_state FROM @schema@.rollup_state s;
+  -- WAL capture (025_wal.sql): the slot's changes into the logs before they
+  -- are read, or a fallback to the triggers. Incomplete capture (a slot
+  -- lost, the row-level triggers missing) rebuilds, and settles no lapse
+  -- until capture is whole again.
+  SELECT c.complete INTO v_complete FROM @schema@.capture_for_apply() c;
   -- Renew change capture (before the log is read: from here on every writer
   -- logs), and rebuild if it was off since the last successful apply.
   SELECT c.lapses, c.settled, c.horizon, c.horizon_lapses INTO v_capture FROM @schema@.capture_renew(v_state) c;
+  v_capture.settled := v_capture.settled AND v_complete;
 
   -- The log rows this refresh consumes: those visible now, taken out of
   -- the logs by one DELETE each, which removes exactly the rows it returns.
@@ -696,7 +703,7 @@ BEGIN
   v_parts := @schema@.event_partitions();
   -- A pinned clock that moved back needs hours the rollup already dropped;
   -- switching between a pinned clock and now() is rare: rebuild.
-  v_full := NOT v_state.built OR v_marker
+  v_full := NOT v_state.built OR v_marker OR NOT v_complete
     OR v_capture.lapses > v_state.capture_lapses_seen
     OR (v_state.built_clock = '') <> (v_pinned = '')
     OR (v_pinned <> '' AND v_pinned::timestamptz < v_state.built_clock::timestamptz)

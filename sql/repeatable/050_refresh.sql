@@ -105,6 +105,8 @@ BEGIN
          SET status = 'ok', finished_at = pg_catalog.clock_timestamp(),
              duration_ms = pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_t0) * 1000,
              rows = v_rows, "concurrently" = v_populated, mode = v_mode, dirty_keys = v_keys,
+             capture = (SELECT c.apply_note FROM @schema@.capture_state c
+                        WHERE c.apply_note_xid = pg_catalog.pg_current_xact_id_if_assigned()),
              data_as_of = least(g.data_as_of, (SELECT CASE v_cells WHEN 'runs' THEN s.runs_cells_clock
                                                                           WHEN 'steps' THEN s.steps_cells_clock END
                                                FROM @schema@.rollup_state s))
@@ -147,7 +149,8 @@ SELECT g.id, g.view_name, g.started_at, g.finished_at, g.duration_ms, g.rows, g.
             THEN 'interrupted' ELSE g.status END AS state,
        g.mode, g.dirty_keys, g.actor,
        (SELECT c.canceled_by FROM @schema@.refresh_cancels c WHERE c.log_id = g.id
-        ORDER BY c.at DESC LIMIT 1) AS canceled_by
+        ORDER BY c.at DESC LIMIT 1) AS canceled_by,
+       g.capture
 FROM @schema@.refresh_log g;
 
 -- Recomputes the rollup of the last p_hours hours (at most the 30-day
@@ -382,5 +385,10 @@ BEGIN
       COMMIT;
     END IF;
   END LOOP;
+  -- Capture as capture_state says (025_wal.sql): the slot's bound, the
+  -- row-level triggers after a fallback. A short transaction of its own
+  -- (its DDL on MeshHook's tables waits at most 200ms).
+  PERFORM @schema@.capture_ensure();
+  COMMIT;
 END
 $meshtop$;

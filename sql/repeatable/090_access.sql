@@ -40,4 +40,8 @@ GRANT EXECUTE ON FUNCTION @schema@.rollup_horizon(timestamptz) TO meshtop_reader
 GRANT EXECUTE ON FUNCTION @schema@.cron_job(), @schema@.cron_runs(int) TO meshtop_reader;
 -- The capture log's size, age and state (meshtop check, Store.CaptureLog).
 GRANT EXECUTE ON FUNCTION @schema@.capture_status() TO meshtop_reader;
+-- WAL capture's state, and its bound enforced by whoever looks (025_wal).
+GRANT EXECUTE ON FUNCTION @schema@.capture_wal_status(), @schema@.capture_guard() TO meshtop_reader;
+-- After each refresh (CALL refresh(), data/store): capture as capture_state says.
+GRANT EXECUTE ON FUNCTION @schema@.capture_ensure(), @schema@.capture_consume() TO meshtop_refresher;
 GRANT EXECUTE ON FUNCTION @schema@.verify(int), @schema@.refresh_request_full() TO meshtop_refresher;

@@ -232,6 +232,10 @@ func evaluate(f *checkFlags, ov store.Overview, log []store.RefreshLogEntry, cap
 	if c := capture.log; c != nil {
 		perf += fmt.Sprintf(" capture_age=%.0fs;%.0f;%.0f capture_rows=%d capture_bytes=%dB",
 			max(c.Age, 0).Seconds(), (c.MaxAge / 2).Seconds(), c.MaxAge.Seconds(), c.Rows, c.Bytes)
+		if w := c.Capture; w != nil && w.SlotExists {
+			perf += fmt.Sprintf(" wal_retained=%dB;%d;%d wal_lag=%.0fs;%.0f;%.0f",
+				w.RetainedBytes, w.MaxBytes/2, w.MaxBytes, max(w.Lag, 0).Seconds(), (w.MaxAge / 2).Seconds(), w.MaxAge.Seconds())
+		}
 	}
 	if len(probs) == 0 {
 		return CheckOK, fmt.Sprintf("%d views fresh (max lag %s), %d workflows with ≥%d completed runs at ≥%.1f%% success in %s",
@@ -277,7 +281,42 @@ func captureProblems(in captureInput) []problem {
 		return []problem{{CheckWarning, fmt.Sprintf("change capture stops in %s: its log (~%d rows, %s) was not consumed for %s",
 			formatDuration(max(c.Left, 0).Round(time.Second)), c.Rows, formatBytes(c.Bytes), formatDuration(c.Age.Round(time.Second)))}}
 	}
-	return nil
+	return walProblems(c.Capture)
+}
+
+// walRecentFallback is how long a fallback from WAL capture to the
+// triggers stays a WARNING.
+const walRecentFallback = 24 * time.Hour
+
+// walProblems judges WAL capture (docs/OPERATIONS.md, "The replication
+// slot"): CRITICAL when the slot holds back more than its bound or the
+// server invalidated it (meshtop drops it at its next look), WARNING past
+// half the bound in bytes or age, and for a day after a fallback to the
+// triggers.
+func walProblems(w *store.Capture) []problem {
+	if w == nil {
+		return nil
+	}
+	var out []problem
+	if w.Mode == "wal" && w.SlotExists {
+		switch {
+		case w.WALStatus == "lost":
+			out = append(out, problem{CheckCritical, "the server invalidated meshtop's replication slot (max_slot_wal_keep_size); the next refresh falls back to triggers and rebuilds"})
+		case w.RetainedBytes > w.MaxBytes:
+			out = append(out, problem{CheckCritical, fmt.Sprintf("meshtop's replication slot holds back %s of WAL, over capture_wal_max_bytes %s", formatBytes(w.RetainedBytes), formatBytes(w.MaxBytes))})
+		case w.RetainedBytes > w.MaxBytes/2:
+			out = append(out, problem{CheckWarning, fmt.Sprintf("meshtop's replication slot holds back %s of WAL, over half of capture_wal_max_bytes %s", formatBytes(w.RetainedBytes), formatBytes(w.MaxBytes))})
+		}
+		if w.ConsumedAt != nil && w.Lag > w.MaxAge/2 {
+			out = append(out, problem{CheckWarning, fmt.Sprintf("meshtop's replication slot was not consumed for %s (capture_wal_max_age %s): is the refresh schedule running?",
+				formatDuration(w.Lag.Round(time.Second)), formatDuration(w.MaxAge))})
+		}
+	}
+	if w.FallbackAt != nil && time.Since(*w.FallbackAt) < walRecentFallback {
+		out = append(out, problem{CheckWarning, fmt.Sprintf("WAL capture fell back to triggers at %s: %s; `meshtop install --capture wal` switches back",
+			w.FallbackAt.UTC().Format(time.RFC3339), w.FallbackReason.Line())})
+	}
+	return out
 }
 
 // formatBytes prints b in binary units with one decimal: "29.3 MiB".

@@ -10,10 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshtop/meshtop/data/install"
+	"github.com/meshtop/meshtop/data/safetext"
 )
 
 func (a *app) installCmd() *cobra.Command {
 	var dryRun bool
+	var capture string
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Create meshtop's schema, views, refresh functions and roles (idempotent)",
@@ -21,7 +23,18 @@ func (a *app) installCmd() *cobra.Command {
 (--schema, default metrics), the materialized views, the refresh log and
 functions, and the roles meshtop_reader, meshtop_refresher and meshtop_tenant.
 Re-running it is a no-op. It checks first that the database has MeshHook's
-tables, is not a standby, and that the role may create what is needed.`,
+tables, is not a standby, and that the role may create what is needed.
+
+--capture chooses how MeshHook's changes reach the refresh (docs/REFRESH.md):
+  triggers  row-level triggers log each change in the writer's transaction
+  wal       a logical replication slot every refresh reads; no trigger on
+            MeshHook's hot path (needs wal_level = logical and a role with
+            REPLICATION; install says in one line why not)
+  auto      wal where possible and a schedule consumes the slot (meshtop's
+            pg_cron job; refresh --every and serve --refresh-every ask for
+            it themselves), else triggers
+Without the flag the mode recorded stays (auto on a first install). The
+switch happens in place, without losing a change, in both directions.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !dryRun {
@@ -41,6 +54,13 @@ tables, is not a standby, and that the role may create what is needed.`,
 				return err
 			}
 			in := install.New(s.primary, a.g.schema)
+			if cmd.Flags().Changed("capture") {
+				mode, err := install.ParseCapture(capture)
+				if err != nil {
+					return errString(safetext.Line(err.Error()))
+				}
+				in.SetCapture(mode)
+			}
 			out := a.stdout()
 			if dryRun {
 				// The plan of a database install would refuse is refused
@@ -60,6 +80,9 @@ tables, is not a standby, and that the role may create what is needed.`,
 				}
 				if strings.TrimSpace(sql) == "" {
 					fmt.Fprintf(out, "-- schema %s is up to date: nothing to do\n", a.g.schema)
+					if p, err := in.CapturePlan(ctx); err == nil && p.Target != "" {
+						fmt.Fprintf(out, "-- change capture: %s (asked: %s; %s)\n", p.Current, p.Desired, safetext.Line(p.Why))
+					}
 					return nil
 				}
 				fmt.Fprint(out, sql)
@@ -92,6 +115,9 @@ tables, is not a standby, and that the role may create what is needed.`,
 			if err != nil {
 				return s.wrap(err)
 			}
+			if p := in.LastCapture(); p.Target != "" {
+				fmt.Fprintf(out, "change capture: %s (%s)\n", p.Target, safetext.Line(p.Why))
+			}
 			if applied == 0 {
 				fmt.Fprintf(out, "schema %s is up to date: nothing to do\n", a.g.schema)
 				return nil
@@ -101,6 +127,8 @@ tables, is not a standby, and that the role may create what is needed.`,
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the SQL install would run, and change nothing")
+	cmd.Flags().StringVar(&capture, "capture", install.CaptureAuto, "how changes are captured: auto, wal (a logical replication slot) or triggers")
+	_ = cmd.RegisterFlagCompletionFunc("capture", fixedCompletions([]string{install.CaptureAuto, install.CaptureWAL, install.CaptureTriggers}))
 	return cmd
 }
 

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshtop/meshtop/data/install"
+	"github.com/meshtop/meshtop/data/safetext"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -57,11 +59,13 @@ fresh with ` + "`meshtop refresh --every 1m`" + ` instead.`,
 					return s.wrap(err)
 				}
 				fmt.Fprintf(out, "scheduled: pg_cron job %d refreshes the views every %s (%q)\n", sc.JobID, formatDuration(sc.Every), sc.Schedule)
+				a.followCapture(cmd, s)
 			case off:
 				if err := s.store.Unschedule(ctx); err != nil {
 					return s.wrap(err)
 				}
 				fmt.Fprintln(out, "unscheduled: pg_cron no longer refreshes the views")
+				a.followCapture(cmd, s)
 			default:
 				sc, err := s.store.Schedule(ctx)
 				if err != nil && !errors.Is(err, store.ErrCronUnavailable) {
@@ -111,4 +115,29 @@ func writeSchedule(out io.Writer, sc store.Schedule) {
 		}
 		fmt.Fprintf(out, "  %s  %-10s %s%s\n", r.Start.UTC().Format(time.RFC3339), r.Status, end, msg)
 	}
+}
+
+// followCapture brings change capture in --capture auto to what the new
+// schedule allows (docs/REFRESH.md, "Modes"): WAL capture once meshtop's
+// pg_cron job consumes a slot, the triggers again without one (the slot
+// exists only while something consumes it on a schedule). Only on an
+// up-to-date schema, and only a role that may switch (the installing
+// role); otherwise it says what to run. A failure leaves capture as it
+// was and is reported, not fatal: the schedule itself is set.
+func (a *app) followCapture(cmd *cobra.Command, s *session) {
+	ctx := cmd.Context()
+	in := install.New(s.primary, a.g.schema)
+	if ok, err := in.Installed(ctx); err != nil || !ok {
+		return
+	}
+	p, err := in.CapturePlan(ctx)
+	if err != nil || p.Desired != install.CaptureAuto || !p.Switches() {
+		return
+	}
+	if _, err := in.Apply(ctx, nil); err != nil {
+		fmt.Fprintf(a.stderr(), "meshtop: note: change capture stays %s (--capture auto would switch to %s: %s); as the installing role, run `meshtop install --capture %s`\n",
+			p.Current, p.Target, Message(s.wrap(err)), p.Target)
+		return
+	}
+	fmt.Fprintf(a.stdout(), "change capture: %s (%s)\n", p.Target, safetext.Line(p.Why))
 }

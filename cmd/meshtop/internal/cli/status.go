@@ -31,6 +31,79 @@ type StatusJSON struct {
 	Window        string         `json:"window"`
 	Views         []ViewJSON     `json:"views"`
 	Workflows     []WorkflowJSON `json:"workflows"`
+	// Capture is how MeshHook's changes reach the refresh (null when the
+	// schema predates it or the role cannot read it).
+	Capture *CaptureJSON `json:"capture"`
+}
+
+// CaptureJSON is change capture's state (docs/JSON.md).
+type CaptureJSON struct {
+	Mode            string         `json:"mode"`    // wal, triggers or arming
+	Desired         string         `json:"desired"` // auto, wal or triggers
+	ModeSince       string         `json:"mode_since"`
+	Slot            *string        `json:"slot"` // meshtop's replication slot, null without one
+	SlotActive      bool           `json:"slot_active"`
+	WALStatus       *string        `json:"wal_status"`
+	RetainedBytes   int64          `json:"retained_bytes"` // WAL not yet consumed
+	RestartBytes    int64          `json:"restart_bytes"`  // WAL the server keeps for the slot
+	ConsumedAt      *string        `json:"consumed_at"`
+	LagSeconds      *float64       `json:"lag_seconds"`
+	MaxBytes        int64          `json:"max_bytes"`
+	MaxAgeSeconds   float64        `json:"max_age_seconds"`
+	FallbackAt      *string        `json:"fallback_at"`
+	FallbackReason  *safetext.Text `json:"fallback_reason"`
+	ReplicaIdentity string         `json:"replica_identity"`
+	WALUnavailable  *safetext.Text `json:"wal_unavailable"`
+	LogRows         int64          `json:"log_rows"`
+	LogBytes        int64          `json:"log_bytes"`
+	TriggersStopped bool           `json:"triggers_stopped"`
+	RebuildPending  bool           `json:"rebuild_pending"`
+}
+
+// captureJSON is the document's capture object (nil without one).
+func captureJSON(c *store.CaptureLog) *CaptureJSON {
+	if c == nil || c.Capture == nil {
+		return nil
+	}
+	w := c.Capture
+	out := &CaptureJSON{
+		Mode: w.Mode, Desired: w.Desired, ModeSince: w.ModeSince.UTC().Format(time.RFC3339),
+		SlotActive: w.SlotActive, RetainedBytes: w.RetainedBytes, RestartBytes: w.RestartBytes,
+		ConsumedAt: rfc3339(w.ConsumedAt), MaxBytes: w.MaxBytes, MaxAgeSeconds: w.MaxAge.Seconds(),
+		FallbackAt: rfc3339(w.FallbackAt), FallbackReason: nonEmptyText(w.FallbackReason),
+		ReplicaIdentity: w.ReplicaIdentity, WALUnavailable: nonEmptyText(w.Unavailable),
+		LogRows: c.Rows, LogBytes: c.Bytes, TriggersStopped: c.Stopped, RebuildPending: c.RebuildPending,
+	}
+	if w.SlotExists {
+		out.Slot = &w.Slot
+		out.WALStatus = nonEmpty(w.WALStatus)
+	}
+	if w.ConsumedAt != nil {
+		lag := math.Round(w.Lag.Seconds()*1e3) / 1e3
+		out.LagSeconds = &lag
+	}
+	return out
+}
+
+// captureLine is the status table's line about change capture.
+func captureLine(c *CaptureJSON) string {
+	if c == nil {
+		return ""
+	}
+	line := "change capture: " + c.Mode
+	if c.Desired != c.Mode {
+		line += " (asked: " + c.Desired + ")"
+	}
+	if c.Slot != nil {
+		line += fmt.Sprintf("; slot %s holds %s unconsumed (bound %s)", *c.Slot, formatBytes(c.RetainedBytes), formatBytes(c.MaxBytes))
+		if c.LagSeconds != nil {
+			line += ", consumed " + lagText(c.LagSeconds) + " ago"
+		}
+	}
+	if c.FallbackAt != nil && c.FallbackReason != nil {
+		line += "; fell back to triggers at " + *c.FallbackAt + ": " + truncate(c.FallbackReason.Line(), 100)
+	}
+	return line
 }
 
 // ViewJSON is one materialized view's freshness.
@@ -155,7 +228,12 @@ func (a *app) status(ctx context.Context, s *session, w store.Window) (StatusJSO
 	if err != nil {
 		return StatusJSON{}, ov, err
 	}
-	return buildStatus(a.io.Clock(), w, ov, sched, changes), ov, nil
+	doc := buildStatus(a.io.Clock(), w, ov, sched, changes)
+	// Informative too: a reader of an older schema has none.
+	if c, err := s.store.CaptureLog(ctx); err == nil {
+		doc.Capture = captureJSON(&c)
+	}
+	return doc, ov, nil
 }
 
 func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *ScheduleJSON, changes map[string]store.Change) StatusJSON {
@@ -292,6 +370,10 @@ func writeStatusTable(out io.Writer, doc StatusJSON, ov store.Overview) {
 			deref(v.LastRefreshAt, "never"), lagText(v.LagSeconds), msText(v.LastDurationMs), status, sched})
 	}
 	writeTable(out, views)
+	if l := captureLine(doc.Capture); l != "" {
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, l)
+	}
 	fmt.Fprintln(out)
 	wfs := [][]string{{"WORKFLOW", "SLUG", "VER", "PROJECT", "RUNS", "OK", "FAILED", "CANCELED", "RUNNING", "SUCCESS", "P50", "P95", "LAST FAILURE"}}
 	for _, w := range doc.Workflows {

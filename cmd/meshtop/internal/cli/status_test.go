@@ -26,6 +26,9 @@ func TestStatusJSONGolden(t *testing.T) {
 		set started_at = $1, finished_at = $1::timestamptz + interval '0.25 seconds', duration_ms = 250, pid = 4242`, anchor); err != nil {
 		t.Fatalf("normalising the refresh log: %v", err)
 	}
+	if _, err := db.Pool.Exec(ctx, `update metrics.capture_state set mode_since = $1`, anchor); err != nil {
+		t.Fatalf("normalising the capture state: %v", err)
+	}
 	r := run(t, runOpts{}, "status", "--json", "--dsn", db.DSN).must(t, 0)
 	golden := filepath.Join("testdata", "status.golden.json")
 	if *update {
