@@ -62,7 +62,12 @@ func fetchConsole(ctx context.Context, src Source, seq int) tea.Cmd {
 			msg.Err = err
 			return msg
 		}
-		msg.Schedule, msg.Err = src.Schedule(ctx)
+		if msg.Schedule, msg.Err = src.Schedule(ctx); msg.Err != nil {
+			return msg
+		}
+		if c, err := src.CaptureLog(ctx); err == nil {
+			msg.Capture = &c
+		}
 		return msg
 	}
 }

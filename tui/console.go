@@ -41,6 +41,7 @@ type consoleModel struct {
 	log     []store.RefreshLogEntry
 	running []store.RunningRefresh
 	sched   store.Schedule
+	capture *store.CaptureLog // nil when it could not be read
 	loaded  bool
 
 	sel    int
@@ -283,6 +284,7 @@ func (cs *consoleModel) key(msg tea.KeyMsg) tea.Cmd {
 
 func (cs *consoleModel) setData(msg ConsoleLoadedMsg) {
 	cs.views, cs.log, cs.running, cs.sched = msg.Views, msg.Log, msg.Running, msg.Schedule
+	cs.capture = msg.Capture
 	cs.loaded = true
 	if cs.sel >= len(cs.views) {
 		cs.sel = max(0, len(cs.views)-1)
@@ -370,6 +372,11 @@ func (cs *consoleModel) layout() consoleLayout {
 	l.top = append(l.top, "")
 	for _, s := range wrapWords(cs.scheduleLine(now), cs.width) {
 		l.top = append(l.top, cs.scheduleStyle().Render(s))
+	}
+	if line, style := cs.captureLine(); line != "" {
+		for _, s := range wrapWords(line, cs.width) {
+			l.top = append(l.top, style.Render(s))
+		}
 	}
 	l.top = append(l.top, "")
 	l.top = append(l.top, st.Header.Render("Refresh"))
@@ -698,6 +705,59 @@ func (cs *consoleModel) scheduleStyle() lipgloss.Style {
 		return st.Warn
 	}
 	return st.Muted
+}
+
+// captureLine says how MeshHook's changes reach the refresh and how close
+// capture is to its bound (docs/REFRESH.md): in the triggers mode the log's
+// size and age against capture_max_age (capture stops past it and the next
+// refresh rebuilds); in the wal mode the WAL the slot retains and the time
+// since a refresh consumed it, against capture_wal_max_bytes/max_age
+// (meshtop drops the slot past either and falls back to the triggers).
+// Warned from half the bound; bad once stopped, lost or fallen back within
+// a day. "" when capture's state could not be read.
+func (cs *consoleModel) captureLine() (string, lipgloss.Style) {
+	st := cs.c.styles
+	c := cs.capture
+	if c == nil {
+		return "", st.Muted
+	}
+	w := c.Capture
+	if w != nil && w.Mode == "wal" {
+		line := fmt.Sprintf("capture: wal · slot retains %s of %s · consumed %s ago (bound %s)",
+			fmtBytes(w.RetainedBytes), fmtBytes(w.MaxBytes), fmtDur(w.Lag), fmtDur(w.MaxAge))
+		switch {
+		case w.WALStatus == "lost":
+			return line + " · slot LOST: the next refresh falls back to the triggers", st.Bad
+		case w.MaxBytes > 0 && w.RetainedBytes*2 > w.MaxBytes, w.MaxAge > 0 && w.Lag*2 > w.MaxAge:
+			return line, st.Warn
+		}
+		return line, st.Muted
+	}
+	mode := "triggers"
+	if w != nil && w.Mode != "" {
+		mode = w.Mode
+	}
+	line := fmt.Sprintf("capture: %s · log ~%s rows, %s, consumed %s ago (bound %s)",
+		mode, fmtCount(c.Rows), fmtBytes(c.Bytes), fmtDur(c.Age), fmtDur(c.MaxAge))
+	style := st.Muted
+	switch {
+	case c.MaxAge > 0 && c.Age*2 > c.MaxAge:
+		style = st.Warn
+	}
+	switch {
+	case c.Stopped:
+		line += " · STOPPED: the next refresh rebuilds"
+		style = st.Bad
+	case c.RebuildPending:
+		line += " · was off: the next refresh rebuilds"
+		style = st.Warn
+	}
+	if w != nil && w.FallbackAt != nil && cs.c.now().Sub(*w.FallbackAt) < 24*time.Hour {
+		line += fmt.Sprintf(" · fell back from wal at %s: %s — `meshtop install --capture wal` switches back",
+			w.FallbackAt.UTC().Format("15:04"), w.FallbackReason.Line())
+		style = st.Bad
+	}
+	return line, style
 }
 
 // scheduleLine says how the views are kept fresh: meshtop's pg_cron job,

@@ -157,6 +157,28 @@ func normRunning(r *store.RunningRefresh) {
 	}
 }
 
+// CaptureLog keeps what the database decides (mode, bound, stopped) and
+// fixes what the statistics, the disk and the wall clock decide.
+func (n normalised) CaptureLog(ctx context.Context) (store.CaptureLog, error) {
+	c, err := n.Store.CaptureLog(ctx)
+	if err != nil {
+		return c, err
+	}
+	c.Rows, c.Bytes = 0, 16384
+	c.Age, c.Since = 2*time.Minute, anchor.Add(-2*time.Minute)
+	c.StopsAt, c.Left = c.Since.Add(c.MaxAge), c.MaxAge-c.Age
+	if w := c.Capture; w != nil {
+		w.ModeSince = anchor
+		w.RetainedBytes, w.RestartBytes, w.Lag = 8192, 16384, 3*time.Second
+		w.ConsumedLSN, w.Transactions, w.Changes = "0/0", 0, 0
+		if w.ConsumedAt != nil {
+			at := anchor.Add(-3 * time.Second)
+			w.ConsumedAt = &at
+		}
+	}
+	return c, nil
+}
+
 func (n normalised) Views(ctx context.Context) ([]store.ViewStatus, error) {
 	vs, err := n.Store.Views(ctx)
 	for i := range vs {

@@ -32,7 +32,11 @@ type ConsoleLoadedMsg struct {
 	Log      []store.RefreshLogEntry
 	Running  []store.RunningRefresh
 	Schedule store.Schedule
-	Err      error
+	// Capture is change capture's state, informative: nil (a schema before
+	// the capture bound, a role that may not read it) leaves the console
+	// without its capture line, not without its data.
+	Capture *store.CaptureLog
+	Err     error
 }
 
 // RunningLoadedMsg is the result of the cheap poll made while watching a

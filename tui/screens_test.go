@@ -346,3 +346,49 @@ func TestInstallPromptScrollsAndCounts(t *testing.T) {
 		t.Fatalf("the total is not known from the start:\n%s", v)
 	}
 }
+
+// TestConsoleCaptureLine: the console says how changes are captured and how
+// near the bound capture is — quiet when far, warned past half, loud once
+// capture stopped, the slot is lost or meshtop fell back from wal; and no
+// line when capture's state could not be read (issues 23.8, 26.3).
+func TestConsoleCaptureLine(t *testing.T) {
+	now := time.Date(2026, 3, 10, 16, 51, 0, 0, time.UTC)
+	fell := now.Add(-time.Hour)
+	day := 24 * time.Hour
+	for _, c := range []struct {
+		name string
+		log  *store.CaptureLog
+		want []string
+	}{
+		{"unknown", nil, nil},
+		{"triggers", &store.CaptureLog{Rows: 1400, Bytes: 96 << 10, Age: 3 * time.Minute, MaxAge: day},
+			[]string{"capture: triggers · log ~1400 rows, 96.0 KiB, consumed 3m00s ago (bound 24h00m)"}},
+		{"stopped", &store.CaptureLog{Rows: 2_000_000, Bytes: 90 << 20, Age: 25 * time.Hour, MaxAge: day, Stopped: true, RebuildPending: true},
+			[]string{"STOPPED: the next refresh rebuilds"}},
+		{"wal", &store.CaptureLog{MaxAge: day, Capture: &store.Capture{Mode: "wal", RetainedBytes: 3 << 20, MaxBytes: 1 << 30, Lag: 4 * time.Second, MaxAge: 3 * time.Hour}},
+			[]string{"capture: wal · slot retains 3.0 MiB of 1.0 GiB · consumed 4s ago (bound 3h00m)"}},
+		{"lost", &store.CaptureLog{MaxAge: day, Capture: &store.Capture{Mode: "wal", WALStatus: "lost", MaxBytes: 1 << 30, MaxAge: 3 * time.Hour}},
+			[]string{"slot LOST"}},
+		{"fell back", &store.CaptureLog{MaxAge: day, Age: time.Minute, Capture: &store.Capture{Mode: "triggers", FallbackAt: &fell,
+			FallbackReason: safetext.New("retained 1.2 GiB of WAL, over capture_wal_max_bytes")}},
+			[]string{"fell back from wal at 15:51: retained 1.2 GiB of WAL", "`meshtop install --capture wal`"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newModel(t0ctx(), Options{Clock: func() time.Time { return now }, Target: "localhost:5432/meshhook"})
+			m.started = true
+			m = upd(m, tea.WindowSizeMsg{Width: 200, Height: 50}, tea.KeyMsg{Type: tea.KeyTab})
+			msg := consoleWorld(now)
+			msg.Capture = c.log
+			m = upd(m, msg)
+			v := m.View()
+			if c.log == nil && strings.Contains(v, "capture:") {
+				t.Errorf("a capture line without capture's state:\n%s", v)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(v, w) {
+					t.Errorf("want %q in:\n%s", w, v)
+				}
+			}
+		})
+	}
+}

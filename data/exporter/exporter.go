@@ -82,7 +82,16 @@ type Exporter struct {
 type snapshot struct {
 	at        time.Time
 	overviews []store.Overview
-	capture   *store.Capture // nil when the source cannot say
+	capture   *store.CaptureLog // nil when the source cannot say
+}
+
+// captureOf is the capture mode's part of a reading (nil when the schema
+// predates WAL capture).
+func captureOf(l *store.CaptureLog) *store.Capture {
+	if l == nil {
+		return nil
+	}
+	return l.Capture
 }
 
 // captureSource is a Source that also reads change capture's state
@@ -157,6 +166,12 @@ var (
 	dRunningNow  = desc("meshtop_workflow_running_now", "Runs of the workflow version in status running now, whenever they started (paused ones aside; a live count from the runs table as of the cached reading, not waiting for a refresh).", wfL...)
 	dLastFailure = desc("meshtop_workflow_last_failure_timestamp_seconds", "Start of the newest failed run in the window (Unix time).", wfL...)
 
+	dLogRows     = desc("meshtop_capture_log_rows", "Rows waiting in the change-capture log (dirty_keys, dirty_runs) for the next refresh: the statistics' estimate, about 7 per MeshHook run.")
+	dLogBytes    = desc("meshtop_capture_log_bytes", "Size on disk of the change-capture log's tables (its high-water mark: space a refresh consumed is reused, not returned).")
+	dLogAge      = desc("meshtop_capture_log_age_seconds", "Seconds since a refresh last consumed the change-capture log (its oldest entry is about this old), as of the cached reading plus its age.")
+	dLogMaxAge   = desc("meshtop_capture_log_max_age_seconds", "The log's bound (config capture_max_age): once the log is that old capture stops and the next refresh rebuilds.")
+	dLogStopped  = desc("meshtop_capture_stopped", "1 while change capture is off because nothing consumed its log within its bound.")
+	dLogRebuild  = desc("meshtop_capture_rebuild_pending", "1 when capture was off since the last refresh: the next refresh rebuilds the rollup from the raw tables.")
 	dCaptureMode = desc("meshtop_capture_mode", "1 for how MeshHook's changes reach the refresh now (wal: a logical replication slot; triggers; arming: triggers while a slot is set up), 0 for the others.", "mode")
 	dWALRetained = desc("meshtop_capture_wal_retained_bytes", "WAL meshtop's replication slot holds back that no refresh consumed yet (pg_current_wal_lsn() minus its confirmed position); absent without a slot.")
 	dWALRestart  = desc("meshtop_capture_wal_restart_bytes", "WAL the server keeps on disk for meshtop's replication slot (pg_current_wal_lsn() minus its restart position); absent without a slot.")
@@ -203,7 +218,15 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	}
 	age := now.Sub(snap.at)
 	gauge(dAge, age.Seconds())
-	if c := snap.capture; c != nil {
+	if l := snap.capture; l != nil {
+		gauge(dLogRows, float64(l.Rows))
+		gauge(dLogBytes, float64(l.Bytes))
+		gauge(dLogAge, (l.Age + age).Seconds())
+		gauge(dLogMaxAge, l.MaxAge.Seconds())
+		gauge(dLogStopped, b2f(l.Stopped))
+		gauge(dLogRebuild, b2f(l.RebuildPending))
+	}
+	if c := captureOf(snap.capture); c != nil {
 		for _, m := range CaptureModes {
 			gauge(dCaptureMode, b2f(c.Mode == m), m)
 		}
@@ -329,7 +352,7 @@ func (e *Exporter) read(now time.Time) {
 		// Informative: a schema before WAL capture, or a role that cannot
 		// read it, leaves the capture series out.
 		if c, cerr := cs.CaptureLog(ctx); cerr == nil {
-			snap.capture = c.Capture
+			snap.capture = &c
 		}
 	}
 	e.readSecs = time.Since(start).Seconds()

@@ -42,6 +42,7 @@ type Store interface {
 	Refresh(ctx context.Context, view string, wait bool) ([]store.RefreshResult, error)
 	CancelRefresh(ctx context.Context, view string) (int, error)
 	Schedule(ctx context.Context) (store.Schedule, error)
+	CaptureLog(ctx context.Context) (store.CaptureLog, error)
 	Listen(ctx context.Context, out chan<- store.RefreshEvent) error
 	ViewNames() []string
 }
@@ -273,6 +274,12 @@ func (h *Hub) RefreshLog(ctx context.Context, limit int) ([]store.RefreshLogEntr
 // Running lists refreshes in progress (shared).
 func (h *Hub) Running(ctx context.Context) ([]store.RunningRefresh, error) {
 	return get(ctx, h, "running", "running", h.st.Running)
+}
+
+// CaptureLog reads change capture's state: the log's size and age, the
+// mode, the slot (shared).
+func (h *Hub) CaptureLog(ctx context.Context) (store.CaptureLog, error) {
+	return get(ctx, h, "capture", "capture", h.st.CaptureLog)
 }
 
 // Schedule reads the pg_cron schedule (shared).

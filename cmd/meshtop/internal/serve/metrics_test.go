@@ -484,3 +484,26 @@ func TestRefreshCounters(t *testing.T) {
 	}
 	r2.stop(t)
 }
+
+// TestCaptureSeries: /metrics says how changes are captured and how close
+// the capture log is to its bound — and that capture stopped once nothing
+// consumed the log within it (issue 23.8).
+func TestCaptureSeries(t *testing.T) {
+	e := setup(t)
+	r := start(t, e, serve.Config{Instance: "capture", Listen: "127.0.0.1:0", MetricsCache: time.Millisecond, Interval: 10 * time.Millisecond})
+	body := get(t, "http://"+r.addrs.HTTP+"/metrics", 200)
+	for _, want := range []string{`meshtop_capture_mode{mode="triggers"} 1`, `meshtop_capture_mode{mode="wal"} 0`,
+		"meshtop_capture_stopped 0", "meshtop_capture_log_max_age_seconds 86400"} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, grepLines(body, "meshtop_capture"))
+		}
+	}
+	if _, err := e.db.Pool.Exec(context.Background(), `select setval('metrics.capture_until', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "meshtop_capture_stopped 1", func() bool {
+		body = get(t, "http://"+r.addrs.HTTP+"/metrics", 200)
+		return strings.Contains(body, "meshtop_capture_stopped 1\n") && strings.Contains(body, "meshtop_capture_rebuild_pending 1\n")
+	})
+	r.stop(t)
+}

@@ -142,8 +142,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// storeReader is the exporter's source: overviews through the hub (shared
-// with the dashboards), refresh outcomes from the store.
+// storeReader is the exporter's source: overviews and change capture's
+// state through the hub (shared with the dashboards), refresh outcomes from
+// the store.
 type storeReader struct {
 	hub *hub.Hub
 	st  *store.Store
@@ -151,6 +152,9 @@ type storeReader struct {
 
 func (r storeReader) Overview(ctx context.Context, w store.Window) (store.Overview, error) {
 	return r.hub.Overview(ctx, w)
+}
+func (r storeReader) CaptureLog(ctx context.Context) (store.CaptureLog, error) {
+	return r.hub.CaptureLog(ctx)
 }
 func (r storeReader) RefreshOutcomes(ctx context.Context, after int64, limit int) ([]store.RefreshOutcome, error) {
 	return r.st.RefreshOutcomes(ctx, after, limit)
