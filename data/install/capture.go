@@ -56,15 +56,17 @@ func (in *Installer) SetCapture(mode string) { in.capture = mode }
 // database allows it, as with a pg_cron job.
 func (in *Installer) SetCaptureLoop(loop bool) { in.captureLoop = loop }
 
-// captureStateSQL reads the recorded capture state (” when the schema
-// predates migration 015 or is missing).
+// captureState reads the recorded capture state ("" when the schema
+// predates migration 015 or is missing, or when this role may not read it:
+// a dry run by a role that is not the owner prints the SQL for the owner,
+// without the capture switch it cannot know).
 func (in *Installer) captureState(ctx context.Context, q querier) (desired, mode string, err error) {
 	quoted, err := in.quoted()
 	if err != nil {
 		return "", "", err
 	}
 	var exists bool
-	if err := q.QueryRow(ctx, bookkeeping+"SELECT pg_catalog.to_regclass($1) IS NOT NULL", quoted+".capture_state").Scan(&exists); err != nil {
+	if err := q.QueryRow(ctx, bookkeeping+"SELECT CASE WHEN pg_catalog.to_regclass($1) IS NULL THEN false ELSE pg_catalog.has_table_privilege($1, 'SELECT') END", quoted+".capture_state").Scan(&exists); err != nil {
 		return "", "", fmt.Errorf("looking for the capture state: %w", err)
 	}
 	if !exists {

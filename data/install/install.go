@@ -577,7 +577,7 @@ func (in *Installer) captureAfter(ctx context.Context, conn *pgxpool.Conn, onSte
 		}
 		var ok bool
 		if err := conn.QueryRow(ctx, bookkeeping+`SELECT NOT pg_catalog.pg_is_in_recovery()
-  AND pg_catalog.to_regclass($1) IS NOT NULL AND pg_catalog.has_table_privilege($1, 'UPDATE')`, quoted+".capture_state").Scan(&ok); err != nil || !ok {
+  AND CASE WHEN pg_catalog.to_regclass($1) IS NULL THEN false ELSE pg_catalog.has_table_privilege($1, 'UPDATE') END`, quoted+".capture_state").Scan(&ok); err != nil || !ok {
 			return err
 		}
 	}
