@@ -191,7 +191,7 @@ func TestEndpoints(t *testing.T) {
 	// Only documented label names (never instance or job: Prometheus sets
 	// those); no names, payloads or connection strings.
 	allowed := map[string]bool{"view": true, "outcome": true, "window": true, "workflow_id": true, "project_id": true,
-		"slug": true, "version": true, "status": true, "commit": true, "instance_name": true, "role": true, "reason": true}
+		"slug": true, "version": true, "status": true, "commit": true, "instance_name": true, "role": true, "reason": true, "mode": true}
 	for _, line := range strings.Split(bodies[0], "\n") {
 		if !strings.HasPrefix(line, "meshtop_") {
 			continue
