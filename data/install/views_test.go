@@ -264,7 +264,9 @@ const (
 	hourlyCols   = `workflow_id, hour, runs, succeeded, failed, canceled,
   round(p50_duration::numeric, 6) p50, round(p95_duration::numeric, 6) p95`
 	stepCols = `workflow_id, node_id, node_type, "window", executions, failures,
-  round(failure_rate::numeric, 9) fr, last_failure_at`
+  round(failure_rate::numeric, 9) fr, last_failure_at,
+  attempts, round(avg_attempts::numeric, 9) aa, max_attempts, retried, round(retry_rate::numeric, 9) rr,
+  failed_attempts, round(attempt_failure_rate::numeric, 9) afr, http_2xx, http_4xx, http_5xx, http_other, http_none`
 	stepKeys = `workflow_id, node_id, "window"`
 )
 
