@@ -65,7 +65,6 @@ func (w stepWriter) attempt(run string, after time.Duration, n, status int) {
 	w.event(run, after+time.Millisecond, "step_failed", `{"node":`+rtNode+`,"attempt":`+itoa(n)+`,"error":"Error: HTTP `+itoa(status)+`"}`)
 }
 
-
 // rtCells returns node rt's executions and failures per window.
 func rtCells(t *testing.T, ctx context.Context, pool *pgxpool.Pool) map[string][2]int64 {
 	t.Helper()

@@ -440,8 +440,8 @@ WHERE workflow_id = '00000000-0000-0000-0000-0000000000b2' AND node_id = 'n1' AN
 	// without a new step_started (edgeData's runs f1-f7).
 	type steps struct {
 		exec, fail, attempts, failedAttempts, retried int64
-		maxAttempts                                 int
-		h2xx, h4xx, h5xx, hOther, hNone             int64
+		maxAttempts                                   int
+		h2xx, h4xx, h5xx, hOther, hNone               int64
 	}
 	for _, c := range []struct {
 		node, window string
