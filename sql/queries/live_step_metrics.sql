@@ -13,67 +13,73 @@
 -- a step_failed with no http_attempted right before it). Windows by the
 -- run's started_at, one row per window with executions. Only the node (id,
 -- type), attempt and status are read from payloads.
--- Written differently from the views on purpose (executions found by joins
--- of each start with the node's later events, no window functions), so the
--- two check each other.
+-- Written differently from the views on purpose (each start's next start,
+-- attempts and each attempt's previous event looked up through the
+-- (run_id, ts) index, no window functions), so the two check each other.
 WITH ev AS MATERIALIZED (
-  SELECT e.run_id, e.id, e.ts, e.type,
+  SELECT e.run_id, e.id, e.ts, e.type, e.payload,
          CASE WHEN jsonb_typeof(e.payload -> 'node') = 'string' THEN e.payload ->> 'node'
-              WHEN jsonb_typeof(e.payload -> 'node') = 'object' THEN e.payload #>> '{node,id}' END AS node_id,
-         CASE WHEN jsonb_typeof(e.payload -> 'node') = 'object' THEN e.payload #>> '{node,type}' END AS node_type,
-         CASE WHEN jsonb_typeof(e.payload -> 'attempt') = 'number'
-                OR (e.payload ->> 'attempt') ~ '^[0-9]{1,9}$' THEN (e.payload ->> 'attempt')::numeric END AS attempt,
-         CASE WHEN jsonb_typeof(e.payload -> 'status') = 'number'
-                OR (e.payload ->> 'status') ~ '^[0-9]{1,9}$' THEN (e.payload ->> 'status')::numeric END AS status
+              WHEN jsonb_typeof(e.payload -> 'node') = 'object' THEN e.payload #>> '{node,id}' END AS node_id
   FROM public.workflow_events e
   WHERE e.type IN ('step_started', 'http_attempted', 'step_succeeded', 'step_failed') AND e.ts <= $1::timestamptz
 ),
--- Each start with the node's next start in the run, if any.
+-- Each start, with the node's next start in the run, if any.
 starts AS (
-  SELECT DISTINCT ON (s.run_id, s.id) s.run_id, s.id, s.ts, s.node_id, s.node_type,
-         n.ts AS next_ts, n.id AS next_id
+  SELECT s.run_id, s.id, s.ts, s.node_id, s.payload #>> '{node,type}' AS node_type, n.ts AS next_ts, n.id AS next_id
   FROM ev s
-  LEFT JOIN ev n ON n.run_id = s.run_id AND n.node_id = s.node_id AND n.type = 'step_started'
-               AND (n.ts, n.id) > (s.ts, s.id)
+  LEFT JOIN LATERAL (
+    SELECT n.ts, n.id FROM public.workflow_events n
+    WHERE n.run_id = s.run_id AND n.type = 'step_started' AND n.ts >= s.ts AND n.ts <= $1::timestamptz
+      AND (n.ts, n.id) > (s.ts, s.id)
+      AND CASE WHEN jsonb_typeof(n.payload -> 'node') = 'string' THEN n.payload ->> 'node'
+               WHEN jsonb_typeof(n.payload -> 'node') = 'object' THEN n.payload #>> '{node,id}' END = s.node_id
+    ORDER BY n.ts, n.id LIMIT 1) n ON true
   WHERE s.type = 'step_started' AND s.node_id IS NOT NULL
-  ORDER BY s.run_id, s.id, n.ts, n.id
 ),
--- The attempts of each start: its node's outcomes before the next start.
+-- The attempts of each start (its node's outcomes before its next start),
+-- each with the node's event right before it.
 att AS (
-  SELECT s.run_id, s.id AS start_id, o.id, o.ts, o.type, o.attempt, o.node_type
+  SELECT s.run_id, s.id AS start_id, s.node_id, s.ts AS started, s.next_ts, s.node_type AS start_type,
+         o.id, o.ts, o.type, o.payload #>> '{node,type}' AS node_type,
+         CASE WHEN jsonb_typeof(o.payload -> 'attempt') = 'number'
+                OR (o.payload ->> 'attempt') ~ '^[0-9]{1,9}$' THEN (o.payload ->> 'attempt')::numeric END AS attempt,
+         p.type AS prev_type,
+         CASE WHEN jsonb_typeof(p.payload -> 'status') = 'number'
+                OR (p.payload ->> 'status') ~ '^[0-9]{1,9}$' THEN (p.payload ->> 'status')::numeric END AS prev_status
   FROM starts s
-  JOIN ev o ON o.run_id = s.run_id AND o.node_id = s.node_id
-           AND o.type IN ('step_succeeded', 'step_failed')
-           AND (o.ts, o.id) > (s.ts, s.id)
-           AND (s.next_ts IS NULL OR (o.ts, o.id) < (s.next_ts, s.next_id))
-),
--- The event of the node right before each attempt's outcome.
-prev AS (
-  SELECT DISTINCT ON (a.run_id, a.id) a.run_id, a.id, p.type, p.status
-  FROM att a
-  JOIN starts s ON s.run_id = a.run_id AND s.id = a.start_id
-  JOIN ev p ON p.run_id = a.run_id AND p.node_id = s.node_id AND (p.ts, p.id) < (a.ts, a.id)
-  ORDER BY a.run_id, a.id, p.ts DESC, p.id DESC
+  JOIN LATERAL (
+    SELECT o.id, o.ts, o.type, o.payload FROM public.workflow_events o
+    WHERE o.run_id = s.run_id AND o.type IN ('step_succeeded', 'step_failed')
+      AND o.ts >= s.ts AND o.ts <= $1::timestamptz
+      AND (o.ts, o.id) > (s.ts, s.id)
+      AND (s.next_ts IS NULL OR (o.ts, o.id) < (s.next_ts, s.next_id))
+      AND CASE WHEN jsonb_typeof(o.payload -> 'node') = 'string' THEN o.payload ->> 'node'
+               WHEN jsonb_typeof(o.payload -> 'node') = 'object' THEN o.payload #>> '{node,id}' END = s.node_id) o ON true
+  LEFT JOIN LATERAL (
+    SELECT p.type, p.payload FROM public.workflow_events p
+    WHERE p.run_id = s.run_id AND p.type IN ('step_started', 'http_attempted', 'step_succeeded', 'step_failed')
+      AND p.ts <= o.ts AND (p.ts, p.id) < (o.ts, o.id)
+      AND CASE WHEN jsonb_typeof(p.payload -> 'node') = 'string' THEN p.payload ->> 'node'
+               WHEN jsonb_typeof(p.payload -> 'node') = 'object' THEN p.payload #>> '{node,id}' END = s.node_id
+    ORDER BY p.ts DESC, p.id DESC LIMIT 1) p ON true
 ),
 per_start AS (
-  SELECT s.run_id, s.id, s.node_id, s.ts AS started, s.next_ts,
-         greatest(s.node_type, max(a.node_type)) AS node_type,
+  SELECT a.run_id, a.start_id, a.node_id, a.started, a.next_ts,
+         greatest(max(a.start_type), max(a.node_type)) AS node_type,
          count(*) AS attempts,
          count(*) FILTER (WHERE a.type = 'step_failed') AS failed_attempts,
-         count(*) FILTER (WHERE p.type = 'http_attempted' AND floor(p.status / 100) = 2) AS http_2xx,
-         count(*) FILTER (WHERE p.type = 'http_attempted' AND floor(p.status / 100) = 4) AS http_4xx,
-         count(*) FILTER (WHERE p.type = 'http_attempted' AND floor(p.status / 100) = 5) AS http_5xx,
-         count(*) FILTER (WHERE p.type = 'http_attempted'
-                            AND floor(p.status / 100) IS DISTINCT FROM 2 AND floor(p.status / 100) IS DISTINCT FROM 4
-                            AND floor(p.status / 100) IS DISTINCT FROM 5) AS http_other,
-         count(*) FILTER (WHERE a.type = 'step_failed' AND p.type IS DISTINCT FROM 'http_attempted') AS http_none,
+         count(*) FILTER (WHERE a.prev_type = 'http_attempted' AND floor(a.prev_status / 100) = 2) AS http_2xx,
+         count(*) FILTER (WHERE a.prev_type = 'http_attempted' AND floor(a.prev_status / 100) = 4) AS http_4xx,
+         count(*) FILTER (WHERE a.prev_type = 'http_attempted' AND floor(a.prev_status / 100) = 5) AS http_5xx,
+         count(*) FILTER (WHERE a.prev_type = 'http_attempted'
+                            AND floor(a.prev_status / 100) IS DISTINCT FROM 2 AND floor(a.prev_status / 100) IS DISTINCT FROM 4
+                            AND floor(a.prev_status / 100) IS DISTINCT FROM 5) AS http_other,
+         count(*) FILTER (WHERE a.type = 'step_failed' AND a.prev_type IS DISTINCT FROM 'http_attempted') AS http_none,
          (array_agg(a.type ORDER BY a.ts DESC, a.id DESC))[1] AS last_type,
          (array_agg(a.ts ORDER BY a.ts DESC, a.id DESC))[1] AS last_ts,
          (array_agg(a.attempt ORDER BY a.ts DESC, a.id DESC))[1] AS last_attempt
-  FROM starts s
-  JOIN att a ON a.run_id = s.run_id AND a.start_id = s.id
-  LEFT JOIN prev p ON p.run_id = a.run_id AND p.id = a.id
-  GROUP BY s.run_id, s.id, s.node_id, s.ts, s.next_ts, s.node_type
+  FROM att a
+  GROUP BY a.run_id, a.start_id, a.node_id, a.started, a.next_ts
 ),
 execs AS (
   SELECT r.workflow_id, r.started_at AS run_started_at, x.*,
