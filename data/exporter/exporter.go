@@ -15,9 +15,18 @@
 //	                                               version and window, capped
 //	                                               at MaxWorkflows per window
 //	                                               (worst failure ratio first)
+//	… and node_id                                  one per exported step: a
+//	                                               node of an exported
+//	                                               workflow version, capped at
+//	                                               MaxSteps per window (most
+//	                                               final failures, then failed
+//	                                               attempts, first); with
+//	                                               outcome (2 values) or
+//	                                               status_class (5)
 //
-// No label or value carries a workflow's name, an event payload, or
-// anything from the connection string.
+// No label or value carries a workflow's name, an event payload other than
+// the node id (sanitized, as slugs are), or anything from the connection
+// string.
 package exporter
 
 import (
@@ -38,6 +47,7 @@ import (
 // Source is what the exporter reads: *store.Store (or a hub in front of it).
 type Source interface {
 	Overview(ctx context.Context, w store.Window) (store.Overview, error)
+	Steps(ctx context.Context, w store.Window) ([]store.StepMetrics, error)
 	RefreshOutcomes(ctx context.Context, afterID int64, limit int) ([]store.RefreshOutcome, error)
 }
 
@@ -48,6 +58,10 @@ type Options struct {
 	// MaxWorkflows caps the workflow versions exported per window (default
 	// 200); the ones with the worst failure ratio are kept.
 	MaxWorkflows int
+	// MaxSteps caps the steps (nodes of exported workflow versions)
+	// exported per window (default 100); the ones with the most final
+	// failures, then failed attempts, are kept.
+	MaxSteps int
 	// Cache is how long one reading of the database serves scrapes
 	// (default 15s).
 	Cache time.Duration
@@ -82,7 +96,8 @@ type Exporter struct {
 type snapshot struct {
 	at        time.Time
 	overviews []store.Overview
-	capture   *store.CaptureLog // nil when the source cannot say
+	capture   *store.CaptureLog     // nil when the source cannot say
+	steps     [][]store.StepMetrics // per window, as overviews
 }
 
 // captureOf is the capture mode's part of a reading (nil when the schema
@@ -110,6 +125,9 @@ func New(src Source, opts Options) *Exporter {
 	}
 	if opts.MaxWorkflows <= 0 {
 		opts.MaxWorkflows = 200
+	}
+	if opts.MaxSteps <= 0 {
+		opts.MaxSteps = 100
 	}
 	if opts.Cache <= 0 {
 		opts.Cache = 15 * time.Second
@@ -166,19 +184,30 @@ var (
 	dRunningNow  = desc("meshtop_workflow_running_now", "Runs of the workflow version in status running now, whenever they started (paused ones aside; a live count from the runs table as of the cached reading, not waiting for a refresh).", wfL...)
 	dLastFailure = desc("meshtop_workflow_last_failure_timestamp_seconds", "Start of the newest failed run in the window (Unix time).", wfL...)
 
-	dLogRows     = desc("meshtop_capture_log_rows", "Rows waiting in the change-capture log (dirty_keys, dirty_runs) for the next refresh: the statistics' estimate, about 7 per MeshHook run.")
-	dLogBytes    = desc("meshtop_capture_log_bytes", "Size on disk of the change-capture log's tables (its high-water mark: space a refresh consumed is reused, not returned).")
-	dLogAge      = desc("meshtop_capture_log_age_seconds", "Seconds since a refresh last consumed the change-capture log (its oldest entry is about this old), as of the cached reading plus its age.")
-	dLogMaxAge   = desc("meshtop_capture_log_max_age_seconds", "The log's bound (config capture_max_age): once the log is that old capture stops and the next refresh rebuilds.")
-	dLogStopped  = desc("meshtop_capture_stopped", "1 while change capture is off because nothing consumed its log within its bound.")
-	dLogRebuild  = desc("meshtop_capture_rebuild_pending", "1 when capture was off since the last refresh: the next refresh rebuilds the rollup from the raw tables.")
-	dCaptureMode = desc("meshtop_capture_mode", "1 for how MeshHook's changes reach the refresh now (wal: a logical replication slot; triggers; arming: triggers while a slot is set up), 0 for the others.", "mode")
-	dWALRetained = desc("meshtop_capture_wal_retained_bytes", "WAL meshtop's replication slot holds back that no refresh consumed yet (pg_current_wal_lsn() minus its confirmed position); absent without a slot.")
-	dWALRestart  = desc("meshtop_capture_wal_restart_bytes", "WAL the server keeps on disk for meshtop's replication slot (pg_current_wal_lsn() minus its restart position); absent without a slot.")
-	dWALMax      = desc("meshtop_capture_wal_max_bytes", "The slot's bound in bytes (config capture_wal_max_bytes): past it meshtop drops the slot and falls back to triggers.")
-	dWALLag      = desc("meshtop_capture_wal_lag_seconds", "Seconds since a refresh last consumed meshtop's replication slot, as of the cached reading; absent without a slot.")
-	dWALMaxAge   = desc("meshtop_capture_wal_max_age_seconds", "The slot's bound in time (config capture_wal_max_age).")
-	dWALFallback = desc("meshtop_capture_wal_fallback_timestamp_seconds", "When meshtop last dropped its slot and fell back to triggers (Unix time); absent if never.")
+	dLogRows        = desc("meshtop_capture_log_rows", "Rows waiting in the change-capture log (dirty_keys, dirty_runs) for the next refresh: the statistics' estimate, about 7 per MeshHook run.")
+	dLogBytes       = desc("meshtop_capture_log_bytes", "Size on disk of the change-capture log's tables (its high-water mark: space a refresh consumed is reused, not returned).")
+	dLogAge         = desc("meshtop_capture_log_age_seconds", "Seconds since a refresh last consumed the change-capture log (its oldest entry is about this old), as of the cached reading plus its age.")
+	dLogMaxAge      = desc("meshtop_capture_log_max_age_seconds", "The log's bound (config capture_max_age): once the log is that old capture stops and the next refresh rebuilds.")
+	dLogStopped     = desc("meshtop_capture_stopped", "1 while change capture is off because nothing consumed its log within its bound.")
+	dLogRebuild     = desc("meshtop_capture_rebuild_pending", "1 when capture was off since the last refresh: the next refresh rebuilds the rollup from the raw tables.")
+	dCaptureMode    = desc("meshtop_capture_mode", "1 for how MeshHook's changes reach the refresh now (wal: a logical replication slot; triggers; arming: triggers while a slot is set up), 0 for the others.", "mode")
+	dWALRetained    = desc("meshtop_capture_wal_retained_bytes", "WAL meshtop's replication slot holds back that no refresh consumed yet (pg_current_wal_lsn() minus its confirmed position); absent without a slot.")
+	dWALRestart     = desc("meshtop_capture_wal_restart_bytes", "WAL the server keeps on disk for meshtop's replication slot (pg_current_wal_lsn() minus its restart position); absent without a slot.")
+	dWALMax         = desc("meshtop_capture_wal_max_bytes", "The slot's bound in bytes (config capture_wal_max_bytes): past it meshtop drops the slot and falls back to triggers.")
+	dWALLag         = desc("meshtop_capture_wal_lag_seconds", "Seconds since a refresh last consumed meshtop's replication slot, as of the cached reading; absent without a slot.")
+	dWALMaxAge      = desc("meshtop_capture_wal_max_age_seconds", "The slot's bound in time (config capture_wal_max_age).")
+	dWALFallback    = desc("meshtop_capture_wal_fallback_timestamp_seconds", "When meshtop last dropped its slot and fell back to triggers (Unix time); absent if never.")
+	stepL           = append(slices.Clone(wfL), "node_id")
+	dSteps          = desc("meshtop_steps", "Steps (nodes of workflow versions) with executions in the window.", "window")
+	dStepsExported  = desc("meshtop_steps_exported", "Steps of the window exported here (nodes of exported workflow versions, at most --metrics-max-steps, most final failures first).", "window")
+	dStepExecutions = desc("meshtop_step_executions", "Step executions (a step_started through its final outcome, retries included) of runs started in the window, by outcome: succeeded, or failed (the final attempt failed).", append(slices.Clone(stepL), "outcome")...)
+	dStepAttempts   = desc("meshtop_step_attempts", "Attempts (step_succeeded and step_failed events) of the step's executions in the window.", stepL...)
+	dStepFailedAtt  = desc("meshtop_step_failed_attempts", "Attempts of the step's executions in the window that failed (step_failed), retried or not.", stepL...)
+	dStepRetried    = desc("meshtop_step_retried_executions", "Executions of the step in the window that needed more than one attempt.", stepL...)
+	dStepMaxAtt     = desc("meshtop_step_attempts_max", "Most attempts one execution of the step made in the window.", stepL...)
+	dStepHTTP       = desc("meshtop_step_http_attempts", "Attempts of the step in the window by the HTTP status class of their http_attempted: 2xx, 4xx, 5xx, other; none: failed attempts without a response.", append(slices.Clone(stepL), "status_class")...)
+	dStepP50        = desc("meshtop_step_latency_p50_seconds", "Median time from step_started to the final outcome of the step's executions in the window (within 1% of percentile_cont).", stepL...)
+	dStepP95        = desc("meshtop_step_latency_p95_seconds", "95th percentile of the time from step_started to the final outcome of the step's executions in the window (within 1% of percentile_cont).", stepL...)
 )
 
 // Describe sends nothing: the exporter is an unchecked collector (its
@@ -244,8 +273,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	e.collectViews(gauge, snap.overviews[0].Views, age)
-	for _, ov := range snap.overviews {
-		e.collectWorkflows(gauge, ov)
+	for i, ov := range snap.overviews {
+		kept := e.collectWorkflows(gauge, ov)
+		e.collectSteps(gauge, ov.Window, kept, snap.steps[i])
 	}
 }
 
@@ -273,7 +303,7 @@ func (e *Exporter) collectViews(gauge func(*prometheus.Desc, float64, ...string)
 	}
 }
 
-func (e *Exporter) collectWorkflows(gauge func(*prometheus.Desc, float64, ...string), ov store.Overview) {
+func (e *Exporter) collectWorkflows(gauge func(*prometheus.Desc, float64, ...string), ov store.Overview) []store.WorkflowMetrics {
 	w := string(ov.Window)
 	kept := Top(ov.Workflows, e.opts.MaxWorkflows)
 	gauge(dWorkflows, float64(len(ov.Workflows)), w)
@@ -304,6 +334,75 @@ func (e *Exporter) collectWorkflows(gauge func(*prometheus.Desc, float64, ...str
 			gauge(dLastFailure, unix(*m.LastFailureAt), l...)
 		}
 	}
+	return kept
+}
+
+// collectSteps exports the steps of the exported workflow versions, at most
+// MaxSteps of them (TopSteps).
+func (e *Exporter) collectSteps(gauge func(*prometheus.Desc, float64, ...string), win store.Window, workflows []store.WorkflowMetrics, steps []store.StepMetrics) {
+	w := string(win)
+	byID := make(map[string]store.WorkflowMetrics, len(workflows))
+	for _, m := range workflows {
+		byID[m.WorkflowID] = m
+	}
+	var mine []store.StepMetrics
+	for _, st := range steps {
+		if _, ok := byID[st.WorkflowID]; ok {
+			mine = append(mine, st)
+		}
+	}
+	kept := TopSteps(mine, e.opts.MaxSteps)
+	gauge(dSteps, float64(len(steps)), w)
+	gauge(dStepsExported, float64(len(kept)), w)
+	for _, st := range kept {
+		m := byID[st.WorkflowID]
+		// slug and node id sanitized: alerts and consoles print labels
+		l := []string{w, m.WorkflowID, m.ProjectID, m.Slug.String(), strconv.Itoa(m.Version), st.NodeID.String()}
+		with := func(extra string) []string { return append(slices.Clone(l), extra) }
+		gauge(dStepExecutions, float64(st.Executions-st.Failures), with("succeeded")...)
+		gauge(dStepExecutions, float64(st.Failures), with("failed")...)
+		gauge(dStepAttempts, float64(st.Attempts), l...)
+		gauge(dStepFailedAtt, float64(st.FailedAttempts), l...)
+		gauge(dStepRetried, float64(st.Retried), l...)
+		gauge(dStepMaxAtt, float64(st.MaxAttempts), l...)
+		for _, c := range []struct {
+			class string
+			n     int64
+		}{{"2xx", st.HTTP2xx}, {"4xx", st.HTTP4xx}, {"5xx", st.HTTP5xx}, {"other", st.HTTPOther}, {"none", st.HTTPNone}} {
+			gauge(dStepHTTP, float64(c.n), with(c.class)...)
+		}
+		if st.P50Ms != nil {
+			gauge(dStepP50, *st.P50Ms/1e3, l...)
+		}
+		if st.P95Ms != nil {
+			gauge(dStepP95, *st.P95Ms/1e3, l...)
+		}
+	}
+}
+
+// TopSteps returns at most n steps, the most final failures first, then the
+// most failed attempts, the most executions, then workflow and node id.
+func TopSteps(st []store.StepMetrics, n int) []store.StepMetrics {
+	out := slices.Clone(st)
+	slices.SortStableFunc(out, func(a, b store.StepMetrics) int {
+		if c := cmp.Compare(b.Failures, a.Failures); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.FailedAttempts, a.FailedAttempts); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Executions, a.Executions); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.WorkflowID, b.WorkflowID); c != 0 {
+			return c
+		}
+		return a.NodeID.Compare(b.NodeID)
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
 }
 
 // Top returns at most n workflow versions, worst failure ratio first (then
@@ -347,6 +446,12 @@ func (e *Exporter) read(now time.Time) {
 		var ov store.Overview
 		ov, err = e.src.Overview(ctx, w)
 		snap.overviews = append(snap.overviews, ov)
+		if err != nil {
+			break
+		}
+		var st []store.StepMetrics
+		st, err = e.src.Steps(ctx, w)
+		snap.steps = append(snap.steps, st)
 	}
 	if cs, ok := e.src.(captureSource); ok && err == nil {
 		// Informative: a schema before WAL capture, or a role that cannot

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meshtop/meshtop/data/pgtest"
@@ -446,7 +447,7 @@ func TestIncrementalModel(t *testing.T) {
 		}
 	}
 	t.Logf("%d refreshes during the run; changes %v", refreshes.Load(), total)
-	for _, k := range []string{"insert", "finish", "resume", "correct", "delete", "events", "held open", "new definition", "backfill"} {
+	for _, k := range []string{"insert", "attempt", "finish", "resume", "correct", "delete", "events", "held open", "new definition", "backfill"} {
 		if total[k] == 0 {
 			t.Errorf("no %q change was made", k)
 		}
@@ -482,7 +483,7 @@ func modelChange(ctx context.Context, pool *pgxpool.Pool, rnd *rand.Rand, refres
 	ago := func(maxHours int) string { return fmt.Sprintf("%d seconds", rnd.Intn(maxHours*3600)) }
 	var kind string
 	switch p := rnd.Intn(100); {
-	case p < 30:
+	case p < 22:
 		kind = "insert"
 		st := modelStatuses[rnd.Intn(len(modelStatuses))]
 		_, err = tx.Exec(ctx, `WITH d AS (SELECT id, project_id FROM public.workflow_definitions ORDER BY random() LIMIT 1),
@@ -494,29 +495,32 @@ INSERT INTO public.workflow_events (run_id, ts, type, payload)
 SELECT r.id, r.started_at + x.off * interval '1 millisecond' * $4::int / 4, x.type, jsonb_build_object('node', jsonb_build_object('id', x.node, 'type', 'http_call'))
 FROM r, (VALUES (0, 'step_started', 'a'), (1, 'step_succeeded', 'a'), (2, 'step_started', 'b'), (3, 'step_failed', 'b'), (3, 'step_started', 'c')) x(off, type, node)`,
 			clock, st, ago(30), 1+rnd.Intn(600000))
-	case p < 42:
+	case p < 34:
+		kind = "attempt"
+		err = modelAttempt(ctx, pool, tx, rnd)
+	case p < 44:
 		kind = "finish"
 		_, err = tx.Exec(ctx, `UPDATE public.workflow_runs SET status = $1, finished_at = started_at + $2::int * interval '1 millisecond'
 WHERE id = (SELECT id FROM public.workflow_runs WHERE status = 'running' ORDER BY random() LIMIT 1)`,
 			[]string{"succeeded", "failed"}[rnd.Intn(2)], 1+rnd.Intn(9000000))
-	case p < 48:
+	case p < 50:
 		kind = "resume"
 		_, err = tx.Exec(ctx, `UPDATE public.workflow_runs SET status = 'running'
 WHERE id = (SELECT id FROM public.workflow_runs WHERE status = 'paused' ORDER BY random() LIMIT 1)`)
-	case p < 56:
+	case p < 58:
 		kind = "correct"
 		_, err = tx.Exec(ctx, `UPDATE public.workflow_runs SET status = CASE status WHEN 'failed' THEN 'succeeded' ELSE 'failed' END
 WHERE id = (SELECT id FROM public.workflow_runs WHERE finished_at IS NOT NULL ORDER BY random() LIMIT 1)`)
 	case p < 64:
 		kind = "delete"
 		_, err = tx.Exec(ctx, `DELETE FROM public.workflow_runs WHERE id = (SELECT id FROM public.workflow_runs ORDER BY random() LIMIT 1)`)
-	case p < 76:
+	case p < 74:
 		kind = "events"
 		_, err = tx.Exec(ctx, `WITH r AS (SELECT id, started_at FROM public.workflow_runs WHERE started_at > $1::timestamptz - interval '40 days' ORDER BY random() LIMIT 1)
 INSERT INTO public.workflow_events (run_id, ts, type, payload)
 SELECT r.id, r.started_at + x.off * interval '1 second', x.type, '{"node":{"id":"late","type":"transform"}}'
 FROM r, (VALUES (50, 'step_started'), (50 + $2::int, 'step_succeeded')) x(off, type)`, clock, rnd.Intn(100))
-	case p < 84:
+	case p < 82:
 		kind = "held open"
 		_, err = tx.Exec(ctx, `INSERT INTO public.workflow_runs (project_id, workflow_id, status, started_at, finished_at)
 SELECT project_id, id, 'succeeded', $1::timestamptz - $2::interval, $1::timestamptz - $2::interval + interval '2 seconds'
@@ -529,7 +533,7 @@ FROM public.workflow_definitions ORDER BY random() LIMIT 1`, clock, ago(700))
 				time.Sleep(5 * time.Millisecond)
 			}
 		}
-	case p < 90:
+	case p < 88:
 		kind = "backfill"
 		_, err = tx.Exec(ctx, `WITH d AS (SELECT id, project_id FROM public.workflow_definitions ORDER BY random() LIMIT 1),
 r AS (INSERT INTO public.workflow_runs (project_id, workflow_id, status, started_at, finished_at)
@@ -538,7 +542,7 @@ r AS (INSERT INTO public.workflow_runs (project_id, workflow_id, status, started
 INSERT INTO public.workflow_events (run_id, ts, type, payload)
 SELECT r.id, r.started_at + x.off * interval '1 second', x.type, '{"node":{"id":"a","type":"http_call"}}'
 FROM r, (VALUES (1, 'step_started'), (30, 'step_succeeded')) x(off, type)`, clock, ago(800))
-	case p < 96:
+	case p < 95:
 		kind = "new definition"
 		_, err = tx.Exec(ctx, `WITH d AS (
   INSERT INTO public.workflow_definitions (project_id, slug, version, definition, name, status)
@@ -557,6 +561,64 @@ SELECT d.project_id, d.id, 'failed', $1::timestamptz - $2::interval, NULL FROM d
 		return kind + " (conflict)", nil
 	}
 	return kind, err
+}
+
+// modelAttempt writes the next attempt of node rt in a random run, the way
+// MeshHook's HTTP executor does (docs/METRICS.md): a step_started first if
+// the node has none (or, sometimes, after its fifth failure: started
+// again), then http_attempted with the response's status, committed on its
+// own (unless the call got no response), and in tx the attempt's outcome —
+// step_succeeded for a 2xx, else step_failed with the attempt number — or,
+// one time in eight, no outcome (a retry in flight, or a worker that died).
+func modelAttempt(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx, rnd *rand.Rand) error {
+	var run string
+	var starts, fails int
+	var last time.Time
+	err := tx.QueryRow(ctx, `SELECT r.id,
+  (SELECT count(*) FROM public.workflow_events e WHERE e.run_id = r.id AND e.type = 'step_started' AND e.payload -> 'node' ->> 'id' = 'rt'),
+  (SELECT count(*) FROM public.workflow_events e WHERE e.run_id = r.id AND e.type = 'step_failed' AND e.payload -> 'node' ->> 'id' = 'rt'
+     AND e.ts > (SELECT max(s.ts) FROM public.workflow_events s WHERE s.run_id = r.id AND s.type = 'step_started' AND s.payload -> 'node' ->> 'id' = 'rt')),
+  (SELECT coalesce(max(e.ts), r.started_at) FROM public.workflow_events e WHERE e.run_id = r.id)
+FROM public.workflow_runs r WHERE r.started_at > $1::timestamptz - interval '40 days'
+-- mostly a run whose rt has started already: its retries then span refreshes
+ORDER BY EXISTS (SELECT FROM public.workflow_events e WHERE e.run_id = r.id AND e.payload -> 'node' ->> 'id' = 'rt')
+         AND random() < 0.8 DESC, random()
+LIMIT 1`, clock).Scan(&run, &starts, &fails, &last)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	const node = `{"id":"rt","type":"http_call"}`
+	at := last
+	insert := func(q interface {
+		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	}, typ, payload string) error {
+		at = at.Add(time.Duration(1+rnd.Intn(3000)) * time.Millisecond)
+		_, err := q.Exec(ctx, `INSERT INTO public.workflow_events (run_id, ts, type, payload) VALUES ($1, $2, $3, $4::jsonb)`, run, at, typ, payload)
+		return err
+	}
+	if starts == 0 || (fails >= 5 && rnd.Intn(3) == 0) {
+		if err := insert(pool, "step_started", `{"node":`+node+`}`); err != nil {
+			return err
+		}
+		fails = 0
+	}
+	status := []int{0, 200, 201, 301, 404, 429, 500, 502, 503, 503}[rnd.Intn(10)]
+	if status != 0 {
+		if err := insert(pool, "http_attempted", fmt.Sprintf(`{"node":%s,"status":%d}`, node, status)); err != nil {
+			return err
+		}
+	}
+	switch {
+	case rnd.Intn(8) == 0:
+		return nil // the outcome is not written (yet)
+	case status >= 200 && status < 300:
+		return insert(tx, "step_succeeded", `{"node":`+node+`,"next":[]}`)
+	default:
+		return insert(tx, "step_failed", fmt.Sprintf(`{"node":%s,"attempt":%d,"error":"Error: HTTP %d"}`, node, fails+1, status))
+	}
 }
 
 // isConflict reports errors concurrent writers cause each other.

@@ -25,6 +25,8 @@ var clock = time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 //
 //	w1 (P1, slug a, v1, published)   runs at every edge, all statuses
 //	w2 (P1, slug a, v2, published)   a few runs, step events with retries
+//	                                 (nodes n1, n2: a new step_started per
+//	                                 retry; r1, r2: as MeshHook's workers)
 //	w3 (P2, slug b, v1, draft)       never run
 //	w4 (P2, slug c, v1, archived)    only runs older than 30 days
 const edgeData = `
@@ -102,6 +104,79 @@ FROM (VALUES
   ('00000000-0000-0000-0000-0000000000d6', '240 hours', 'step_started', '{"node":{"id":"n2","type":"transform"}}'),
   ('00000000-0000-0000-0000-0000000000d6', '239 hours 59 minutes 59 seconds', 'step_succeeded', '{"node":{"id":"n2","type":"transform"},"next":[]}')
 ) AS v(run_id, ago, type, payload);
+-- w2: runs written the way MeshHook's workers write them (issue #25): node
+-- r1, an http_call, retried without a new step_started.
+INSERT INTO public.workflow_runs (id, project_id, workflow_id, status, started_at, finished_at)
+SELECT v.id::uuid, '00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000000b2', v.status,
+       $1::timestamptz - v.ago::interval, $1::timestamptz - v.ago::interval + v.took::interval
+FROM (VALUES
+  ('00000000-0000-0000-0000-0000000000f1', 'succeeded', '40 minutes', '1 minute'),
+  ('00000000-0000-0000-0000-0000000000f2', 'failed', '5 hours', '30 seconds'),
+  ('00000000-0000-0000-0000-0000000000f3', 'running', '10 minutes', NULL),
+  ('00000000-0000-0000-0000-0000000000f4', 'canceled', '30 hours', '20 seconds'),
+  ('00000000-0000-0000-0000-0000000000f5', 'running', '72 hours', NULL),
+  ('00000000-0000-0000-0000-0000000000f6', 'running', '15 minutes', NULL),
+  ('00000000-0000-0000-0000-0000000000f7', 'succeeded', '48 hours', '1 minute')
+) AS v(id, status, ago, took);
+INSERT INTO public.workflow_events (run_id, ts, type, payload)
+SELECT v.run_id::uuid, r.started_at + v.after::interval, v.type, v.payload::jsonb
+FROM (VALUES
+  -- f1: 503, then 200 after the back-off: one execution, succeeded, 2 attempts.
+  ('00000000-0000-0000-0000-0000000000f1', '1 second', 'step_started', '{"node":{"id":"r1","type":"http_call"}}'),
+  ('00000000-0000-0000-0000-0000000000f1', '2 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":503}'),
+  ('00000000-0000-0000-0000-0000000000f1', '2.001 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":1,"error":"Error: HTTP 503"}'),
+  ('00000000-0000-0000-0000-0000000000f1', '3 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":200}'),
+  ('00000000-0000-0000-0000-0000000000f1', '3.5 seconds', 'step_succeeded', '{"node":{"id":"r1","type":"http_call"},"next":[],"response":"secret body"}'),
+  -- f2: a network error, 502, 502, 429, 500: finally failed at attempt 5.
+  ('00000000-0000-0000-0000-0000000000f2', '1 second', 'step_started', '{"node":{"id":"r1","type":"http_call"}}'),
+  ('00000000-0000-0000-0000-0000000000f2', '2 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":1,"error":"TypeError: fetch failed"}'),
+  ('00000000-0000-0000-0000-0000000000f2', '3 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":502}'),
+  ('00000000-0000-0000-0000-0000000000f2', '3.05 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":2,"error":"Error: HTTP 502"}'),
+  ('00000000-0000-0000-0000-0000000000f2', '5 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":502}'),
+  ('00000000-0000-0000-0000-0000000000f2', '5.1 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":3,"error":"Error: HTTP 502"}'),
+  ('00000000-0000-0000-0000-0000000000f2', '9 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":"429"}'),
+  ('00000000-0000-0000-0000-0000000000f2', '9.1 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":4,"error":"Error: HTTP 429"}'),
+  ('00000000-0000-0000-0000-0000000000f2', '17 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":500}'),
+  ('00000000-0000-0000-0000-0000000000f2', '17.1 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":5,"error":"Error: HTTP 500"}'),
+  -- f3: attempt 1 failed, the run still running: pending, no execution yet.
+  ('00000000-0000-0000-0000-0000000000f3', '1 second', 'step_started', '{"node":{"id":"r1","type":"http_call"}}'),
+  ('00000000-0000-0000-0000-0000000000f3', '2 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":503}'),
+  ('00000000-0000-0000-0000-0000000000f3', '2.1 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":1,"error":"Error: HTTP 503"}'),
+  -- f4: two 503s, then the run was canceled: final at attempt 2.
+  ('00000000-0000-0000-0000-0000000000f4', '1 second', 'step_started', '{"node":{"id":"r1","type":"http_call"}}'),
+  ('00000000-0000-0000-0000-0000000000f4', '2 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":503}'),
+  ('00000000-0000-0000-0000-0000000000f4', '2.1 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":1,"error":"Error: HTTP 503"}'),
+  ('00000000-0000-0000-0000-0000000000f4', '3 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":503}'),
+  ('00000000-0000-0000-0000-0000000000f4', '3.1 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":2,"error":"Error: HTTP 503"}'),
+  -- f5: five network errors while the run is still running: final.
+  ('00000000-0000-0000-0000-0000000000f5', '1 second', 'step_started', '{"node":{"id":"r1","type":"http_call"}}'),
+  ('00000000-0000-0000-0000-0000000000f5', '2 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":1,"error":"TypeError: fetch failed"}'),
+  ('00000000-0000-0000-0000-0000000000f5', '3 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":2,"error":"TypeError: fetch failed"}'),
+  ('00000000-0000-0000-0000-0000000000f5', '5 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":3,"error":"TypeError: fetch failed"}'),
+  ('00000000-0000-0000-0000-0000000000f5', '9 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":4,"error":"TypeError: fetch failed"}'),
+  ('00000000-0000-0000-0000-0000000000f5', '17 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":5,"error":"TypeError: fetch failed"}'),
+  -- f6: attempt 1 failed and the retry's response (200) arrived, its
+  -- outcome not yet: pending. r2 names its node by id string: a 301, then
+  -- a 2xx.
+  ('00000000-0000-0000-0000-0000000000f6', '1 second', 'step_started', '{"node":{"id":"r1","type":"http_call"}}'),
+  ('00000000-0000-0000-0000-0000000000f6', '2 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":503}'),
+  ('00000000-0000-0000-0000-0000000000f6', '2.1 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":1,"error":"Error: HTTP 503"}'),
+  ('00000000-0000-0000-0000-0000000000f6', '3 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":200}'),
+  ('00000000-0000-0000-0000-0000000000f6', '4 seconds', 'step_started', '{"node":{"id":"r2","type":"http_call"}}'),
+  ('00000000-0000-0000-0000-0000000000f6', '5 seconds', 'http_attempted', '{"node":"r2","status":301}'),
+  ('00000000-0000-0000-0000-0000000000f6', '5.1 seconds', 'step_failed', '{"node":"r2","attempt":"1","error":"Error: HTTP 301"}'),
+  ('00000000-0000-0000-0000-0000000000f6', '6 seconds', 'http_attempted', '{"node":"r2","status":204}'),
+  ('00000000-0000-0000-0000-0000000000f6', '6.5 seconds', 'step_succeeded', '{"node":"r2","next":[]}'),
+  -- f7: attempt 1 failed (500), then the node was started again and
+  -- succeeded: two executions, the first failed.
+  ('00000000-0000-0000-0000-0000000000f7', '1 second', 'step_started', '{"node":{"id":"r1","type":"http_call"}}'),
+  ('00000000-0000-0000-0000-0000000000f7', '2 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":500}'),
+  ('00000000-0000-0000-0000-0000000000f7', '2.5 seconds', 'step_failed', '{"node":{"id":"r1","type":"http_call"},"attempt":1,"error":"Error: HTTP 500"}'),
+  ('00000000-0000-0000-0000-0000000000f7', '10 seconds', 'step_started', '{"node":{"id":"r1","type":"http_call"}}'),
+  ('00000000-0000-0000-0000-0000000000f7', '11 seconds', 'http_attempted', '{"node":{"id":"r1","type":"http_call"},"status":201}'),
+  ('00000000-0000-0000-0000-0000000000f7', '12 seconds', 'step_succeeded', '{"node":{"id":"r1","type":"http_call"},"next":[]}')
+) AS v(run_id, after, type, payload)
+JOIN public.workflow_runs r ON r.id = v.run_id::uuid;
 `
 
 // loadEdgeData installs meshtop, pins the clock and inserts edgeData.
@@ -264,7 +339,9 @@ const (
 	hourlyCols   = `workflow_id, hour, runs, succeeded, failed, canceled,
   round(p50_duration::numeric, 6) p50, round(p95_duration::numeric, 6) p95`
 	stepCols = `workflow_id, node_id, node_type, "window", executions, failures,
-  round(failure_rate::numeric, 9) fr, last_failure_at`
+  round(failure_rate::numeric, 9) fr, last_failure_at,
+  attempts, round(avg_attempts::numeric, 9) aa, max_attempts, retried, round(retry_rate::numeric, 9) rr,
+  failed_attempts, round(attempt_failure_rate::numeric, 9) afr, http_2xx, http_4xx, http_5xx, http_other, http_none`
 	stepKeys = `workflow_id, node_id, "window"`
 )
 
@@ -357,5 +434,49 @@ WHERE workflow_id = '00000000-0000-0000-0000-0000000000b2' AND node_id = 'n1' AN
 	}
 	if exec != 5 || fails != 2 {
 		t.Errorf("n1 30d = %d executions, %d failures; want 5, 2", exec, fails)
+	}
+
+	// r1 and r2 are written as MeshHook's workers write them: retries
+	// without a new step_started (edgeData's runs f1-f7).
+	type steps struct {
+		exec, fail, attempts, failedAttempts, retried int64
+		maxAttempts                                   int
+		h2xx, h4xx, h5xx, hOther, hNone               int64
+	}
+	for _, c := range []struct {
+		node, window string
+		want         steps
+		p50          float64
+	}{
+		// f1 (503, then 200); f3 and f6 are pending.
+		{"r1", "1h", steps{exec: 1, attempts: 2, failedAttempts: 1, retried: 1, maxAttempts: 2, h2xx: 1, h5xx: 1}, 2500},
+		// f6's r2: a 301, then a 204 (node ids as strings).
+		{"r2", "1h", steps{exec: 1, attempts: 2, failedAttempts: 1, retried: 1, maxAttempts: 2, h2xx: 1, hOther: 1}, 2500},
+		// + f2: a network error, 502, 502, 429, 500 (final at attempt 5).
+		{"r1", "24h", steps{exec: 2, fail: 1, attempts: 7, failedAttempts: 6, retried: 2, maxAttempts: 5, h2xx: 1, h4xx: 1, h5xx: 4, hNone: 1}, 9300},
+		// + f4 (two 503s, canceled), f5 (five network errors), f7 (a 500,
+		// then started again: 201).
+		{"r1", "7d", steps{exec: 6, fail: 4, attempts: 16, failedAttempts: 14, retried: 4, maxAttempts: 5, h2xx: 2, h4xx: 1, h5xx: 7, hNone: 6}, 2300},
+	} {
+		var got steps
+		var p50 float64
+		if err := db.Pool.QueryRow(ctx, `SELECT executions, failures, attempts, failed_attempts, retried, max_attempts,
+  http_2xx, http_4xx, http_5xx, http_other, http_none, p50_latency
+FROM metrics.mv_step_metrics WHERE workflow_id = '00000000-0000-0000-0000-0000000000b2' AND node_id = $1 AND "window" = $2`,
+			c.node, c.window).Scan(&got.exec, &got.fail, &got.attempts, &got.failedAttempts, &got.retried, &got.maxAttempts,
+			&got.h2xx, &got.h4xx, &got.h5xx, &got.hOther, &got.hNone, &p50); err != nil {
+			t.Fatalf("%s %s: %v", c.node, c.window, err)
+		}
+		if got != c.want || math.Abs(p50-c.p50) > 0.01*c.p50 {
+			t.Errorf("%s %s = %+v, p50 %v; want %+v, p50 %v ± 1%%", c.node, c.window, got, p50, c.want, c.p50)
+		}
+	}
+	var lastFail time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT last_failure_at FROM metrics.mv_step_metrics
+WHERE workflow_id = '00000000-0000-0000-0000-0000000000b2' AND node_id = 'r1' AND "window" = '7d'`).Scan(&lastFail); err != nil {
+		t.Fatal(err)
+	}
+	if want := clock.Add(-5*time.Hour + 17100*time.Millisecond); !lastFail.Equal(want) {
+		t.Errorf("r1 7d last_failure_at = %v; want f2's fifth attempt, %v", lastFail, want)
 	}
 }

@@ -434,6 +434,32 @@ func (s *Store) Workflow(ctx context.Context, workflowID string, w Window) (Work
 	return d, nil
 }
 
+// Steps reads every step row of the window (every workflow's nodes with
+// executions in it), ordered by workflow, then failures and p95 latency.
+// Before the first refresh of mv_step_metrics it returns none and no error.
+func (s *Store) Steps(ctx context.Context, w Window) ([]StepMetrics, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if _, err := ParseWindow(string(w)); err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var st []StepMetrics
+	rows, err := s.reader().Query(ctx, s.query("window_steps"), string(w))
+	if err == nil {
+		st, err = scanSteps(rows)
+	}
+	if isNotPopulatedErr(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrap(err, "reading the steps", RoleReader)
+	}
+	return st, nil
+}
+
 // Views reads the status of every view (from the primary: the derived
 // running/interrupted state needs the primary's locks).
 func (s *Store) Views(ctx context.Context) ([]ViewStatus, error) {
@@ -557,7 +583,9 @@ func scanSteps(rows pgx.Rows) ([]StepMetrics, error) {
 		var st StepMetrics
 		var win string
 		err := r.Scan(&st.WorkflowID, &st.NodeID, &st.NodeType, &win, &st.Executions, &st.Failures,
-			&st.FailureRate, &st.P50Ms, &st.P95Ms, &st.LastFailureAt)
+			&st.FailureRate, &st.P50Ms, &st.P95Ms, &st.LastFailureAt,
+			&st.Attempts, &st.AvgAttempts, &st.MaxAttempts, &st.Retried, &st.RetryRate, &st.FailedAttempts,
+			&st.AttemptFailureRate, &st.HTTP2xx, &st.HTTP4xx, &st.HTTP5xx, &st.HTTPOther, &st.HTTPNone)
 		st.Window = Window(win)
 		return st, err
 	})

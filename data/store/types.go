@@ -100,7 +100,9 @@ type HourlyPoint struct {
 	P95Ms      *float64
 }
 
-// StepMetrics is one row of mv_step_metrics: a node of a workflow.
+// StepMetrics is one row of mv_step_metrics: a node of a workflow. An
+// execution is a step_started through its final outcome (retries included);
+// Failures are the executions that finally failed (docs/METRICS.md).
 type StepMetrics struct {
 	WorkflowID    string
 	NodeID        safetext.Text // from the event payload, written by the tenant's workflow definition
@@ -109,8 +111,25 @@ type StepMetrics struct {
 	Executions    int64
 	Failures      int64
 	FailureRate   *float64
-	P50Ms, P95Ms  *float64
+	P50Ms, P95Ms  *float64 // step_started to the final outcome
 	LastFailureAt *time.Time
+
+	// Attempts of the executions (a step_succeeded or step_failed each):
+	// in all, per execution on average and at most, the executions that
+	// needed more than one (Retried, RetryRate = Retried / Executions), and
+	// the failed ones (FailedAttempts, AttemptFailureRate = FailedAttempts
+	// / Attempts).
+	Attempts           int64
+	AvgAttempts        float64
+	MaxAttempts        int
+	Retried            int64
+	RetryRate          float64
+	FailedAttempts     int64
+	AttemptFailureRate float64
+	// Attempts by the HTTP status of their http_attempted: 2xx, 4xx, 5xx,
+	// other (1xx, 3xx, none or not a number); HTTPNone is failed attempts
+	// without an http_attempted (no response: a network error).
+	HTTP2xx, HTTP4xx, HTTP5xx, HTTPOther, HTTPNone int64
 }
 
 // Blocker is a backend holding a lock a refresh waits for.

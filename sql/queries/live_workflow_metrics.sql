@@ -41,7 +41,10 @@ CROSS JOIN LATERAL (
          count(*) FILTER (WHERE r.status = 'failed')::bigint AS failed,
          count(*) FILTER (WHERE r.status = 'canceled')::bigint AS canceled,
          count(*) FILTER (WHERE r.status IN ('running', 'paused'))::bigint AS running,
-         avg(extract(epoch FROM r.finished_at - r.started_at)::float8 * 1000) AS average_duration,
+         -- in numeric, as the rollup sums durations (exact), then float8: a
+         -- float8 average rounded 6345.4629375 to ...937 where the view says
+         -- ...938 (the tests compare averages rounded to 6 decimals)
+         avg(extract(epoch FROM r.finished_at - r.started_at) * 1000)::float8 AS average_duration,
          percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at)::float8 * 1000) AS p50_duration,
          percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at)::float8 * 1000) AS p95_duration,
          percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at)::float8 * 1000) AS p99_duration,

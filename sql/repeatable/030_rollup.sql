@@ -17,6 +17,122 @@
 -- workflow_events that could hold rows of the window changed in a way no
 -- trigger sees (dropped, detached, attached with rows, truncated by name).
 
+-- A number in an event payload (payload.attempt, payload.status): a JSON
+-- number, or a string of digits; NULL for anything else.
+CREATE OR REPLACE FUNCTION @schema@.event_number(p jsonb) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $meshtop$
+  SELECT CASE pg_catalog.jsonb_typeof(p)
+    WHEN 'number' THEN (p #>> '{}')::numeric
+    WHEN 'string' THEN CASE WHEN (p #>> '{}') ~ '^[0-9]{1,9}$' THEN (p #>> '{}')::numeric END
+  END
+$meshtop$;
+
+-- Step executions, as MeshHook's workers write them (docs/METRICS.md,
+-- "mv_step_metrics"; the oracle is sql/queries/live_step_metrics.sql).
+-- The orchestrator writes one step_started per node it enqueues; the HTTP
+-- executor makes up to 5 attempts, each writing http_attempted {node, status}
+-- when a response arrives, then step_succeeded (a 2xx) or step_failed {node,
+-- attempt, error}, and retries a failure without a new step_started. Per run
+-- and node, in (ts, id) order:
+--   * each step_started opens an execution (events before the first are
+--     ignored); its attempts are its step_succeeded/step_failed events, each
+--     with the http_attempted right before it, if any, as its HTTP status;
+--   * its final outcome is its last attempt, if that is a step_succeeded, or
+--     a step_failed that is final: attempt >= 5 (or no attempt number: a
+--     failure nothing retries), or the node started again, or the run is no
+--     longer running or paused (its status now). A step_failed with attempt
+--     < 5 in a running or paused run is pending — not an execution yet: its
+--     retry (an event of the run: dirty_runs) or the run's end (an update of
+--     the run: dirty_keys) makes the refresh recompute it. http_attempted
+--     events after the last attempt (a retry whose outcome is not written
+--     yet) are ignored until that outcome is;
+--   * its latency is step_started -> final outcome (ms).
+-- Only payload.node (its id and type: an object {id, type}, or an id
+-- string), payload.attempt of step_failed and payload.status of
+-- http_attempted are read; never error texts or responses (personal data).
+-- Of the runs p_runs (NULL: every run) started at or after p_lo, the events
+-- from p_lo and from the hour the run started in (older ones are ignored:
+-- MeshHook writes a run before its events) up to p_clock.
+-- A SQL function without SET clauses, not strict: the planner inlines it
+-- into each caller, where a constant NULL p_runs folds away (a rebuild: the
+-- runs joined by hash, the events sorted once) and an array probes the
+-- (run_id, ts) index of each event partition once per run (a refresh's few
+-- keys, the windows' edge hours).
+CREATE OR REPLACE FUNCTION @schema@.step_executions(p_runs uuid[], p_lo timestamptz, p_clock timestamptz)
+RETURNS TABLE (run_id uuid, workflow_id uuid, run_started_at timestamptz, node_id text, node_type text,
+               failed boolean, ended_at timestamptz, lat float8, attempts int, failed_attempts int,
+               http_2xx int, http_4xx int, http_5xx int, http_other int, http_none int)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $meshtop$
+  SELECT z.run_id, z.workflow_id, z.run_started_at, z.node_id, z.node_type, z.type = 'step_failed', z.ts,
+         pg_catalog.date_part('epoch', z.ts - z.started) * 1000,
+         z.attempts::int, z.failed_attempts::int, z.http_2xx::int, z.http_4xx::int, z.http_5xx::int,
+         z.http_other::int, z.http_none::int
+  FROM (
+    -- Per execution (run, node, seg), without the http_attempted rows: the
+    -- counts so far; its last row (no next one) is its last attempt.
+    SELECT y.run_id, y.workflow_id, y.run_started_at, y.run_ended, y.node_id, y.ts, y.type,
+           y.attempt, y.seg, y.segs,
+           pg_catalog.lead(y.type) OVER w AS next_type,
+           pg_catalog.first_value(y.ts) OVER w AS started,
+           pg_catalog.max(y.node_type) OVER w AS node_type,
+           pg_catalog.count(*) FILTER (WHERE y.type <> 'step_started') OVER w AS attempts,
+           pg_catalog.count(*) FILTER (WHERE y.type = 'step_failed') OVER w AS failed_attempts,
+           pg_catalog.count(*) FILTER (WHERE y.cls = '2xx') OVER w AS http_2xx,
+           pg_catalog.count(*) FILTER (WHERE y.cls = '4xx') OVER w AS http_4xx,
+           pg_catalog.count(*) FILTER (WHERE y.cls = '5xx') OVER w AS http_5xx,
+           pg_catalog.count(*) FILTER (WHERE y.cls = 'other') OVER w AS http_other,
+           pg_catalog.count(*) FILTER (WHERE y.cls = 'none') OVER w AS http_none
+    FROM (
+      SELECT x.*,
+             CASE WHEN x.type = 'step_started' THEN NULL
+                  WHEN x.prev_type = 'http_attempted' THEN
+                    CASE WHEN x.prev_status >= 200 AND x.prev_status < 300 THEN '2xx'
+                         WHEN x.prev_status >= 400 AND x.prev_status < 500 THEN '4xx'
+                         WHEN x.prev_status >= 500 AND x.prev_status < 600 THEN '5xx'
+                         ELSE 'other' END
+                  WHEN x.type = 'step_failed' THEN 'none' END AS cls
+      FROM (
+        -- Per (run, node) in (ts, id) order: which execution (the
+        -- step_started seen so far), how many the node has, the event before.
+        SELECT e.run_id, e.workflow_id, e.run_started_at, e.run_ended, e.node_id, e.node_type,
+               e.ts, e.id, e.type, e.attempt,
+               pg_catalog.count(*) FILTER (WHERE e.type = 'step_started') OVER v AS seg,
+               pg_catalog.count(*) FILTER (WHERE e.type = 'step_started') OVER u AS segs,
+               pg_catalog.lag(e.type) OVER v AS prev_type,
+               pg_catalog.lag(e.status) OVER v AS prev_status
+        FROM (
+          SELECT e.run_id, r.workflow_id, r.started_at AS run_started_at,
+                 r.status NOT IN ('running', 'paused') AS run_ended,
+                 e.ts, e.id, e.type,
+                 CASE pg_catalog.jsonb_typeof(e.payload -> 'node')
+                   WHEN 'object' THEN e.payload -> 'node' ->> 'id'
+                   WHEN 'string' THEN e.payload ->> 'node' END AS node_id,
+                 CASE pg_catalog.jsonb_typeof(e.payload -> 'node')
+                   WHEN 'object' THEN e.payload -> 'node' ->> 'type' END AS node_type,
+                 CASE WHEN e.type = 'step_failed' THEN @schema@.event_number(e.payload -> 'attempt') END AS attempt,
+                 CASE WHEN e.type = 'http_attempted' THEN @schema@.event_number(e.payload -> 'status') END AS status
+          FROM public.workflow_events e
+          JOIN public.workflow_runs r ON r.id = e.run_id
+          WHERE (p_runs IS NULL OR e.run_id = ANY (p_runs)) AND (p_runs IS NULL OR r.id = ANY (p_runs))
+            AND e.ts >= p_lo AND e.ts <= p_clock
+            AND r.started_at >= p_lo
+            AND e.ts >= pg_catalog.date_trunc('hour', r.started_at, 'UTC')
+            AND e.type IN ('step_started', 'http_attempted', 'step_succeeded', 'step_failed')
+        ) e
+        WINDOW u AS (PARTITION BY e.run_id, e.node_id),
+               v AS (PARTITION BY e.run_id, e.node_id ORDER BY e.ts, e.id ROWS UNBOUNDED PRECEDING)
+      ) x
+      WHERE x.type <> 'http_attempted' AND x.seg > 0 AND x.node_id IS NOT NULL
+    ) y
+    WINDOW w AS (PARTITION BY y.run_id, y.node_id, y.seg ORDER BY y.ts, y.id ROWS UNBOUNDED PRECEDING)
+  ) z
+  WHERE z.next_type IS NULL AND z.type <> 'step_started'
+    AND (z.type = 'step_succeeded' OR z.attempt IS NULL OR z.attempt >= 5
+         OR z.seg < z.segs OR z.run_ended)
+$meshtop$;
+
 -- Recomputes buckets from the raw tables into the given tables (the rollup's
 -- own, or verify's temporary copies). p_full: every hour from p_from on;
 -- otherwise the (p_wf[i], p_hour[i]) keys, which must be distinct. Step
@@ -49,6 +165,7 @@ DECLARE
   v_lo timestamptz;
   v_tail text;     -- the steps' aggregation and INSERT
   v_build text;    -- a rebuild's table of step executions
+  v_runs uuid[];   -- the keys' runs
 BEGIN
   IF p_full THEN
     v_lo := p_from;
@@ -158,14 +275,20 @@ BEGIN
       SELECT st.workflow_id, st.bucket, st.node_id, @schema@.dd_key(st.lat) AS k,
              count(*) AS c, count(*) FILTER (WHERE st.failed) AS f,
              min(st.lat) AS mn, max(st.lat) AS mx,
-             max(st.ended_at) FILTER (WHERE st.failed) AS lf, max(st.node_type) AS nt
+             max(st.ended_at) FILTER (WHERE st.failed) AS lf, max(st.node_type) AS nt,
+             sum(st.attempts) AS a, max(st.attempts) AS am, count(*) FILTER (WHERE st.attempts > 1) AS rt,
+             sum(st.failed_attempts) AS fa, sum(st.http_2xx) AS h2, sum(st.http_4xx) AS h4,
+             sum(st.http_5xx) AS h5, sum(st.http_other) AS ho, sum(st.http_none) AS hn
       FROM st GROUP BY 1, 2, 3, 4
     )
     INSERT INTO %1$s (workflow_id, node_id, bucket, node_type, executions, failures,
-      lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c)
+      lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c,
+      attempts, attempts_max, retried, failed_attempts, http_2xx, http_4xx, http_5xx, http_other, http_none)
     SELECT hk.workflow_id, hk.node_id, hk.bucket, max(hk.nt), sum(hk.c), sum(hk.f),
            min(hk.mn), max(hk.mx), max(hk.lf),
-           array_agg(hk.k ORDER BY hk.k), array_agg(hk.c::int ORDER BY hk.k)
+           array_agg(hk.k ORDER BY hk.k), array_agg(hk.c::int ORDER BY hk.k),
+           sum(hk.a), max(hk.am), sum(hk.rt), sum(hk.fa), sum(hk.h2), sum(hk.h4), sum(hk.h5),
+           sum(hk.ho), sum(hk.hn)
     FROM hk GROUP BY 1, 2, 3
   $q$;
   IF p_full THEN
@@ -183,61 +306,24 @@ BEGIN
     v_build := pg_catalog.format('%I.%I', @schema@.schema_name(), 'rollup_build_' || pg_catalog.pg_backend_pid());
     EXECUTE pg_catalog.format('DROP TABLE IF EXISTS %s', v_build);
     EXECUTE pg_catalog.format($q$
-      CREATE UNLOGGED TABLE %4$s AS
-      SELECT ev.workflow_id, ev.bucket, ev.node_id,
-             coalesce(ev.node_type, ev.next_node_type) AS node_type,
-             ev.next_type = 'step_failed' AS failed,
-             ev.next_ts AS ended_at,
-             pg_catalog.date_part('epoch', ev.next_ts - ev.ts) * 1000 AS lat
-      FROM (
-        SELECT e.ts, e.type, r.workflow_id, pg_catalog.date_trunc('hour', r.started_at, 'UTC') AS bucket,
-               e.payload -> 'node' ->> 'id' AS node_id,
-               e.payload -> 'node' ->> 'type' AS node_type,
-               pg_catalog.lead(e.type) OVER w AS next_type,
-               pg_catalog.lead(e.ts) OVER w AS next_ts,
-               pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
-        FROM public.workflow_events e
-        JOIN public.workflow_runs r ON r.id = e.run_id
-        WHERE r.started_at >= %1$L::timestamptz
-          AND e.ts >= %2$L::timestamptz AND e.ts <= %3$L::timestamptz
-          AND e.ts >= pg_catalog.date_trunc('hour', r.started_at, 'UTC')
-          AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
-        WINDOW w AS (PARTITION BY e.run_id, e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) ev
-      WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
-        AND ev.node_id IS NOT NULL
-    $q$, p_from, v_lo, p_clock, v_build);
+      CREATE UNLOGGED TABLE %3$s AS
+      SELECT pg_catalog.date_trunc('hour', x.run_started_at, 'UTC') AS bucket, x.*
+      FROM @schema@.step_executions(NULL, %1$L::timestamptz, %2$L::timestamptz) x
+    $q$, p_from, p_clock, v_build);
     EXECUTE pg_catalog.format('WITH st AS (SELECT s.* FROM %2$s s),' || v_tail, p_steps_hour, v_build);
     EXECUTE pg_catalog.format('DROP TABLE %s', v_build);
   ELSE
     -- A few keys probe each run's events through the (run_id, ts)
-    -- indexes. ts >= v_lo prunes workflow_events to the partitions that
-    -- matter.
+    -- indexes: the runs' ids go in as an array (a constant when the
+    -- statement is planned: the index condition run_id = ANY). ts >= v_lo
+    -- prunes workflow_events to the partitions that matter.
+    EXECUTE pg_catalog.format('SELECT coalesce(array_agg(s.id), ''{}'') FROM (%s) s', v_src)
+      INTO v_runs USING p_wf, p_hour, p_from;
     EXECUTE pg_catalog.format($q$
-      WITH runs AS MATERIALIZED (%2$s),
-      ev AS (
-        SELECT x.*, runs.workflow_id, runs.bucket
-        FROM runs CROSS JOIN LATERAL (
-          SELECT e.run_id, e.ts, e.type,
-                 e.payload -> 'node' ->> 'id' AS node_id,
-                 e.payload -> 'node' ->> 'type' AS node_type,
-                 pg_catalog.lead(e.type) OVER w AS next_type,
-                 pg_catalog.lead(e.ts) OVER w AS next_ts,
-                 pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
-          FROM public.workflow_events e
-          WHERE e.run_id = runs.id AND e.ts >= $4 AND e.ts <= $5 AND e.ts >= runs.bucket
-            AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
-          WINDOW w AS (PARTITION BY e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) x
-      ),
-      st AS (
-        SELECT ev.workflow_id, ev.bucket, ev.node_id,
-               coalesce(ev.node_type, ev.next_node_type) AS node_type,
-               ev.next_type = 'step_failed' AS failed,
-               ev.next_ts AS ended_at,
-               pg_catalog.date_part('epoch', ev.next_ts - ev.ts) * 1000 AS lat
-        FROM ev
-        WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
-          AND ev.node_id IS NOT NULL
-      ),$q$ || v_tail, p_steps_hour, v_src) USING p_wf, p_hour, p_from, v_lo, p_clock;
+      WITH st AS (
+        SELECT pg_catalog.date_trunc('hour', x.run_started_at, 'UTC') AS bucket, x.*
+        FROM @schema@.step_executions($1, $2, $3) x
+      ),$q$ || v_tail, p_steps_hour) USING v_runs, v_lo, p_clock;
   END IF;
   END IF;
 
@@ -294,13 +380,20 @@ BEGIN
       SELECT src.workflow_id, src.node_id, src.day, max(src.node_type) AS node_type,
              sum(src.executions) AS executions, sum(src.failures) AS failures,
              min(src.lat_min_ms) AS lat_min_ms, max(src.lat_max_ms) AS lat_max_ms,
-             max(src.last_failure_at) AS last_failure_at
+             max(src.last_failure_at) AS last_failure_at,
+             sum(src.attempts) AS attempts, max(src.attempts_max) AS attempts_max,
+             sum(src.retried) AS retried, sum(src.failed_attempts) AS failed_attempts,
+             sum(src.http_2xx) AS http_2xx, sum(src.http_4xx) AS http_4xx, sum(src.http_5xx) AS http_5xx,
+             sum(src.http_other) AS http_other, sum(src.http_none) AS http_none
       FROM src GROUP BY 1, 2, 3
     )
     INSERT INTO %1$s (workflow_id, node_id, bucket, node_type, executions, failures,
-      lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c)
+      lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c,
+      attempts, attempts_max, retried, failed_attempts, http_2xx, http_4xx, http_5xx, http_other, http_none)
     SELECT a.workflow_id, a.node_id, a.day, a.node_type, a.executions, a.failures,
-           a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs
+           a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs,
+           a.attempts, a.attempts_max, a.retried, a.failed_attempts, a.http_2xx, a.http_4xx, a.http_5xx,
+           a.http_other, a.http_none
     FROM a JOIN ha ON ha.workflow_id = a.workflow_id AND ha.node_id = a.node_id AND ha.day = a.day
   $q$, p_steps_day, pg_catalog.format(v_hours, p_steps_hour)) USING p_wf, p_hour, p_days_before, p_days_from;
 END

@@ -59,6 +59,7 @@ AS $meshtop$
 DECLARE
   v_swf uuid[];   -- cells whose whole-day entry is missing or for other days
   v_swin text[];
+  v_runs uuid[];  -- the runs of the cells' edge hours
 BEGIN
   IF coalesce(cardinality(p_wf), 0) = 0 THEN
     RETURN;
@@ -123,7 +124,8 @@ BEGIN
     $q$, p_days_runs, p_runs_day) USING v_swf, v_swin, p_clock;
     EXECUTE pg_catalog.format($q$
       INSERT INTO %1$s (workflow_id, "window", node_id, node_type, executions, failures,
-        lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c)
+        lat_min_ms, lat_max_ms, last_failure_at, hist_k, hist_c,
+        attempts, attempts_max, retried, failed_attempts, http_2xx, http_4xx, http_5xx, http_other, http_none)
       WITH s AS MATERIALIZED (
         SELECT k.wf, k.win, b.d0, b.d1
         FROM unnest($1::uuid[], $2::text[]) AS k(wf, win)
@@ -133,7 +135,9 @@ BEGIN
         SELECT s.wf, s.win, d.*
         FROM s CROSS JOIN LATERAL (
           SELECT d.node_id, d.node_type, d.executions, d.failures, d.lat_min_ms, d.lat_max_ms,
-                 d.last_failure_at, d.hist_k, d.hist_c
+                 d.last_failure_at, d.hist_k, d.hist_c,
+                 d.attempts, d.attempts_max, d.retried, d.failed_attempts,
+                 d.http_2xx, d.http_4xx, d.http_5xx, d.http_other, d.http_none
           FROM %2$s d WHERE d.workflow_id = s.wf AND d.bucket >= s.d0 AND d.bucket < s.d1) d
       ),
       h AS (
@@ -149,11 +153,17 @@ BEGIN
         SELECT src.wf, src.win, src.node_id, max(src.node_type) AS node_type,
                sum(src.executions) AS executions, sum(src.failures) AS failures,
                min(src.lat_min_ms) AS lat_min_ms, max(src.lat_max_ms) AS lat_max_ms,
-               max(src.last_failure_at) AS last_failure_at
+               max(src.last_failure_at) AS last_failure_at,
+               sum(src.attempts) AS attempts, max(src.attempts_max) AS attempts_max,
+               sum(src.retried) AS retried, sum(src.failed_attempts) AS failed_attempts,
+               sum(src.http_2xx) AS http_2xx, sum(src.http_4xx) AS http_4xx, sum(src.http_5xx) AS http_5xx,
+               sum(src.http_other) AS http_other, sum(src.http_none) AS http_none
         FROM src GROUP BY 1, 2, 3
       )
       SELECT a.wf, a.win, a.node_id, a.node_type, a.executions, a.failures,
-             a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs
+             a.lat_min_ms, a.lat_max_ms, a.last_failure_at, ha.ks, ha.cs,
+             a.attempts, a.attempts_max, a.retried, a.failed_attempts,
+             a.http_2xx, a.http_4xx, a.http_5xx, a.http_other, a.http_none
       FROM a JOIN ha ON ha.wf = a.wf AND ha.win = a.win AND ha.node_id = a.node_id
     $q$, p_days_steps, p_steps_day) USING v_swf, v_swin, p_clock;
   END IF;
@@ -258,86 +268,81 @@ BEGIN
     DELETE FROM %s t USING unnest($1::uuid[], $2::text[]) AS k(wf, win)
     WHERE t.workflow_id = k.wf AND t."window" = k.win$q$, p_steps) USING p_wf, p_win;
 
-  -- Step executions (pairing as in 030_rollup.sql: a step_started followed,
-  -- for that run and node, by its step_succeeded/step_failed; events after
-  -- the clock are ignored).
+  -- Step executions (step_executions in 030_rollup.sql; events after the
+  -- clock are ignored). The runs of the partial hours at both ends of each
+  -- window, of the cells' workflows (edge_runs), each once, as an array: a
+  -- constant when the statement below is planned.
+  SELECT coalesce(array_agg(DISTINCT r.id), '{}') INTO v_runs
+  FROM @schema@.edge_runs(p_clock) r
+  JOIN unnest(p_wf, p_win) AS c(wf, win) ON c.wf = r.workflow_id AND (r."window" IS NULL OR c.win = r."window");
   EXECUTE pg_catalog.format($q$
     INSERT INTO %1$s (workflow_id, node_id, "window", node_type, executions, failures,
-      p50_ms, p95_ms, last_failure_at)
+      p50_ms, p95_ms, last_failure_at,
+      attempts, attempts_max, retried, failed_attempts, http_2xx, http_4xx, http_5xx, http_other, http_none)
     WITH b AS MATERIALIZED (
       SELECT w.* FROM @schema@.window_bounds($3) w
     ),
     cells AS MATERIALIZED (
       SELECT k.wf, k.win FROM unnest($1::uuid[], $2::text[]) AS k(wf, win)
     ),
-    -- The runs of the partial hours at both ends of each window, of the
-    -- cells' workflows (each run once)...
-    rr AS MATERIALIZED (
-      SELECT DISTINCT r.id, r.workflow_id, r.started_at
-      FROM @schema@.edge_runs($3) r
-      JOIN cells c ON c.wf = r.workflow_id AND (r."window" IS NULL OR c.win = r."window")
-    ),
-    -- ... their step executions, probed per run through the (run_id, ts)
-    -- indexes (ts >= the oldest edge prunes the event partitions: a scalar
-    -- subquery, i.e. an InitPlan evaluated before pruning) ...
+    -- The step executions of the runs of the partial hours at both ends
+    -- of each window, of the cells' workflows (v_runs, above), probed per
+    -- run through the (run_id, ts) indexes (ts >= the hour of the oldest
+    -- edge prunes the event partitions; a parameter, not a subquery: the
+    -- planner inlines no function whose arguments hold one) ...
     ev AS MATERIALIZED (
-      SELECT rr.workflow_id, rr.started_at AS run_started_at, x.*
-      FROM rr CROSS JOIN LATERAL (
-        SELECT e.ts, e.type,
-               e.payload -> 'node' ->> 'id' AS node_id,
-               e.payload -> 'node' ->> 'type' AS node_type,
-               pg_catalog.lead(e.type) OVER w AS next_type,
-               pg_catalog.lead(e.ts) OVER w AS next_ts,
-               pg_catalog.lead(e.payload -> 'node' ->> 'type') OVER w AS next_node_type
-        FROM public.workflow_events e
-        WHERE e.run_id = rr.id
-          AND e.ts >= (SELECT pg_catalog.date_trunc('hour', min(b.lo), 'UTC') FROM b)
-          AND e.ts <= $3
-          AND e.ts >= pg_catalog.date_trunc('hour', rr.started_at, 'UTC')
-          AND e.type IN ('step_started', 'step_succeeded', 'step_failed')
-        WINDOW w AS (PARTITION BY e.payload -> 'node' ->> 'id' ORDER BY e.ts, e.id)) x
+      SELECT x.* FROM @schema@.step_executions($4, $5, $3) x
     ),
     -- ... and the windows (of the cells) each run is at an edge of.
     raw AS MATERIALIZED (
-      SELECT b."window", ev.workflow_id, ev.node_id,
-             coalesce(ev.node_type, ev.next_node_type) AS node_type,
-             ev.next_type = 'step_failed' AS failed,
-             ev.next_ts AS ended_at,
-             pg_catalog.date_part('epoch', ev.next_ts - ev.ts) * 1000 AS lat
+      SELECT b."window", ev.workflow_id, ev.node_id, ev.node_type, ev.failed, ev.ended_at, ev.lat,
+             ev.attempts, ev.failed_attempts, ev.http_2xx, ev.http_4xx, ev.http_5xx, ev.http_other, ev.http_none
       FROM ev
       JOIN b ON (ev.run_started_at > b.lo AND ev.run_started_at < b.h0)
              OR (ev.run_started_at >= b.h1 AND ev.run_started_at <= b.hi)
       JOIN cells c ON c.wf = ev.workflow_id AND c.win = b."window"
-      WHERE ev.type = 'step_started' AND ev.next_type IN ('step_succeeded', 'step_failed')
-        AND ev.node_id IS NOT NULL
     ),
     parts AS MATERIALIZED (
       SELECT b."window", c.wf AS workflow_id, x.*
       FROM b JOIN cells c ON c.win = b."window"
       CROSS JOIN LATERAL (
         SELECT d.node_id, d.node_type, d.executions, d.failures,
-               d.lat_min_ms, d.lat_max_ms, d.last_failure_at, d.hist_k, d.hist_c
+               d.lat_min_ms, d.lat_max_ms, d.last_failure_at, d.hist_k, d.hist_c,
+               d.attempts, d.attempts_max, d.retried, d.failed_attempts,
+               d.http_2xx, d.http_4xx, d.http_5xx, d.http_other, d.http_none
         FROM %2$s d WHERE d.workflow_id = c.wf AND d."window" = b."window"
         UNION ALL
         SELECT h.node_id, h.node_type, h.executions, h.failures,
-               h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
+               h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c,
+               h.attempts, h.attempts_max, h.retried, h.failed_attempts,
+               h.http_2xx, h.http_4xx, h.http_5xx, h.http_other, h.http_none
         FROM %3$s h WHERE h.workflow_id = c.wf AND h.bucket >= b.h0 AND h.bucket < b.d0
         UNION ALL
         SELECT h.node_id, h.node_type, h.executions, h.failures,
-               h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c
+               h.lat_min_ms, h.lat_max_ms, h.last_failure_at, h.hist_k, h.hist_c,
+               h.attempts, h.attempts_max, h.retried, h.failed_attempts,
+               h.http_2xx, h.http_4xx, h.http_5xx, h.http_other, h.http_none
         FROM %3$s h WHERE h.workflow_id = c.wf AND h.bucket >= b.d1 AND h.bucket < b.h1) x
     ),
     agg AS (
       SELECT u."window", u.workflow_id, u.node_id, max(u.node_type) AS node_type,
              sum(u.executions) AS executions, sum(u.failures) AS failures,
-             min(u.mn) AS mn, max(u.mx) AS mx, max(u.last_failure_at) AS last_failure_at
+             min(u.mn) AS mn, max(u.mx) AS mx, max(u.last_failure_at) AS last_failure_at,
+             sum(u.attempts) AS attempts, max(u.attempts_max) AS attempts_max,
+             sum(u.retried) AS retried, sum(u.failed_attempts) AS failed_attempts,
+             sum(u.http_2xx) AS http_2xx, sum(u.http_4xx) AS http_4xx, sum(u.http_5xx) AS http_5xx,
+             sum(u.http_other) AS http_other, sum(u.http_none) AS http_none
       FROM (
         SELECT p."window", p.workflow_id, p.node_id, p.node_type, p.executions, p.failures,
-               p.lat_min_ms AS mn, p.lat_max_ms AS mx, p.last_failure_at
+               p.lat_min_ms AS mn, p.lat_max_ms AS mx, p.last_failure_at,
+               p.attempts, p.attempts_max, p.retried, p.failed_attempts,
+               p.http_2xx, p.http_4xx, p.http_5xx, p.http_other, p.http_none
         FROM parts p
         UNION ALL
         SELECT r."window", r.workflow_id, r.node_id, r.node_type, 1, r.failed::int, r.lat, r.lat,
-               CASE WHEN r.failed THEN r.ended_at END
+               CASE WHEN r.failed THEN r.ended_at END,
+               r.attempts, r.attempts, (r.attempts > 1)::int, r.failed_attempts,
+               r.http_2xx, r.http_4xx, r.http_5xx, r.http_other, r.http_none
         FROM raw r
       ) u
       GROUP BY 1, 2, 3
@@ -357,13 +362,16 @@ BEGIN
       FROM hist h GROUP BY 1, 2, 3
     )
     SELECT a.workflow_id, a.node_id, a."window", a.node_type, a.executions, a.failures,
-           pc.p[1], pc.p[2], a.last_failure_at
+           pc.p[1], pc.p[2], a.last_failure_at,
+           a.attempts, a.attempts_max, a.retried, a.failed_attempts,
+           a.http_2xx, a.http_4xx, a.http_5xx, a.http_other, a.http_none
     FROM agg a
     LEFT JOIN ha ON ha."window" = a."window" AND ha.workflow_id = a.workflow_id AND ha.node_id = a.node_id
     CROSS JOIN LATERAL (
       SELECT @schema@.dd_percentiles(ha.ks, ha.cs, a.executions::bigint, a.mn, a.mx, '{0.5,0.95}'::float8[]) AS p) pc
     WHERE a.executions > 0
-  $q$, p_steps, p_days_steps, p_steps_hour) USING p_wf, p_win, p_clock;
+  $q$, p_steps, p_days_steps, p_steps_hour) USING p_wf, p_win, p_clock, v_runs,
+    (SELECT pg_catalog.date_trunc('hour', min(b.lo), 'UTC') FROM @schema@.window_bounds(p_clock) b);
   END IF;
 END
 $meshtop$;

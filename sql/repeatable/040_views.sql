@@ -7,8 +7,8 @@
 -- Meanings are those of docs/METRICS.md and sql/queries/live_*.sql (the
 -- oracles), unchanged since 003: a run is in window W when
 -- clock - W < started_at <= clock; durations are finished_at - started_at in
--- ms; a step execution is a step_started followed, for that run and node, by
--- its step_succeeded/step_failed. What changed is where the numbers come
+-- ms; a step execution is a step_started through its final outcome (since
+-- 016: step_executions in 030_rollup.sql). What changed is where the numbers come
 -- from: the window cells (035_cells.sql), kept up to date by each refresh
 -- from the rollup (whole UTC days and hours: exact counts, sums, min/max,
 -- last failure; histograms for percentiles) and the raw partial hours at
@@ -134,8 +134,11 @@ WHERE r.started_at >= (SELECT GREATEST(LEAST(c.built_to, pg_catalog.date_trunc('
 GROUP BY r.workflow_id, pg_catalog.date_trunc('hour', r.started_at, 'UTC');
 
 -- Per workflow, node and window: step executions and latency, the window
--- cells of 035_cells.sql (a step execution is a step_started followed, for
--- that run and node, by its step_succeeded/step_failed; see 030_rollup.sql).
+-- cells of 035_cells.sql. A step execution is a node's step_started in a run
+-- through its final outcome (a step_succeeded, or a step_failed no retry of
+-- that node follows; step_executions in 030_rollup.sql); failures are
+-- executions that finally failed; the attempts columns count its
+-- step_succeeded/step_failed events (docs/METRICS.md).
 CREATE MATERIALIZED VIEW @schema@.mv_step_metrics AS
 SELECT a.workflow_id,
        a.node_id,
@@ -146,7 +149,19 @@ SELECT a.workflow_id,
        a.failures::float8 / a.executions::float8 AS failure_rate,
        a.p50_ms AS p50_latency,
        a.p95_ms AS p95_latency,
-       a.last_failure_at
+       a.last_failure_at,
+       a.attempts::bigint AS attempts,
+       a.attempts::float8 / a.executions::float8 AS avg_attempts,
+       a.attempts_max AS max_attempts,
+       a.retried::bigint AS retried,
+       a.retried::float8 / a.executions::float8 AS retry_rate,
+       a.failed_attempts::bigint AS failed_attempts,
+       a.failed_attempts::float8 / nullif(a.attempts, 0)::float8 AS attempt_failure_rate,
+       a.http_2xx::bigint AS http_2xx,
+       a.http_4xx::bigint AS http_4xx,
+       a.http_5xx::bigint AS http_5xx,
+       a.http_other::bigint AS http_other,
+       a.http_none::bigint AS http_none
 FROM @schema@.window_steps a
 WHERE a.executions > 0
 WITH NO DATA;

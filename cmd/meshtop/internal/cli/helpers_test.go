@@ -114,12 +114,20 @@ func seeded(t *testing.T) *pgtest.DB {
 // seed fills db with the history of seeded.
 func seed(t *testing.T, db *pgtest.DB) *pgtest.DB {
 	t.Helper()
+	return seedWith(t, db, false)
+}
+
+// seedWith fills db with the history of seeded, with its step events when
+// events is set (only status --json shows steps; the other tests save the
+// events' time).
+func seedWith(t *testing.T, db *pgtest.DB, events bool) *pgtest.DB {
+	t.Helper()
 	// The bounds of the helpers are hang guards, not timing assertions:
 	// dozens of parallel tests share the machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if _, err := fixture.Generate(ctx, db.Pool, fixture.Spec{
-		Seed: 42, Projects: 2, Workflows: 6, Runs: 3000, Days: 10, Anchor: anchor, Events: false, // step events make mv_step_metrics slow to refresh; the CLI does not show steps
+		Seed: 42, Projects: 2, Workflows: 6, Runs: 3000, Days: 10, Anchor: anchor, Events: events,
 	}); err != nil {
 		t.Fatalf("generating fixture: %v", err)
 	}

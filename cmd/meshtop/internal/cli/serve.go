@@ -22,7 +22,7 @@ type serveFlags struct {
 	listen, instance, logFormat, dsnFile  string
 	webConfigFile                         string
 	metricsWindows                        string
-	metricsMaxWorkflows                   int
+	metricsMaxWorkflows, metricsMaxSteps  int
 	metricsCache, refreshEvery            time.Duration
 	interval, lagWarn, lagCrit            time.Duration
 	window                                store.Window
@@ -67,11 +67,14 @@ const serveLong = `serve runs one long-lived process per MeshHook database. Any 
 Metrics (names and labels in docs/SERVE.md): per view the last successful
 refresh time, lag, duration, rows, populated and refreshes by outcome; per
 workflow version and window (--metrics-windows) runs by status, success and
-failure ratio, p50/p95/p99 run duration and runs running now; plus the
-exporter's own reads and errors and the Go runtime's metrics. A scrape reads
-the database at most once per --metrics-cache however many servers scrape;
-at most --metrics-max-workflows workflow versions are exported per window,
-the worst failure ratio first.
+failure ratio, p50/p95/p99 run duration and runs running now; per step of
+those (node) executions by outcome, attempts, failed attempts, retried
+executions, most attempts, attempts by HTTP status class and p50/p95
+latency; plus the exporter's own reads and errors and the Go runtime's
+metrics. A scrape reads the database at most once per --metrics-cache
+however many servers scrape; at most --metrics-max-workflows workflow
+versions are exported per window, the worst failure ratio first, and at
+most --metrics-max-steps of their steps, the most failures first.
 
 Logs are structured (log/slog, --log-format text or json) on stderr and
 never contain a password. SIGTERM or SIGINT stops cleanly: sessions end,
@@ -108,6 +111,7 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.metricsWindows, "metrics-windows", "24h", "comma-separated windows of the workflow metrics: 1h, 24h, 7d, 30d")
 	fl.IntVar(&f.metricsMaxWorkflows, "metrics-max-workflows", 200, "most workflow versions exported per window, worst failure ratio first (bounds the series count)")
+	fl.IntVar(&f.metricsMaxSteps, "metrics-max-steps", 100, "most steps (nodes of the exported workflow versions) exported per window, most failures first (bounds the series count)")
 	fl.Var(newDuration(&f.metricsCache, 15*time.Second), "metrics-cache", "a scrape reads the database at most once per this interval")
 	fl.Var(&durationValue{&f.refreshEvery}, "refresh-every", "refresh every view at this interval, on one leader among all serve replicas; 0 (the default) leaves refreshing to pg_cron or others")
 	fl.Var(newDuration(&f.interval, 2*time.Second), "interval", "how often the SSH dashboards' shared data is read")
@@ -146,6 +150,9 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	}
 	if f.metricsMaxWorkflows < 1 {
 		return fmt.Errorf("--metrics-max-workflows %d: must be at least 1", f.metricsMaxWorkflows)
+	}
+	if f.metricsMaxSteps < 1 {
+		return fmt.Errorf("--metrics-max-steps %d: must be at least 1", f.metricsMaxSteps)
 	}
 	if f.sshMax < 1 {
 		return fmt.Errorf("--ssh-max-sessions %d: must be at least 1", f.sshMax)
@@ -224,7 +231,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	build := a.io.Build.orUnknown()
 	srv, err := serve.New(ctx, serve.Config{
 		Pool: pool, Store: st, Schema: a.g.schema, Target: target, Logger: logger, Instance: instance,
-		Listen: f.listen, WebConfigFile: f.webConfigFile, MetricsWindows: windows, MetricsMaxWorkflows: f.metricsMaxWorkflows, MetricsCache: f.metricsCache,
+		Listen: f.listen, WebConfigFile: f.webConfigFile, MetricsWindows: windows, MetricsMaxWorkflows: f.metricsMaxWorkflows, MetricsMaxSteps: f.metricsMaxSteps, MetricsCache: f.metricsCache,
 		RefreshEvery: f.refreshEvery, RefreshTimeout: a.g.refreshTimeout,
 		Interval: f.interval, Window: f.window, LagWarn: f.lagWarn, LagCrit: f.lagCrit, ReadOnly: a.g.readOnly,
 		SSHListen: f.sshListen, SSHHostKey: f.sshHostKey, SSHAuthorizedKeys: f.sshKeys, SSHOperatorKeys: f.sshOp,

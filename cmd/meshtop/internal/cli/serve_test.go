@@ -48,6 +48,7 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"--metrics-windows", "24h,2d"}, `--metrics-windows: unknown window "2d"`},
 		{[]string{"--log-format", "xml"}, `--log-format "xml": use text or json`},
 		{[]string{"--metrics-max-workflows", "0"}, "--metrics-max-workflows 0: must be at least 1"},
+		{[]string{"--metrics-max-steps", "0"}, "--metrics-max-steps 0: must be at least 1"},
 		{[]string{"--metrics-cache", "0s"}, "invalid argument"},
 		{[]string{"--ssh-listen", "127.0.0.1:0"}, "--ssh-listen needs --ssh-authorized-keys FILE"},
 		{[]string{"--ssh-listen", "127.0.0.1:0", "--ssh-authorized-keys", filepath.Join(dir, "nope")}, "--ssh-authorized-keys " + filepath.Join(dir, "nope") + ": no such file or directory"},

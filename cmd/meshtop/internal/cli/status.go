@@ -148,6 +148,40 @@ type WorkflowJSON struct {
 	P99DurationMs *float64      `json:"p99_duration_ms"`
 	LastFailureAt *string       `json:"last_failure_at"`
 	Change        *ChangeJSON   `json:"change"`
+	Steps         []StepJSON    `json:"steps"`
+}
+
+// StepJSON is one node of a workflow definition in the window
+// (mv_step_metrics, docs/METRICS.md): an execution is a step_started through
+// its final outcome, retries included; failures are executions that
+// finally failed.
+type StepJSON struct {
+	NodeID             safetext.Text  `json:"node_id"`
+	NodeType           safetext.Text  `json:"node_type"`
+	Executions         int64          `json:"executions"`
+	Failures           int64          `json:"failures"`
+	FailureRate        *float64       `json:"failure_rate"`
+	P50LatencyMs       *float64       `json:"p50_latency_ms"`
+	P95LatencyMs       *float64       `json:"p95_latency_ms"`
+	LastFailureAt      *string        `json:"last_failure_at"`
+	Attempts           int64          `json:"attempts"`
+	AvgAttempts        float64        `json:"avg_attempts"`
+	MaxAttempts        int            `json:"max_attempts"`
+	Retried            int64          `json:"retried"`
+	RetryRate          float64        `json:"retry_rate"`
+	FailedAttempts     int64          `json:"failed_attempts"`
+	AttemptFailureRate float64        `json:"attempt_failure_rate"`
+	HTTPStatus         HTTPStatusJSON `json:"http_status"`
+}
+
+// HTTPStatusJSON counts a step's attempts by the status class of their
+// http_attempted; none: failed attempts without one (no response).
+type HTTPStatusJSON struct {
+	S2xx  int64 `json:"2xx"`
+	S4xx  int64 `json:"4xx"`
+	S5xx  int64 `json:"5xx"`
+	Other int64 `json:"other"`
+	None  int64 `json:"none"`
 }
 
 // ChangeJSON compares the window with the previous window of the same
@@ -228,7 +262,11 @@ func (a *app) status(ctx context.Context, s *session, w store.Window) (StatusJSO
 	if err != nil {
 		return StatusJSON{}, ov, err
 	}
-	doc := buildStatus(a.io.Clock(), w, ov, sched, changes)
+	steps, err := s.store.Steps(ctx, w)
+	if err != nil {
+		return StatusJSON{}, ov, err
+	}
+	doc := buildStatus(a.io.Clock(), w, ov, sched, changes, steps)
 	// Informative too: a reader of an older schema has none.
 	if c, err := s.store.CaptureLog(ctx); err == nil {
 		doc.Capture = captureJSON(&c)
@@ -236,7 +274,7 @@ func (a *app) status(ctx context.Context, s *session, w store.Window) (StatusJSO
 	return doc, ov, nil
 }
 
-func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *ScheduleJSON, changes map[string]store.Change) StatusJSON {
+func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *ScheduleJSON, changes map[string]store.Change, steps []store.StepMetrics) StatusJSON {
 	doc := StatusJSON{
 		SchemaVersion: SchemaVersion,
 		GeneratedAt:   now.UTC().Format(time.RFC3339),
@@ -261,6 +299,10 @@ func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *Schedu
 		}
 		doc.Views = append(doc.Views, vj)
 	}
+	byWorkflow := map[string][]StepJSON{}
+	for _, st := range steps { // in the store's order: most failures, then slowest p95, then node id
+		byWorkflow[st.WorkflowID] = append(byWorkflow[st.WorkflowID], stepJSON(st))
+	}
 	wfs := append([]store.WorkflowMetrics(nil), ov.Workflows...)
 	sortWorkflows(wfs)
 	for _, m := range wfs {
@@ -284,9 +326,33 @@ func buildStatus(now time.Time, w store.Window, ov store.Overview, sched *Schedu
 			P99DurationMs: round(m.P99Ms, 1e3),
 			LastFailureAt: rfc3339(m.LastFailureAt),
 			Change:        changeJSON(changes, m.WorkflowID, w),
+			Steps:         append([]StepJSON{}, byWorkflow[m.WorkflowID]...),
 		})
 	}
 	return doc
+}
+
+func stepJSON(st store.StepMetrics) StepJSON {
+	rate := func(r float64) float64 { return *round(&r, 1e6) }
+	return StepJSON{
+		NodeID:             st.NodeID,
+		NodeType:           st.NodeType,
+		Executions:         st.Executions,
+		Failures:           st.Failures,
+		FailureRate:        round(st.FailureRate, 1e6),
+		P50LatencyMs:       round(st.P50Ms, 1e3),
+		P95LatencyMs:       round(st.P95Ms, 1e3),
+		LastFailureAt:      rfc3339(st.LastFailureAt),
+		Attempts:           st.Attempts,
+		AvgAttempts:        rate(st.AvgAttempts),
+		MaxAttempts:        st.MaxAttempts,
+		Retried:            st.Retried,
+		RetryRate:          rate(st.RetryRate),
+		FailedAttempts:     st.FailedAttempts,
+		AttemptFailureRate: rate(st.AttemptFailureRate),
+		HTTPStatus: HTTPStatusJSON{S2xx: st.HTTP2xx, S4xx: st.HTTP4xx, S5xx: st.HTTP5xx,
+			Other: st.HTTPOther, None: st.HTTPNone},
+	}
 }
 
 // sortWorkflows orders by project, name, slug, version (newest first), id:

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshtop/meshtop/data/pgtest"
 	"github.com/meshtop/meshtop/data/store"
 )
 
@@ -19,7 +20,8 @@ var update = flag.Bool("update", false, "rewrite testdata/status.golden.json")
 // only measured values) normalised.
 func TestStatusJSONGolden(t *testing.T) {
 	t.Parallel()
-	db := refreshed(t)
+	db := installInto(t, seedWith(t, pgtest.NewDatabase(t), true)) // with step events: steps[]
+	run(t, runOpts{}, "refresh", "--dsn", db.DSN).must(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := db.Pool.Exec(ctx, `update metrics.refresh_log

@@ -97,6 +97,57 @@ func TestPrometheusScrapeEqualsStatusJSON(t *testing.T) {
 		check(`meshtop_workflow_run_duration_p99_seconds`, func(w cli.WorkflowJSON) *float64 { return w.P99DurationMs }, 1e3, 1e-3)
 		check(`meshtop_workflow_run_duration_average_seconds`, func(w cli.WorkflowJSON) *float64 { return w.AvgDurationMs }, 1e3, 1e-3)
 
+		// Steps: the series of every step (every workflow is exported
+		// here, and fewer steps than --metrics-max-steps) equal the
+		// workflows' steps in status --json.
+		type stepKey struct{ wf, node string }
+		steps := map[stepKey]cli.StepJSON{}
+		for _, wf := range doc.Workflows {
+			for _, st := range wf.Steps {
+				steps[stepKey{wf.WorkflowID, st.NodeID.String()}] = st
+			}
+		}
+		if len(steps) == 0 || len(steps) > 100 {
+			t.Fatalf("%s: %d steps in status --json; the test wants some, at most --metrics-max-steps", w, len(steps))
+		}
+		stepCheck := func(metric string, get func(cli.StepJSON, map[string]string) float64, tol float64) {
+			t.Helper()
+			series := promQuery(t, promURL, metric+sel)
+			seen := map[stepKey]bool{}
+			for _, s := range series {
+				k := stepKey{s.Labels["workflow_id"], s.Labels["node_id"]}
+				st, ok := steps[k]
+				if !ok {
+					t.Fatalf("%s %s: step %v is not in status --json", metric, w, k)
+				}
+				seen[k] = true
+				if want := get(st, s.Labels); math.Abs(s.Value-want) > tol/2+1e-9*math.Abs(want) {
+					t.Errorf("%s%v %s: Prometheus %v, status --json %v", metric, s.Labels, w, s.Value, want)
+				}
+			}
+			if len(seen) != len(steps) {
+				t.Errorf("%s %s: Prometheus has %d steps, status --json %d", metric, w, len(seen), len(steps))
+			}
+		}
+		stepCheck(`meshtop_step_executions`, func(st cli.StepJSON, l map[string]string) float64 {
+			if l["outcome"] == "failed" {
+				return float64(st.Failures)
+			}
+			return float64(st.Executions - st.Failures)
+		}, 0)
+		stepCheck(`meshtop_step_attempts`, func(st cli.StepJSON, _ map[string]string) float64 { return float64(st.Attempts) }, 0)
+		stepCheck(`meshtop_step_failed_attempts`, func(st cli.StepJSON, _ map[string]string) float64 { return float64(st.FailedAttempts) }, 0)
+		stepCheck(`meshtop_step_retried_executions`, func(st cli.StepJSON, _ map[string]string) float64 { return float64(st.Retried) }, 0)
+		stepCheck(`meshtop_step_attempts_max`, func(st cli.StepJSON, _ map[string]string) float64 { return float64(st.MaxAttempts) }, 0)
+		stepCheck(`meshtop_step_http_attempts`, func(st cli.StepJSON, l map[string]string) float64 {
+			h := st.HTTPStatus
+			return float64(map[string]int64{"2xx": h.S2xx, "4xx": h.S4xx, "5xx": h.S5xx, "other": h.Other, "none": h.None}[l["status_class"]])
+		}, 0)
+		stepCheck(`meshtop_step_latency_p95_seconds`, func(st cli.StepJSON, _ map[string]string) float64 { return *st.P95LatencyMs / 1e3 }, 1e-6)
+		if n := len(promQuery(t, promURL, `meshtop_step_http_attempts`+sel)); n != 5*len(steps) {
+			t.Errorf("%s: %d step status-class series, want 5 per step (%d)", w, n, 5*len(steps))
+		}
+
 		// Views.
 		views := map[string]cli.ViewJSON{}
 		for _, v := range doc.Views {
@@ -191,7 +242,7 @@ func TestEndpoints(t *testing.T) {
 	// Only documented label names (never instance or job: Prometheus sets
 	// those); no names, payloads or connection strings.
 	allowed := map[string]bool{"view": true, "outcome": true, "window": true, "workflow_id": true, "project_id": true,
-		"slug": true, "version": true, "status": true, "commit": true, "instance_name": true, "role": true, "reason": true, "mode": true}
+		"slug": true, "version": true, "status": true, "commit": true, "instance_name": true, "role": true, "reason": true, "mode": true, "node_id": true, "status_class": true}
 	for _, line := range strings.Split(bodies[0], "\n") {
 		if !strings.HasPrefix(line, "meshtop_") {
 			continue
@@ -245,6 +296,40 @@ func TestMaxWorkflows(t *testing.T) {
 	for _, wf := range doc.Workflows {
 		if _, kept := ratios[wf.WorkflowID]; !kept && wf.FailureRate != nil && *wf.FailureRate > minKept+1e-6 {
 			t.Errorf("%s (failure ratio %v) was dropped while %v was kept", wf.Slug, *wf.FailureRate, minKept)
+		}
+	}
+	r.stop(t)
+}
+
+// At most --metrics-max-steps steps are exported per window, those with the
+// most final failures (then failed attempts).
+func TestMaxSteps(t *testing.T) {
+	e := setup(t)
+	r := start(t, e, serve.Config{Instance: "stepcap", Listen: "127.0.0.1:0", MetricsMaxSteps: 2})
+	body := get(t, "http://"+r.addrs.HTTP+"/metrics", 200)
+	failed := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "meshtop_step_executions{") && strings.Contains(line, `outcome="failed"`) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			failed[between(line, `workflow_id="`, `"`)+"/"+between(line, `node_id="`, `"`)] = v
+		}
+	}
+	if len(failed) != 2 {
+		t.Fatalf("exported %d steps, want 2:\n%s", len(failed), grepLines(body, "meshtop_step_executions"))
+	}
+	if !strings.Contains(body, `meshtop_steps_exported{window="24h"} 2`) {
+		t.Errorf("meshtop_steps_exported: %s", grepLines(body, "meshtop_steps"))
+	}
+	doc := statusJSON(t, e, store.Window24h)
+	minKept := math.Inf(1)
+	for _, v := range failed {
+		minKept = math.Min(minKept, v)
+	}
+	for _, wf := range doc.Workflows {
+		for _, st := range wf.Steps {
+			if _, kept := failed[wf.WorkflowID+"/"+st.NodeID.String()]; !kept && float64(st.Failures) > minKept {
+				t.Errorf("%s %s (%d failures) was dropped while one with %v was kept", wf.Slug, st.NodeID, st.Failures, minKept)
+			}
 		}
 	}
 	r.stop(t)

@@ -45,6 +45,7 @@ type Config struct {
 	// Metrics.
 	MetricsWindows      []store.Window
 	MetricsMaxWorkflows int
+	MetricsMaxSteps     int
 	MetricsCache        time.Duration
 
 	// Refresh schedule; 0 = off.
@@ -115,7 +116,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	s.hub = hub.New(ctx, cfg.Store, cfg.Interval, cfg.Logger)
 	s.exp = exporter.New(storeReader{hub: s.hub, st: cfg.Store}, exporter.Options{
-		Windows: cfg.MetricsWindows, MaxWorkflows: cfg.MetricsMaxWorkflows, Cache: cfg.MetricsCache, Logger: cfg.Logger,
+		Windows: cfg.MetricsWindows, MaxWorkflows: cfg.MetricsMaxWorkflows, MaxSteps: cfg.MetricsMaxSteps,
+		Cache: cfg.MetricsCache, Logger: cfg.Logger,
 	})
 	if cfg.Listen != "" {
 		// Refreshes finishing from here on count, scraped or not yet.
@@ -143,8 +145,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // storeReader is the exporter's source: overviews and change capture's
-// state through the hub (shared with the dashboards), refresh outcomes from
-// the store.
+// state through the hub (shared with the dashboards), steps and refresh
+// outcomes from the store.
 type storeReader struct {
 	hub *hub.Hub
 	st  *store.Store
@@ -155,6 +157,9 @@ func (r storeReader) Overview(ctx context.Context, w store.Window) (store.Overvi
 }
 func (r storeReader) CaptureLog(ctx context.Context) (store.CaptureLog, error) {
 	return r.hub.CaptureLog(ctx)
+}
+func (r storeReader) Steps(ctx context.Context, w store.Window) ([]store.StepMetrics, error) {
+	return r.st.Steps(ctx, w)
 }
 func (r storeReader) RefreshOutcomes(ctx context.Context, after int64, limit int) ([]store.RefreshOutcome, error) {
 	return r.st.RefreshOutcomes(ctx, after, limit)
