@@ -99,7 +99,7 @@ type RunList struct {
 
 // RunInfo is one run and the workflow it ran.
 type RunInfo struct {
-	RunID, WorkflowID, ProjectID string // uuids
+	RunID, WorkflowID, ProjectID    string // uuids
 	ProjectName, WorkflowName, Slug safetext.Text
 	Version                         int
 	Status                          safetext.Text
