@@ -43,7 +43,7 @@ func TestObjectsListsWhatInstallCreates(t *testing.T) {
 		select 't', t.tgname from pg_trigger t
 		where t.tgrelid in ('public.workflow_runs'::regclass, 'public.workflow_events'::regclass) and not t.tgisinternal
 		union all
-		select 'o', r.rolname from pg_roles r where r.rolname like 'meshtop\_%'`)
+		select 'o', r.rolname from pg_roles r where r.rolname like 'meshtop\_%' and r.rolname not like 'meshtop\_test\_%'`)
 	if err != nil {
 		t.Fatal(err)
 	}
