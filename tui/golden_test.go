@@ -96,7 +96,7 @@ func TestGoldenInstallPromptEnd(t *testing.T) {
 	press(tm, "G")
 	waitText(t, tm, "procedure         metrics.refresh(text, boolean)")
 	view := quitAndView(t, tm)
-	for _, want := range []string{"metrics.refresh(text, boolean)", " of 52 "} {
+	for _, want := range []string{"metrics.refresh(text, boolean)", " of 62 "} {
 		if !strings.Contains(view, want) {
 			t.Errorf("%q not on the prompt scrolled to its end:\n%s", want, view)
 		}

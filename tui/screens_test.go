@@ -323,7 +323,7 @@ func TestInstallPromptScrollsAndCounts(t *testing.T) {
 	m := newModel(t0ctx(), Options{Clock: func() time.Time { return now }, Installer: install.New(nil, "metrics")})
 	m = upd(m, tea.WindowSizeMsg{Width: 80, Height: 24}, InstalledCheckedMsg{}, InstallCheckedMsg{Pending: 19})
 	v := m.View()
-	if !strings.Contains(v, "Outside schema metrics (5):") || !strings.Contains(v, "public.workflow_runs") || strings.Contains(v, "more") {
+	if !strings.Contains(v, "Outside schema metrics (6):") || !strings.Contains(v, "public.workflow_runs") || strings.Contains(v, "more") {
 		t.Fatalf("the prompt does not open with what it adds outside the schema:\n%s", v)
 	}
 	m = upd(m, runeKey("G"))

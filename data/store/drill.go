@@ -65,13 +65,16 @@ type RunSummary struct {
 	StartedAt  time.Time
 	FinishedAt *time.Time
 	// The step that explains the run: for a failed run its final failure
-	// (the step whose last attempt failed), otherwise its slowest step.
-	// Empty when the run wrote no step events.
+	// (the step whose last attempt failed), otherwise (the slowest list)
+	// its slowest step. Empty when the run wrote no step events.
 	Node, NodeType safetext.Text
 	Attempts       int
-	HTTPStatus     *int          // the step's last HTTP status (http_attempted)
-	Error          safetext.Text // the final failure's error, its first ListErrorChars characters
-	ErrorChars     int           // the error's whole length in characters
+	HTTPStatus     *int // the step's last HTTP status (http_attempted)
+	// Error is the step's last failed attempt's error, its first
+	// ListErrorChars characters: the final failure's for a failed run; for
+	// a slowest step that succeeded after retries, the error retried.
+	Error      safetext.Text
+	ErrorChars int // the error's whole length in characters
 }
 
 // Duration is finished_at − started_at, nil while the run is open.
