@@ -13,7 +13,11 @@
 //  4. dashboard footprint: the meshtop binary vs pg_activity under a
 //     pseudo-terminal, plus the TUI's Go render benchmarks;
 //  5. meshtop serve: database time per poll with 20 SSH dashboards vs 1,
-//     memory per additional session, a warm-cache scrape vs status --json.
+//     memory per additional session, a warm-cache scrape vs status --json;
+//  6. drill-down: the buffers of a workflow's failed runs, its slowest runs
+//     and a run's timeline (EXPLAIN (ANALYZE, BUFFERS)) on 1M runs in 30
+//     days written as MeshHook's workers write them (data/workersim), vs
+//     naive queries without meshtop's index.
 //
 // It prints a table and rewrites docs/BENCHMARKS.md (-out). BENCH_SIZE=large
 // adds a 10M-run data set. Nothing here is a test: it reports figures and
@@ -99,7 +103,7 @@ func main() {
 }
 
 // defaultGroups are every group, in the order they run.
-const defaultGroups = "retrieval,refresh,incremental,write,footprint,serve"
+const defaultGroups = "retrieval,refresh,incremental,write,footprint,serve,drilldown"
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
