@@ -70,7 +70,7 @@ from (
 	// of each event; a run's offsets are multiplied by its factor, except
 	// the back-offs, which are MeshHook's.
 	_, err = db.Exec(ctx, `
-with runs as (
+with runs as materialized (
   select r.id, r.started_at,
          case when k < 0.03 then 'failed' when k < 0.13 then 'retried' when k < 0.14 then 'canceled' else 'ok' end as kind,
          0.5 * power(16, f) as factor
@@ -78,7 +78,7 @@ with runs as (
        lateral (select ('x' || substr(md5(r.id::text || ':kind'), 1, 8))::bit(32)::bigint::float8 / 4294967296.0 as k,
                        ('x' || substr(md5(r.id::text || ':factor'), 1, 8))::bit(32)::bigint::float8 / 4294967296.0 as f) h
   where r.project_id = $1::uuid and r.status = 'running' and r.finished_at is null
-), tmpl(kind, seq, type, node, node_type, ms, backoff_ms, attempt, status) as (values
+), tmpl0(kind, seq, type, node, node_type, ms, backoff_ms, attempt, status) as (values
   -- every kind starts with prepare
   ('*', 1, 'step_started', 'prepare', 'transform', 1, 0, null::int, null::int),
   ('*', 2, 'step_succeeded', 'prepare', 'transform', 20, 0, null, null),
@@ -117,6 +117,11 @@ with runs as (
   ('failed', 12, 'http_attempted', 'callApi', 'http_call', 1026, 7500, null, 503),
   ('failed', 13, 'step_failed', 'callApi', 'http_call', 1027, 7500, 5, null)
   -- canceled: nothing after prepare
+), tmpl as (
+  select k.kind, t.seq, t.type, t.node, t.node_type, t.ms, t.backoff_ms, t.attempt, t.status
+  from tmpl0 t cross join (values ('ok'), ('retried'), ('failed'), ('canceled')) k(kind) where t.kind = '*'
+  union all
+  select * from tmpl0 t where t.kind <> '*'
 ), ev as (
   select r.id as run_id, t.seq, t.type,
          r.started_at + (t.ms * r.factor + t.backoff_ms) * interval '1 millisecond' as ts,
@@ -130,7 +135,7 @@ with runs as (
                      then jsonb_build_object('next', '[]'::jsonb, 'response', jsonb_build_object('ok', true))
                      else jsonb_build_object('next', '[]'::jsonb, 'output', jsonb_build_object('ok', true)) end
               else '{}'::jsonb end as payload
-  from runs r join tmpl t on t.kind = r.kind or t.kind = '*'
+  from runs r join tmpl t on t.kind = r.kind
 )
 insert into public.workflow_events (run_id, ts, type, payload, created_at)
 select ev.run_id, ev.ts, ev.type, ev.payload, ev.ts from ev order by ev.ts, ev.run_id, ev.seq`, spec.Project)
