@@ -275,7 +275,12 @@ func (r *runModel) errorLines(s store.RunStep) []string {
 		}
 		e := s.Errors[i]
 		label := fmt.Sprintf("attempt %d", e.Attempt)
-		if j-i > 1 {
+		switch {
+		case e.Attempt <= 0 && j-i > 1:
+			label = fmt.Sprintf("%d failed attempts", j-i) // step_failed without an attempt number
+		case e.Attempt <= 0:
+			label = "failed attempt"
+		case j-i > 1:
 			label = fmt.Sprintf("attempts %d–%d", e.Attempt, s.Errors[j-1].Attempt)
 		}
 		text := e.Error.Lines()

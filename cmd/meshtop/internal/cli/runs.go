@@ -458,7 +458,12 @@ func attemptLines(errs []AttemptErrorJSON) []string {
 			j++
 		}
 		label := fmt.Sprintf("attempt %d", errs[i].Attempt)
-		if j-i > 1 {
+		switch {
+		case errs[i].Attempt <= 0 && j-i > 1:
+			label = fmt.Sprintf("%d failed attempts", j-i) // step_failed without an attempt number
+		case errs[i].Attempt <= 0:
+			label = "failed attempt"
+		case j-i > 1:
 			label = fmt.Sprintf("attempts %d–%d", errs[i].Attempt, errs[j-1].Attempt)
 		}
 		out = append(out, "  "+label+":")
