@@ -195,6 +195,8 @@ func newModel(ctx context.Context, opts Options) Model {
 		scrDetail:   newDetail(c),
 		scrConsole:  newConsole(c),
 		scrInstall:  newInstall(c),
+		scrRuns:     newRuns(c),
+		scrRun:      newRun(c),
 	}
 	return m
 }
@@ -580,15 +582,16 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 
 // switchScreen is tab / shift+tab: through the tab screens (the overview
 // and the refresh console, as the README says). A screen opened from
-// another (the detail, from the overview) is not a tab: from it, tab goes
-// on to the tab after its parent and shift+tab back to the parent.
+// another (the detail from the overview, the runs from the detail, a run
+// from the runs) is not a tab: from it, tab goes on to the tab after the
+// tab it was opened from, and shift+tab back to its parent.
 func (m *Model) switchScreen(dir int) tea.Cmd {
 	from := m.active
 	if !screenInfos[from].tab {
 		if dir < 0 {
 			return m.activate(screenInfos[from].parent)
 		}
-		from = screenInfos[from].parent
+		from = tabRoot(from)
 	}
 	i := slices.Index(tabOrder, from)
 	if i < 0 {
@@ -930,12 +933,15 @@ func (m Model) drawTabs() string {
 	var ids []screenID
 	for _, id := range tabOrder {
 		ids = append(ids, id)
-		// A screen opened from a tab shows beside it while it is open.
-		for child := m.active; !screenInfos[child].tab && child != scrInstall; child = screenInfos[child].parent {
-			if screenInfos[child].parent == id {
-				ids = append(ids, m.active)
-				break
+		// A screen opened from a tab shows beside it while it is open,
+		// after the screens it was opened through (Overview Detail Runs
+		// ‹Run›).
+		if m.active != scrInstall && !screenInfos[m.active].tab && tabRoot(m.active) == id {
+			var chain []screenID
+			for s := m.active; !screenInfos[s].tab; s = screenInfos[s].parent {
+				chain = append([]screenID{s}, chain...)
 			}
+			ids = append(ids, chain...)
 		}
 	}
 	if m.active == scrInstall {
@@ -960,6 +966,14 @@ func (m Model) drawTabs() string {
 		tabs = append(tabs, st.Warn.Render("TRANSACTION POOLER: READS ONLY"))
 	}
 	return fit(strings.Join(tabs, " "), m.width)
+}
+
+// tabRoot is the tab a screen was opened from (itself for a tab).
+func tabRoot(id screenID) screenID {
+	for !screenInfos[id].tab && id != scrInstall {
+		id = screenInfos[id].parent
+	}
+	return id
 }
 
 func (m Model) statusView() string {

@@ -44,6 +44,26 @@ func fetchWorkflow(ctx context.Context, src Source, id string, w store.Window, s
 	}
 }
 
+// fetchRuns reads a workflow's failed or slowest runs in a window.
+func fetchRuns(ctx context.Context, src Source, id string, w store.Window, kind store.RunKind, limit, seq int) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		l, err := src.Runs(ctx, id, w, kind, limit)
+		return RunsLoadedMsg{Seq: seq, WorkflowID: id, Window: w, Kind: kind, List: l, Err: err}
+	}
+}
+
+// fetchRun reads a run's timeline.
+func fetchRun(ctx context.Context, src Source, id string, seq int) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		tl, err := src.Run(ctx, id)
+		return RunLoadedMsg{Seq: seq, ID: id, Timeline: tl, Err: err}
+	}
+}
+
 func fetchConsole(ctx context.Context, src Source, seq int) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, readTimeout)

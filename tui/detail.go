@@ -56,7 +56,7 @@ func (d *detailModel) TakesText() bool    { return false }
 // it has more rows than show.
 func (d *detailModel) ShortHelp() []key.Binding {
 	k := d.c.keys
-	items := []key.Binding{k.Back}
+	items := []key.Binding{k.Back, k.Failed, k.Slowest}
 	if d.stepsScroll() {
 		items = append(items, k.move("steps"))
 	}
@@ -65,7 +65,7 @@ func (d *detailModel) ShortHelp() []key.Binding {
 
 func (d *detailModel) FullHelp() [][]key.Binding {
 	k := d.c.keys
-	return [][]key.Binding{{k.Back, k.Copy}, {k.Up, k.Down, k.Top, k.Bottom}}
+	return [][]key.Binding{{k.Back, k.Failed, k.Slowest, k.Copy}, {k.Up, k.Down, k.Top, k.Bottom}}
 }
 
 func (d *detailModel) read(force bool) tea.Cmd {
@@ -139,6 +139,20 @@ func (d *detailModel) update(msg tea.Msg) tea.Cmd {
 		case key.Matches(msg, k.Copy):
 			if d.id != "" {
 				return copyToClipboard(d.c.opts.Output, d.id)
+			}
+		case key.Matches(msg, k.Failed), key.Matches(msg, k.Slowest):
+			// The drill-down: the runs behind the numbers.
+			if d.id != "" {
+				kind := store.RunsFailed
+				if key.Matches(msg, k.Slowest) {
+					kind = store.RunsSlowest
+				}
+				title := d.id
+				if d.loaded {
+					w := d.data.Metrics
+					title = fmt.Sprintf("%s v%d (%s)", w.Name, w.Version, w.Slug)
+				}
+				d.c.send(navMsg{to: scrRuns, open: openRunsMsg{id: d.id, kind: kind, title: title}})
 			}
 		}
 	}

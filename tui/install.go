@@ -430,7 +430,7 @@ func (im *installModel) objectLines() []string {
 func (im *installModel) promptHead() []string {
 	schema := im.schema()
 	text := fmt.Sprintf("Installing applies %s: it creates these %d objects, then refreshes the views once. "+
-		"Outside schema %s it adds an index on workflow_runs (built CONCURRENTLY), change-capture triggers on "+
+		"Outside schema %s it adds two indexes on workflow_runs (built CONCURRENTLY), change-capture triggers on "+
 		"MeshHook's tables (or, in the wal capture mode, publications, a replication slot and REPLICA IDENTITY FULL "+
 		"on workflow_runs) and cluster-wide roles:", plural(im.pending, "migration", "migrations"), len(im.objects), schema)
 	return wrapWords(text, im.width-2)

@@ -11,6 +11,7 @@ type keyMap struct {
 	Window1, Window2, Window3, Window4      key.Binding
 	Sort, SortDir, Worse                    key.Binding
 	Copy                                    key.Binding
+	Failed, Slowest, Timeline, CopyRun      key.Binding
 	Pause, Faster, Slower                   key.Binding
 	Refresh, RefreshAll, Cancel             key.Binding
 	LogUp, LogDown                          key.Binding
@@ -39,6 +40,10 @@ func newKeyMap(readOnly bool) keyMap {
 		SortDir:    key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "sort direction")),
 		Worse:      key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "what got worse")),
 		Copy:       key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy id")),
+		Failed:     key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "failed runs")),
+		Slowest:    key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "slowest runs")),
+		Timeline:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "run timeline")),
+		CopyRun:    key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "copy run id")),
 		Pause:      key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause polling")),
 		// pg_activity's meaning: + raises the refresh interval, - lowers it.
 		Slower:     key.NewBinding(key.WithKeys("+", "="), key.WithHelp("+", "poll less often")),

@@ -25,6 +25,24 @@ type WorkflowLoadedMsg struct {
 	Err    error
 }
 
+// RunsLoadedMsg is the result of reading a workflow's drill-down list.
+type RunsLoadedMsg struct {
+	Seq        int
+	WorkflowID string
+	Window     store.Window
+	Kind       store.RunKind
+	List       store.RunList
+	Err        error
+}
+
+// RunLoadedMsg is the result of reading a run's timeline.
+type RunLoadedMsg struct {
+	Seq      int
+	ID       string
+	Timeline store.RunTimeline
+	Err      error
+}
+
 // ConsoleLoadedMsg is the result of reading the refresh console's data.
 type ConsoleLoadedMsg struct {
 	Seq      int
@@ -131,7 +149,7 @@ type FirstRefreshDoneMsg struct {
 	Canceled bool
 }
 
-// CopiedMsg says a workflow id was sent to the clipboard.
+// CopiedMsg says a workflow or run id was sent to the clipboard.
 type CopiedMsg struct {
 	Text string
 	Err  error

@@ -50,6 +50,8 @@ const (
 	scrDetail
 	scrConsole
 	scrInstall
+	scrRuns
+	scrRun
 	numScreens
 )
 
@@ -69,6 +71,8 @@ var screenInfos = [numScreens]screenInfo{
 	scrDetail:   {title: "Detail", parent: scrOverview},
 	scrConsole:  {title: "Refresh console", tab: true},
 	scrInstall:  {title: "Install"},
+	scrRuns:     {title: "Runs", parent: scrDetail},
+	scrRun:      {title: "Run", parent: scrRuns},
 }
 
 // tabOrder is the screens tab cycles through.
@@ -91,6 +95,10 @@ func (InstallFinishedMsg) screen() screenID  { return scrInstall }
 func (FirstRefreshStepMsg) screen() screenID { return scrInstall }
 func (FirstRefreshDoneMsg) screen() screenID { return scrInstall }
 func (openWorkflowMsg) screen() screenID     { return scrDetail }
+func (RunsLoadedMsg) screen() screenID       { return scrRuns }
+func (openRunsMsg) screen() screenID         { return scrRuns }
+func (RunLoadedMsg) screen() screenID        { return scrRun }
+func (openRunMsg) screen() screenID          { return scrRun }
 
 // Broadcasts: the root sends these to every screen.
 type (
@@ -149,6 +157,17 @@ type (
 
 // openWorkflowMsg opens the detail of a workflow.
 type openWorkflowMsg struct{ id string }
+
+// openRunsMsg opens a workflow's failed or slowest runs; title is the
+// workflow's name line (sanitized).
+type openRunsMsg struct {
+	id    string
+	kind  store.RunKind
+	title string
+}
+
+// openRunMsg opens a run's timeline.
+type openRunMsg struct{ id string }
 
 // session is what the root decides and every screen reads: the window, the
 // poll state, the connection. Only the root writes it.

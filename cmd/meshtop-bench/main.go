@@ -17,6 +17,10 @@
 //  6. wal: change capture from the WAL vs nothing installed (throughput,
 //     p99 at a throttled rate), WAL per run with replica identity FULL,
 //     freshness commit → visible and the refreshing side's CPU (wal.go).
+//  7. drill-down: the buffers of a workflow's failed runs, its slowest runs
+//     and a run's timeline (EXPLAIN (ANALYZE, BUFFERS)) on 1M runs in 30
+//     days written as MeshHook's workers write them (data/workersim), vs
+//     naive queries without meshtop's index.
 //
 // It prints a table and rewrites docs/BENCHMARKS.md (-out). BENCH_SIZE=large
 // adds a 10M-run data set. Nothing here is a test: it reports figures and
@@ -108,7 +112,7 @@ func main() {
 }
 
 // defaultGroups are every group, in the order they run.
-const defaultGroups = "retrieval,refresh,incremental,wal,write,footprint,serve"
+const defaultGroups = "retrieval,refresh,incremental,wal,write,footprint,serve,drilldown"
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {

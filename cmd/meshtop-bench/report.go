@@ -282,6 +282,11 @@ func groupIntro(group string, cfg config) string {
 			"Database time from pg_stat_statements (reset before each run; each tool connects as its own role because pg_stat_statements has no application_name); "+
 			"both poll once a second, so database time per poll = total / seconds in the window. pg_stat_statements' execution time includes writing the result rows to the client, "+
 			"so unlike the retrieval group's EXPLAIN time it grows with the rows a poll fetches.", cfg.footWindow, cfg.footPairs, cfg.footWindow)
+	case "Drill-down":
+		return "The drill-down's statements as every call plans them — the stored bodies of `S.drill_failed_runs`, `S.drill_slowest_runs` and `S.drill_run_steps` (sql/repeatable/070_drill.sql) PREPAREd and run under a generic plan " +
+			"(`data/bench.ExplainBody`) — on a data set written by `data/workersim.Bulk` (MeshHook's workers' shape: retries, final failures after 5 attempts, events appended in time order), vacuumed, " +
+			"vs what one would type in psql without meshtop (runs through MeshHook's own indexes with meshtop's drill index dropped in a rolled-back transaction, a run's events by run_id alone, whole payloads). " +
+			"Buffers are the top node's shared hit + read of `EXPLAIN (ANALYZE, BUFFERS)`, execution time its \"Execution Time\"; pairs alternate which side goes first, after one warm-up of each."
 	case "meshtop serve":
 		return "The built `bin/meshtop serve` (`--interval 1s`, pool of 8) on the 1M-run database, connected as its own role; " +
 			"N SSH dashboards (golang.org/x/crypto/ssh clients, each with a 120×40 pty, all on the overview) open and show data, 3 s settle, then a 15 s window: " +

@@ -187,6 +187,18 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
+	if cfg.groups["drilldown"] {
+		s, err := b.drillData(ctx)
+		if s != nil {
+			b.sets["drill"] = s.dataset
+		}
+		if err != nil {
+			return fmt.Errorf("drill-down data: %w", err)
+		}
+		if err := b.drilldown(ctx, s); err != nil {
+			return fmt.Errorf("drill-down: %w", err)
+		}
+	}
 
 	b.report.Elapsed = time.Since(started)
 	b.report.LoadEnd = loadAverage()

@@ -29,6 +29,7 @@ var shots = []shot{
 	{"detail", detailShot},
 	{"help", helpShot},
 	{"install", installShot},
+	{"run", runShot},
 	{"console", consoleShot},
 }
 
@@ -85,6 +86,29 @@ func helpShot(ctx context.Context, l *lab) (string, error) {
 	}
 	s.keys("?")
 	if err := s.wait(ctx, "any key closes this help"); err != nil {
+		return "", err
+	}
+	return s.quit()
+}
+
+// runShot: the drill-down's run timeline — the workflow failing most (the
+// overview's first row), its failed runs (f), the newest one's steps
+// (enter).
+func runShot(ctx context.Context, l *lab) (string, error) {
+	s, err := dashboard(ctx, l)
+	if err != nil {
+		return "", err
+	}
+	s.keys("enter")
+	if err := s.wait(ctx, "runs / hour", "Step (node)"); err != nil {
+		return "", err
+	}
+	s.keys("f")
+	if err := s.wait(ctx, "Failed runs", "newest first"); err != nil {
+		return "", err
+	}
+	s.keys("enter")
+	if err := s.wait(ctx, "‹Run›", "Outcome", "failed"); err != nil {
 		return "", err
 	}
 	return s.quit()

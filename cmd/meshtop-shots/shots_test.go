@@ -37,6 +37,7 @@ func TestShotsAreStable(t *testing.T) {
 		"detail":   {"runs / hour", "Step (node)"},
 		"help":     {"any key closes this help"},
 		"install":  {"Install now?", "materialized view"},
+		"run":      {"‹Run›", "Step (node)", "Outcome", "failed"},
 		"console":  {"waiting for a lock", "blocked by pid", "lock table metrics.rollup_runs_hour in share mode"},
 	}
 	frames := map[string]string{}
@@ -58,7 +59,7 @@ func TestShotsAreStable(t *testing.T) {
 		}
 		frames[s.name] = f
 	}
-	for _, s := range []shot{{"overview", overviewShot}, {"detail", detailShot}, {"help", helpShot}, {"install", installShot}} {
+	for _, s := range []shot{{"overview", overviewShot}, {"detail", detailShot}, {"help", helpShot}, {"install", installShot}, {"run", runShot}} {
 		again, err := s.capture(ctx, l)
 		if err != nil {
 			t.Fatalf("%s again: %v", s.name, err)

@@ -34,6 +34,8 @@ type Store interface {
 	Overview(ctx context.Context, w store.Window) (store.Overview, error)
 	Changes(ctx context.Context, w store.Window) (map[string]store.Change, error)
 	Workflow(ctx context.Context, workflowID string, w store.Window) (store.WorkflowDetail, error)
+	Runs(ctx context.Context, workflowID string, w store.Window, kind store.RunKind, limit int) (store.RunList, error)
+	Run(ctx context.Context, runID string) (store.RunTimeline, error)
 	Installed(ctx context.Context) (bool, error)
 	Server(ctx context.Context) (store.ServerInfo, error)
 	Views(ctx context.Context) ([]store.ViewStatus, error)
@@ -254,6 +256,19 @@ func (h *Hub) Changes(ctx context.Context, w store.Window) (map[string]store.Cha
 // Workflow reads one workflow's detail (shared).
 func (h *Hub) Workflow(ctx context.Context, id string, w store.Window) (store.WorkflowDetail, error) {
 	return get(ctx, h, "workflow", "wf\x00"+id+"\x00"+string(w), func(c context.Context) (store.WorkflowDetail, error) { return h.st.Workflow(c, id, w) })
+}
+
+// Runs reads a workflow's drill-down list (shared per workflow, window,
+// list and limit): sessions on the same list cost the database one read
+// per interval.
+func (h *Hub) Runs(ctx context.Context, id string, w store.Window, kind store.RunKind, limit int) (store.RunList, error) {
+	key := "runs\x00" + id + "\x00" + string(w) + "\x00" + string(kind) + "\x00" + strconv.Itoa(limit)
+	return get(ctx, h, "runs", key, func(c context.Context) (store.RunList, error) { return h.st.Runs(c, id, w, kind, limit) })
+}
+
+// Run reads one run's timeline (shared per run).
+func (h *Hub) Run(ctx context.Context, id string) (store.RunTimeline, error) {
+	return get(ctx, h, "run", "run\x00"+id, func(c context.Context) (store.RunTimeline, error) { return h.st.Run(c, id) })
 }
 
 // Installed reports whether meshtop is installed (shared).

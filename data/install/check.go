@@ -108,7 +108,7 @@ func (in *Installer) check(ctx context.Context, q querier) error {
 		schemaExists      bool
 		createOnDB        bool
 		missingRoles      []string
-		indexValid        bool
+		missingIndexes    []string
 		createOnPublic    bool
 	)
 	err = q.QueryRow(ctx, bookkeeping+`SELECT current_setting('server_version_num')::int, current_setting('server_version'),
@@ -117,12 +117,14 @@ func (in *Installer) check(ctx context.Context, q querier) error {
   pg_catalog.to_regnamespace($1) IS NOT NULL,
   pg_catalog.has_database_privilege(current_database(), 'CREATE'),
   ARRAY(SELECT u FROM unnest($2::text[]) u WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname = u)),
-  EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-          WHERE c.relname = $3 AND c.relnamespace = 'public'::regnamespace AND i.indisvalid),
+  ARRAY(SELECT n FROM unnest($3::text[]) WITH ORDINALITY AS x(n, o)
+        WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                          WHERE c.relname = x.n AND c.relnamespace = 'public'::regnamespace AND i.indisvalid)
+        ORDER BY x.o),
   pg_catalog.has_schema_privilege('public', 'CREATE')
-FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`, quoted, Roles, IndexName).Scan(
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`, quoted, Roles, Indexes).Scan(
 		&num, &version, &standby, &user, &db, &super, &createrole, &bypassrls,
-		&schemaExists, &createOnDB, &missingRoles, &indexValid, &createOnPublic)
+		&schemaExists, &createOnDB, &missingRoles, &missingIndexes, &createOnPublic)
 	if err != nil {
 		return fmt.Errorf("checking install preconditions: %w", err)
 	}
@@ -183,7 +185,7 @@ ORDER BY t.ord`, MeshHookTables)
 		missing = append(missing, fmt.Sprintf("CREATEROLE (to create role%s %s)", plural(len(missingRoles)), joinAnd(missingRoles)))
 	}
 	for _, t := range tables {
-		if t.name == "public.workflow_runs" && !indexValid && !t.owner && !super {
+		if t.name == "public.workflow_runs" && len(missingIndexes) > 0 && !t.owner && !super {
 			missing = append(missing, "ownership of public.workflow_runs (CREATE INDEX on it needs it)")
 		}
 	}
@@ -211,8 +213,8 @@ WHERE i.inhparent = 'public.workflow_events'::regclass
 				len(parts), plural(len(parts)), joinAnd(safeNames(parts, 3))))
 		}
 	}
-	if !indexValid && !createOnPublic && !super {
-		missing = append(missing, "CREATE on schema public (to create index "+IndexName+" there)")
+	if len(missingIndexes) > 0 && !createOnPublic && !super {
+		missing = append(missing, fmt.Sprintf("CREATE on schema public (to create index%s %s there)", pluralES(len(missingIndexes)), joinAnd(missingIndexes)))
 	}
 	var noSelect, hidden []string
 	for _, t := range tables {
@@ -282,4 +284,12 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// pluralES is "es" for n other than 1 ("index", "indexes").
+func pluralES(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "es"
 }

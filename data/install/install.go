@@ -14,6 +14,8 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"path"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,8 +32,32 @@ import (
 // DefaultSchema is the schema meshtop installs into unless told otherwise.
 const DefaultSchema = "metrics"
 
-// IndexName is the index meshtop adds to public.workflow_runs.
+// IndexName is the started_at index meshtop adds to public.workflow_runs
+// (migration 002): the refresh reads the windows' runs through it.
 const IndexName = "meshtop_workflow_runs_started_at_idx"
+
+// DrillIndexName is the (workflow_id, status, started_at) index meshtop adds
+// to public.workflow_runs (migration 017): the drill-down reads a workflow's
+// failed and slowest runs through it.
+const DrillIndexName = "meshtop_workflow_runs_drill_idx"
+
+// Indexes are the indexes meshtop adds to MeshHook's tables (all in public,
+// each built by a no-transaction migration, CONCURRENTLY), in the order
+// their migrations run.
+var Indexes = []string{IndexName, DrillIndexName}
+
+// createIndexRE finds the index a no-transaction migration builds.
+var createIndexRE = regexp.MustCompile(`(?i)\bCREATE\s+INDEX\s+CONCURRENTLY\s+IF\s+NOT\s+EXISTS\s+([a-z_][a-z0-9_]*)\s+ON\s+public\.`)
+
+// indexOf is the index a no-transaction migration builds; every one builds
+// exactly one of Indexes.
+func indexOf(m Migration) (string, error) {
+	ms := createIndexRE.FindAllStringSubmatch(m.SQL, -1)
+	if len(ms) != 1 || !slices.Contains(Indexes, ms[0][1]) {
+		return "", fmt.Errorf("migration %s: a no-transaction migration must build exactly one of meshtop's indexes (CREATE INDEX CONCURRENTLY IF NOT EXISTS <name> ON public.…)", m.Name)
+	}
+	return ms[0][1], nil
+}
 
 // noTxMarker on a migration's first line makes it run outside a transaction.
 const noTxMarker = "-- meshtop:no-transaction"
@@ -341,17 +367,21 @@ func (in *Installer) plan(ctx context.Context, q querier, pending []Migration) (
 			out = append(out, step{m: m, stmts: append(stmts, m.SQL, record, "COMMIT")})
 			continue
 		}
-		// The only no-transaction migration builds the started_at index.
-		// A valid one (another meshtop schema in this database built it) is
-		// reused without touching public: creating an index needs CREATE on
-		// the schema even with IF NOT EXISTS.
+		// A no-transaction migration builds one of meshtop's indexes on
+		// MeshHook's tables. A valid one (another meshtop schema in this
+		// database built it) is reused without touching public: creating an
+		// index needs CREATE on the schema even with IF NOT EXISTS.
+		name, err := indexOf(m)
+		if err != nil {
+			return nil, err
+		}
 		var stmts []string
-		state, err := indexState(ctx, q)
+		state, err := indexState(ctx, q, name)
 		if err != nil {
 			return nil, err
 		}
 		if state == "invalid" {
-			stmts = append(stmts, "DROP INDEX CONCURRENTLY IF EXISTS public."+IndexName)
+			stmts = append(stmts, "DROP INDEX CONCURRENTLY IF EXISTS public."+name)
 		}
 		if state != "valid" {
 			stmts = append(stmts, m.SQL)
@@ -362,17 +392,17 @@ func (in *Installer) plan(ctx context.Context, q querier, pending []Migration) (
 	return out, nil
 }
 
-// indexState reports whether meshtop's index is "missing", "valid" or
+// indexState reports whether meshtop's index name is "missing", "valid" or
 // "invalid" (left by an interrupted CREATE INDEX CONCURRENTLY).
-func indexState(ctx context.Context, q querier) (string, error) {
+func indexState(ctx context.Context, q querier, name string) (string, error) {
 	var state string
 	err := q.QueryRow(ctx, bookkeeping+`SELECT coalesce((
   SELECT CASE WHEN i.indisvalid THEN 'valid' ELSE 'invalid' END
   FROM pg_catalog.pg_index i
   JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-  WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace), 'missing')`, IndexName).Scan(&state)
+  WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace), 'missing')`, name).Scan(&state)
 	if err != nil {
-		return "", fmt.Errorf("checking for %s: %w", IndexName, err)
+		return "", fmt.Errorf("checking for %s: %w", name, err)
 	}
 	return state, nil
 }
@@ -679,7 +709,10 @@ func (in *Installer) Objects() []Object {
 		{"function", s + ".capture_run_insert(), capture_run_update(), capture_event_insert(), capture_runs_bulk(), capture_events_bulk() (the capture triggers' functions, run as the owner)"},
 		{"function", s + ".… and the refresh engine's internal functions (rollup, window cells, sketches), executable by the owner only"},
 		{"procedure", s + ".refresh(text, boolean)"},
+		{"function", s + ".drill_failed_runs(uuid, text, int), drill_slowest_runs(uuid, text, int), drill_run(uuid), drill_run_steps(uuid) (the drill-down, for readers)"},
+		{"function", s + ".tenant_failed_runs(uuid, text, int), tenant_slowest_runs(uuid, text, int), tenant_run(uuid), tenant_run_steps(uuid) (the drill-down of the caller's own projects)"},
 		{"index", "public." + IndexName + " on public.workflow_runs (started_at), built concurrently"},
+		{"index", "public." + DrillIndexName + " on public.workflow_runs (workflow_id, status, started_at) INCLUDE (finished_at, id), built concurrently"},
 		{"trigger", "change capture on public.workflow_runs and public.workflow_events (into " + s + ".dirty_keys, dirty_runs; in the wal capture mode only the statement-level ones, for deletes, event updates and TRUNCATE)"},
 		{"publication", "two, on public.workflow_runs and public.workflow_events (run_id, step events only) — only in the wal capture mode (--capture wal, or auto where possible)"},
 		{"replication slot", "one logical slot (pgoutput) that every refresh reads — only in the wal capture mode; dropped past capture_wal_max_bytes/capture_wal_max_age"},

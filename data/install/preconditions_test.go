@@ -134,17 +134,19 @@ func TestCheckPrivileges(t *testing.T) {
 		{"no SELECT on projects", grants{createDB: true, createPublic: true, bypassRLS: true, own: []string{"public.workflow_definitions", "public.workflow_runs", "public.workflow_events"}},
 			`Role %[1]s lacks SELECT on public.projects.`},
 		{"no CREATE on schema public", grants{createDB: true, own: allTables},
-			`Role %[1]s lacks CREATE on schema public (to create index meshtop_workflow_runs_started_at_idx there).`},
+			`Role %[1]s lacks CREATE on schema public (to create indexes meshtop_workflow_runs_started_at_idx and meshtop_workflow_runs_drill_idx there).`},
 		{"row-level security", grants{createDB: true, createPublic: true, own: []string{"public.workflow_runs"}, sel: []string{"public.projects", "public.workflow_definitions", "public.workflow_events"}},
 			`Role %[1]s lacks TRIGGER on public.workflow_events (for the change-capture triggers) and BYPASSRLS (row-level security on public.projects, public.workflow_definitions and public.workflow_events would hide other projects' rows from the views).`},
 		{"nothing at all", grants{},
-			`Role %[1]s lacks CREATE on database %[2]s (to create schema "metrics"); ownership of public.workflow_runs (CREATE INDEX on it needs it); TRIGGER on public.workflow_runs and public.workflow_events (for the change-capture triggers); CREATE on schema public (to create index meshtop_workflow_runs_started_at_idx there); SELECT on public.projects, public.workflow_definitions, public.workflow_runs and public.workflow_events; and BYPASSRLS (row-level security on public.projects, public.workflow_definitions, public.workflow_runs and public.workflow_events would hide other projects' rows from the views).`},
+			`Role %[1]s lacks CREATE on database %[2]s (to create schema "metrics"); ownership of public.workflow_runs (CREATE INDEX on it needs it); TRIGGER on public.workflow_runs and public.workflow_events (for the change-capture triggers); CREATE on schema public (to create indexes meshtop_workflow_runs_started_at_idx and meshtop_workflow_runs_drill_idx there); SELECT on public.projects, public.workflow_definitions, public.workflow_runs and public.workflow_events; and BYPASSRLS (row-level security on public.projects, public.workflow_definitions, public.workflow_runs and public.workflow_events would hide other projects' rows from the views).`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			// Drop the index so ownership of workflow_runs matters.
-			if _, err := db.Pool.Exec(ctx, "DROP INDEX IF EXISTS public."+install.IndexName); err != nil {
-				t.Fatal(err)
+			// Drop the indexes so ownership of workflow_runs matters.
+			for _, ix := range install.Indexes {
+				if _, err := db.Pool.Exec(ctx, "DROP INDEX IF EXISTS public."+ix); err != nil {
+					t.Fatal(err)
+				}
 			}
 			name, pool := roleWith(t, ctx, db, tc.g)
 			err := install.New(pool, "metrics").Check(ctx)

@@ -15,8 +15,9 @@ import (
 func CronJobName(schema string) string { return "meshtop-refresh-" + schema }
 
 // Uninstall removes what Apply created: the schema (CASCADE), the pg_cron job
-// meshtop scheduled for it, the started_at index (concurrently; kept while
-// another meshtop schema in this database still uses it), and the roles
+// meshtop scheduled for it, the indexes on public.workflow_runs (Indexes:
+// concurrently; kept while another meshtop schema in this database still
+// uses them), and the roles
 // meshtop created (those whose comment says "created by meshtop"), once no
 // object in any database depends on them. It touches nothing else.
 func (in *Installer) Uninstall(ctx context.Context) error {
@@ -92,8 +93,10 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 			return fmt.Errorf("looking for other meshtop schemas: %w", err)
 		}
 		if !others {
-			if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS public."+IndexName); err != nil {
-				return fmt.Errorf("dropping index %s: %w", IndexName, err)
+			for _, ix := range Indexes {
+				if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS public."+ix); err != nil {
+					return fmt.Errorf("dropping index %s: %w", ix, err)
+				}
 			}
 		}
 		rows, err := conn.Query(ctx, bookkeeping+`SELECT r.rolname FROM pg_catalog.pg_roles r

@@ -52,6 +52,22 @@ func (t Text) String() string { return t.safe }
 // texts, where a line break carries no meaning worth an escape.
 func (t Text) Line() string { return Line(t.raw) }
 
+// Lines is the sanitized text split at its line breaks (\n, \r\n): each
+// line sanitized on its own (see Sanitize), for text shown whole over
+// several lines, such as an error in a run's timeline. Trailing empty lines
+// are dropped; "" gives no line.
+func (t Text) Lines() []string {
+	s := strings.TrimRight(t.raw, "\r\n")
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, "\n")
+	for i, p := range parts {
+		parts[i] = Sanitize(strings.TrimSuffix(p, "\r"))
+	}
+	return parts
+}
+
 // Raw is the exact text as stored in the database. Never print it to a
 // terminal: it is for JSON, comparisons and queries.
 func (t Text) Raw() string { return t.raw }

@@ -41,6 +41,16 @@ var plainStrings = map[string]string{
 	"RefreshOutcome.View":        "as RefreshLogEntry.View (a metric label of meshtop serve)",
 	"RefreshOutcome.Status":      "the derived state: one of running, ok, failed, skipped, interrupted (a CHECK constraint and refresh_log_v)",
 	"RefreshEvent.Status":        "never displayed: only triggers a re-read",
+	"RunList.WorkflowID":         "the uuid the caller asked for (checked against uuidRE)",
+	"RunKind":                    "one of meshtop's two list names (ParseRunKind)",
+	"RunSummary.RunID":           "uuid column (run_id::text)",
+	"RunSummary.WorkflowID":      "uuid column",
+	"RunInfo.RunID":              "uuid column",
+	"RunInfo.WorkflowID":         "uuid column",
+	"RunInfo.ProjectID":          "uuid column",
+	"RunStep.Outcome":            "computed by drill_steps (070_drill.sql) from a fixed list: succeeded, failed, retrying, running, unfinished",
+	"WorkflowRef.WorkflowID":     "uuid column",
+	"WorkflowRef.ProjectID":      "uuid column",
 }
 
 // TestDisplayTypesCarryText walks every type the store returns to a
@@ -49,7 +59,7 @@ var plainStrings = map[string]string{
 // here, that it cannot carry tenant text — or making it a safetext.Text.
 func TestDisplayTypesCarryText(t *testing.T) {
 	roots := []any{Overview{}, WorkflowDetail{}, RefreshLogEntry{}, RunningRefresh{}, Schedule{},
-		ServerInfo{}, RefreshResult{}, RefreshEvent{}, ViewStatus{}, RefreshOutcome{}}
+		ServerInfo{}, RefreshResult{}, RefreshEvent{}, ViewStatus{}, RefreshOutcome{}, RunList{}, RunTimeline{}, WorkflowRef{}}
 	textType := reflect.TypeFor[safetext.Text]()
 	storePkg := reflect.TypeFor[Window]().PkgPath()
 	seen := map[reflect.Type]bool{}

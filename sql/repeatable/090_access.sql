@@ -16,12 +16,16 @@ BEGIN
       END IF;
       EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s', s, r);
       EXECUTE pg_catalog.format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM %s', s, r);
-      -- Every function but tenant_workflow_metrics, which operators grant
-      -- to API roles on purpose (008_tenant_project_ids; 040_views keeps
-      -- its grants); it was created without PUBLIC's EXECUTE.
+      -- Every function but the tenant API (tenant_workflow_metrics and the
+      -- drill-down's tenant_* of 070_drill), which operators grant to API
+      -- roles on purpose (008_tenant_project_ids; 040_views keeps its
+      -- grants); each was created without PUBLIC's EXECUTE. Its helper
+      -- tenant_project_ids is revoked like the rest.
       FOR f IN
         SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
-        WHERE p.pronamespace = pg_catalog.to_regnamespace(s) AND p.proname <> 'tenant_workflow_metrics'
+        WHERE p.pronamespace = pg_catalog.to_regnamespace(s)
+          AND p.proname NOT IN ('tenant_workflow_metrics', 'tenant_failed_runs', 'tenant_slowest_runs',
+                                'tenant_run', 'tenant_run_steps')
       LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %s',
           CASE WHEN (SELECT p.prokind FROM pg_catalog.pg_proc p WHERE p.oid = f::regprocedure) = 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f, r);

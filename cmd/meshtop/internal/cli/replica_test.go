@@ -54,6 +54,18 @@ func TestReplica(t *testing.T) {
 		t.Errorf("status table does not say it read a standby: %.300s", r.stdout)
 	}
 
+	// The drill-down reads the standby as well: its functions only read.
+	var slug, failedRun string
+	if err := db.Pool.QueryRow(ctx, `select d.slug, r.id::text from public.workflow_runs r join public.workflow_definitions d on d.id = r.workflow_id
+		where r.status = 'failed' order by r.started_at desc limit 1`).Scan(&slug, &failedRun); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, runOpts{}, append([]string{"runs", "--workflow", slug, "--window", "30d", "--json"}, both...)...).must(t, 0)
+	if !strings.Contains(r.stdout, failedRun) {
+		t.Errorf("runs from the replica lacks the newest failed run %s:\n%.1000s", failedRun, r.stdout)
+	}
+	run(t, runOpts{}, append([]string{"run", failedRun}, both...)...).must(t, 0)
+
 	// A refresh through the CLI goes to the primary and shows up on the
 	// replica once replayed.
 	later := anchor.Add(time.Hour)

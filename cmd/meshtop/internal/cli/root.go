@@ -197,6 +197,8 @@ func (a *app) rootCmd() *cobra.Command {
 		a.refreshCmd(),
 		a.verifyCmd(),
 		a.statusCmd(),
+		a.runsCmd(),
+		a.runCmd(),
 		a.checkCmd(),
 		a.scheduleCmd(),
 		a.serveCmd(),

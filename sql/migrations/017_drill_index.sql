@@ -1,0 +1,23 @@
+-- meshtop:no-transaction
+-- 017_drill_index: the index the drill-down reads MeshHook's runs through
+-- (sql/repeatable/070_drill.sql; docs/METRICS.md "Drill-down").
+--
+-- MeshHook's workflow_runs has indexes on workflow_id and on status alone:
+-- "the newest failed runs of one workflow in the last 24 hours" through
+-- either reads every run of the workflow (or every failed run of every
+-- workflow) since the table began. With the key (workflow_id, status,
+-- started_at) that question is one range of the index read newest first
+-- and stopped at the LIMIT; "the slowest runs" reads one range per finished
+-- status, newest first, capped (070_drill.sql). finished_at and id are
+-- carried in the index (INCLUDE), so the runs are read from the index alone
+-- where the visibility map allows.
+--
+-- Built CONCURRENTLY, like 002's started_at index, so MeshHook's writers
+-- keep running during the build (hence the marker on line 1: it cannot run
+-- in a transaction). An interrupted build leaves an INVALID index; the
+-- installer drops it concurrently and builds it again. Uninstall drops it
+-- concurrently (kept while another meshtop schema in the database remains).
+-- Its cost to MeshHook: one more index entry per run insert and per status
+-- update (those updates are never HOT anyway: status is indexed).
+CREATE INDEX CONCURRENTLY IF NOT EXISTS meshtop_workflow_runs_drill_idx
+  ON public.workflow_runs (workflow_id, status, started_at) INCLUDE (finished_at, id)
