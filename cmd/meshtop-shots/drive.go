@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 )
 
 const (
@@ -31,6 +32,8 @@ type recorder struct {
 type frames struct {
 	mu      sync.Mutex
 	last    string
+	prev    string // the frame before last, to say what keeps changing
+	changes int
 	changed time.Time
 }
 
@@ -44,7 +47,8 @@ func (r recorder) View() string {
 	v := r.Model.View()
 	r.frames.mu.Lock()
 	if v != r.frames.last {
-		r.frames.last, r.frames.changed = v, time.Now()
+		r.frames.prev, r.frames.last, r.frames.changed = r.frames.last, v, time.Now()
+		r.frames.changes++
 	}
 	r.frames.mu.Unlock()
 	return v
@@ -79,11 +83,14 @@ func (s *session) wait(ctx context.Context, texts ...string) error {
 	deadline := time.Now().Add(waitLimit)
 	for {
 		s.frames.mu.Lock()
-		last, changed := s.frames.last, s.frames.changed
+		last, prev, changed, changes := s.frames.last, s.frames.prev, s.frames.changed, s.frames.changes
 		s.frames.mu.Unlock()
+		// Texts are looked for in what a reader sees: styles may split a
+		// word (an underlined tab is styled rune by rune).
+		plain := ansi.Strip(last)
 		all := true
 		for _, t := range texts {
-			if !strings.Contains(last, t) {
+			if !strings.Contains(plain, t) {
 				all = false
 				break
 			}
@@ -92,6 +99,10 @@ func (s *session) wait(ctx context.Context, texts ...string) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
+			if all {
+				return fmt.Errorf("waited %s for %q to stop changing (%d frames; the last changed %s ago); the lines that changed last:\n%s",
+					waitLimit, texts, changes, time.Since(changed).Round(time.Millisecond), lineDiff(prev, last))
+			}
 			return fmt.Errorf("waited %s for %q; the last frame was:\n%s", waitLimit, texts, last)
 		}
 		select {
@@ -142,4 +153,22 @@ func keyMsg(s string) tea.KeyMsg {
 		return tea.KeyMsg{Type: tea.KeyDown}
 	}
 	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
+}
+
+// lineDiff lists the lines of b that differ from a's at the same position.
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out []string
+	for i, l := range bl {
+		if i >= len(al) || al[i] != l {
+			out = append(out, fmt.Sprintf("%3d: %q", i+1, l))
+			if i < len(al) {
+				out = append(out, fmt.Sprintf("was: %q", al[i]))
+			}
+		}
+	}
+	if len(al) > len(bl) {
+		out = append(out, fmt.Sprintf("(%d lines fewer)", len(al)-len(bl)))
+	}
+	return strings.Join(out, "\n")
 }
