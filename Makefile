@@ -5,7 +5,7 @@ PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FREEZE      := github.com/charmbracelet/freeze@v0.2.2
 
-.PHONY: all deps build demo test test-short fuzz lint bench bench-extra bench-serve bench-wal screenshots golden clean
+.PHONY: all deps build demo test test-short fuzz lint bench bench-extra bench-serve bench-wal bench-dashboard screenshots golden clean
 
 all: build
 
@@ -58,7 +58,7 @@ lint:
 golden: deps
 	$(GO) test ./tui/... -update
 
-## bench: measure retrieval, refresh scaling, write impact, footprint and meshtop serve; rewrites docs/BENCHMARKS.md
+## bench: every group (retrieval, refresh scaling, incremental, WAL capture, write impact, footprint, serve, drill-down); rewrites docs/BENCHMARKS.md
 bench: deps build
 	@.ci/install-deps pg-activity
 	$(GO) run ./cmd/meshtop-bench -out docs/BENCHMARKS.md
@@ -72,6 +72,11 @@ bench-extra: deps build
 ## bench-wal: only the WAL capture group (issue #26); rewrites docs/BENCHMARKS-wal.md
 bench-wal: deps build
 	$(GO) run ./cmd/meshtop-bench -groups wal -out docs/BENCHMARKS-wal.md
+
+## bench-dashboard: only the dashboard's footprint beside pg_activity and the drill-down's buffers; rewrites docs/BENCHMARKS-dashboard.md
+bench-dashboard: deps build
+	@.ci/install-deps pg-activity
+	$(GO) run ./cmd/meshtop-bench -groups footprint,drilldown -out docs/BENCHMARKS-dashboard.md
 
 ## bench-serve: only the meshtop serve group (20 SSH sessions vs 1, RSS per session, warm scrape vs status --json); rewrites docs/BENCHMARKS-serve.md
 bench-serve: deps build

@@ -51,7 +51,10 @@ func switchCapture(t *testing.T, ctx context.Context, pool *pgxpool.Pool, mode s
 func TestWALSmoke(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
-	db := pgtest.NewDatabase(t)
+	// A cluster of its own: creating a logical slot waits for every
+	// transaction running in the cluster, and the shared one runs the other
+	// tests' (some held open on purpose).
+	db := pgtest.NewOwnCluster(t)
 	loadEdgeData(t, ctx, db)
 	refreshAndCompare(t, ctx, db.Pool)
 	p := switchCapture(t, ctx, db.Pool, "wal")
@@ -99,8 +102,15 @@ func TestWALSmoke(t *testing.T) {
 // no drift.
 func TestWALModelSwitches(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
-	db := pgtest.NewDatabase(t)
+	// Three switches under five connections of writers and refreshes on a
+	// loaded CI machine: more than ctxT's five minutes is possible.
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	// A cluster of its own: creating the slot waits for every transaction
+	// running in the cluster, and the shared one runs the other tests'
+	// (some held open on purpose); on it a switch took the whole five
+	// minutes once (CI, 2026-12-07).
+	db := pgtest.NewOwnCluster(t)
 	// The data first: its partitions then belong to the owner too.
 	insertEdgeData(t, ctx, db)
 	_, ownerDSN := db.SupabaseOwner(t)
@@ -161,6 +171,18 @@ func TestWALModelSwitches(t *testing.T) {
 					return
 				}
 				counts[w][kind]++
+				if switching.Load() {
+					// A switch needs ACCESS EXCLUSIVE on workflow_runs for
+					// a moment, waiting at most 200 ms per try: four
+					// writers running multi-statement transactions back to
+					// back with no gap (each holding AccessShareLock and
+					// then asking for more behind the switch's request)
+					// leave it none in a minute of tries. MeshHook's
+					// writers are mostly single statements; a writer
+					// pausing up to 50 ms between changes keeps them
+					// concurrent with the switch, not saturating.
+					time.Sleep(time.Duration(rnd.Intn(50)) * time.Millisecond)
+				}
 			}
 		}()
 	}
