@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -188,11 +186,11 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 // workflowRows picks the overview's workflow rows and their changes:
 // freshly read ones (read non-nil; cached.changes holds their changes), or
 // the cached ones when store_workflows.sql found the view unchanged since
-// and returned nothing. The caller gets its own copy: the cache is shared
-// by every poll, and a dashboard keeps the last overview.
+// and returned nothing. Both are shared with the cache and every caller
+// (see Overview): never modified, only replaced by a new read.
 func (s *Store) workflowRows(w Window, cached workflowCache, readID int64, read []WorkflowMetrics) ([]WorkflowMetrics, map[string]Change) {
 	if read == nil {
-		return slices.Clone(cached.rows), maps.Clone(cached.changes)
+		return cached.rows, cached.changes
 	}
 	sortWorkflows(read)
 	if readID == 0 {
@@ -201,7 +199,7 @@ func (s *Store) workflowRows(w Window, cached workflowCache, readID int64, read 
 	s.mu.Lock()
 	s.wf[w] = workflowCache{logID: readID, rows: read, changes: cached.changes}
 	s.mu.Unlock()
-	return slices.Clone(read), maps.Clone(cached.changes)
+	return read, cached.changes
 }
 
 // scanOverviewWorkflows reads store_workflows.sql: nil rows when the query
@@ -249,8 +247,7 @@ func (s *Store) sparklines(ctx context.Context, pool *pgxpool.Pool, w Window, ca
 	}
 	var readID int64
 	var read map[string][]HourlyPoint
-	rows, err := pool.Query(ctx, s.query("hourly"), sparkSpan(w).Seconds(), bucketFor(w).Seconds(),
-		int(sparkSpan(w)/time.Hour), cached.logID)
+	rows, err := pool.Query(ctx, s.query("hourly"), sparkSpan(w).Seconds(), bucketFor(w).Seconds(), cached.logID)
 	if err == nil {
 		readID, read, err = scanSpark(rows)
 	}

@@ -305,6 +305,10 @@ CREATE OR REPLACE VIEW @schema@.refresh_status AS
 WITH v AS (
   SELECT u.view_name, u.ord
   FROM pg_catalog.unnest(@schema@.view_names()) WITH ORDINALITY AS u(view_name, ord)
+), k AS MATERIALIZED (
+  -- The metrics clock once per query, not once per view: clock() carries
+  -- the refresh settings (SET clauses), so each call saves and restores them.
+  SELECT @schema@.clock() AS now
 )
 SELECT v.view_name,
        CASE WHEN c.relkind = 'v' THEN (SELECT s.built FROM @schema@.rollup_state s)
@@ -313,12 +317,20 @@ SELECT v.view_name,
        -- Heap + TOAST + indexes from pg_class.relpages, NOT
        -- pg_total_relation_size() (see 004_refresh.sql); for the plain
        -- view, its rollup table.
-       (SELECT pg_catalog.sum(r.relpages)::bigint * pg_catalog.current_setting('block_size')::bigint
-          FROM pg_catalog.pg_class r
-         WHERE r.oid = coalesce(rt.oid, c.oid) OR r.oid = (SELECT x.reltoastrelid FROM pg_catalog.pg_class x WHERE x.oid = coalesce(rt.oid, c.oid))
-            OR r.oid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = coalesce(rt.oid, c.oid))) AS size_bytes,
+       -- Looked up by oid through the catalogs' indexes (pg_class by oid,
+       -- pg_index by indrelid): an OR of the three made it a scan of all of
+       -- pg_class for each view, most of this view's cost on every poll.
+       ((SELECT pg_catalog.sum(r.relpages)::bigint
+           FROM pg_catalog.pg_class t
+           JOIN pg_catalog.pg_class r ON r.oid IN (t.oid, t.reltoastrelid)
+          WHERE t.oid = coalesce(rt.oid, c.oid))
+        + coalesce((SELECT pg_catalog.sum(ic.relpages)::bigint
+                      FROM pg_catalog.pg_index i
+                      JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                     WHERE i.indrelid = coalesce(rt.oid, c.oid)), 0))
+         * pg_catalog.current_setting('block_size')::bigint AS size_bytes,
        ok.data_as_of AS last_refresh_at,
-       @schema@.clock() - ok.data_as_of AS lag,
+       (SELECT k.now FROM k) - ok.data_as_of AS lag,
        ok.duration_ms AS last_duration_ms,
        (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x.duration_ms)
           FROM (SELECT g.duration_ms FROM @schema@.refresh_log g
