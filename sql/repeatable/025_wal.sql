@@ -648,7 +648,17 @@ DECLARE
   v_did text;
 BEGIN
   PERFORM set_config('lock_timeout', '200ms', true);
-  SELECT s.* INTO v_state FROM @schema@.capture_state s;
+  -- The state row locked until this transaction ends: an install switching
+  -- modes updates it at each step, so what is decided here from the mode
+  -- read cannot be acted on after the install moved on (a 'triggers' read
+  -- just before capture_wal_prepare committed tore down the publications
+  -- and reset 'arming' to 'triggers' under it: TestWALModelSwitches, CI
+  -- 2026-12-08).
+  BEGIN
+    SELECT s.* INTO v_state FROM @schema@.capture_state s FOR UPDATE;
+  EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+    RETURN 'retry';
+  END;
   IF v_state.mode = 'wal' THEN
     v_why := @schema@.wal_problem(v_state, false);
     IF v_why IS NULL THEN
