@@ -431,8 +431,8 @@ func (im *installModel) promptHead() []string {
 	schema := im.schema()
 	text := fmt.Sprintf("Installing applies %s: it creates these %d objects, then refreshes the views once. "+
 		"Outside schema %s it adds two indexes on workflow_runs (built CONCURRENTLY), change-capture triggers on "+
-		"MeshHook's tables (or, in the wal capture mode, publications, a replication slot and REPLICA IDENTITY FULL "+
-		"on workflow_runs) and cluster-wide roles:", plural(im.pending, "migration", "migrations"), len(im.objects), schema)
+		"MeshHook's tables (in the wal capture mode fewer, with two publications and a replication slot) "+
+		"and cluster-wide roles:", plural(im.pending, "migration", "migrations"), len(im.objects), schema)
 	return wrapWords(text, im.width-2)
 }
 

@@ -45,6 +45,7 @@ type config struct {
 	footPairs      int
 	footWindow     time.Duration
 	pgbenchSeconds int
+	walSeconds     int
 	pgbenchClients int
 	refreshEvery   time.Duration
 	groups         map[string]bool
@@ -70,6 +71,7 @@ func main() {
 	flag.IntVar(&cfg.footPairs, "footprint-pairs", 5, "meshtop/pg_activity pairs in the footprint group")
 	flag.DurationVar(&cfg.footWindow, "footprint-window", 20*time.Second, "how long each footprint run lasts")
 	flag.IntVar(&cfg.pgbenchSeconds, "pgbench-seconds", 20, "duration of each pgbench run")
+	flag.IntVar(&cfg.walSeconds, "wal-pgbench-seconds", 30, "wal group: duration of each pgbench run (throughput is counted from half a refresh-every after the start to half one before the end)")
 	flag.IntVar(&cfg.pgbenchClients, "pgbench-clients", 4, "pgbench clients (MeshHook workers)")
 	flag.DurationVar(&cfg.refreshEvery, "refresh-every", 10*time.Second, "refresh interval during the write-impact runs")
 	flag.StringVar(&groups, "groups", defaultGroups, "comma-separated groups to run")

@@ -39,6 +39,10 @@ type runner struct {
 	// of CALL S.refresh(); rate, when > 0, throttles pgbench (-R).
 	periodic string
 	rate     int
+	// noSettle: pgbenchFromSameData removes what pgbench wrote and
+	// vacuums, but does not refresh (the wal group's pairs, whose sides
+	// measure writes only: the next refresh rebuilds once).
+	noSettle bool
 }
 
 func run(ctx context.Context, cfg config) error {

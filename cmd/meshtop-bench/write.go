@@ -24,10 +24,18 @@ const pgbenchScript = "sql/bench/meshhook_tx.pgbench"
 
 // pgbenchResult is one pgbench run.
 type pgbenchResult struct {
-	TPS       float64
-	P99Ms     float64
-	P50Ms     float64
-	Txns      int
+	TPS   float64
+	P99Ms float64
+	P50Ms float64
+	Txns  int
+	// SteadyTPS counts the transactions that ended between half a
+	// refresh-every after pgbench started and half a refresh-every before
+	// it ended: a window in which a periodic refresh or consume ran once per
+	// refresh-every and each read refresh-every of writes, as it does in
+	// steady state (over the whole run the first one finds nothing yet and
+	// the writes after the last one are never read). 0 when the run is not
+	// longer than refresh-every.
+	SteadyTPS float64
 	Refreshes int       // refreshes started during the run
 	RefreshMs []float64 // durations of those that finished before pgbench did
 	// RefreshCPU is the CPU time (user+system, seconds) the refreshing
@@ -183,6 +191,9 @@ func (b *runner) pgbenchFromSameData(ctx context.Context, d *dataset, script, di
 	if _, err := d.Pool.Exec(ctx, "vacuum (analyze) public.workflow_runs, public.workflow_events"); err != nil {
 		return res, fmt.Errorf("vacuuming after pgbench: %w", err)
 	}
+	if b.noSettle {
+		return res, nil
+	}
 	if _, err := d.Pool.Exec(ctx, "call "+b.schema+".refresh(null, true)"); err != nil {
 		return res, fmt.Errorf("refreshing after pgbench: %w", err)
 	}
@@ -266,6 +277,7 @@ func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag strin
 			}
 		}()
 	}
+	started := time.Now()
 	err := cmd.Run()
 	if backend != 0 {
 		// Read before stopping the refresh loop: the CPU the refreshes
@@ -287,9 +299,19 @@ func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag strin
 		return res, fmt.Errorf("no tps line in pgbench's output:\n%s", out.String())
 	}
 	res.TPS, _ = strconv.ParseFloat(m[1], 64)
-	lat, err := readPgbenchLogs(prefix)
+	lat, ends, err := readPgbenchLogs(prefix)
 	if err != nil {
 		return res, err
+	}
+	if half := b.cfg.refreshEvery / 2; time.Duration(seconds)*time.Second > 2*half {
+		from, to := started.Add(half), started.Add(time.Duration(seconds)*time.Second-half)
+		n := 0
+		for _, e := range ends {
+			if !e.Before(from) && e.Before(to) {
+				n++
+			}
+		}
+		res.SteadyTPS = float64(n) / to.Sub(from).Seconds()
 	}
 	res.Txns = len(lat)
 	res.P99Ms = Percentile(lat, 99)
@@ -299,17 +321,19 @@ func (b *runner) pgbench(ctx context.Context, d *dataset, script, dir, tag strin
 
 // readPgbenchLogs reads every per-transaction log file of one run
 // (prefix.PID and prefix.PID.N, one per thread) and returns the latencies
-// in ms. Line format: client_id transaction_no time_us script_no epoch us.
-func readPgbenchLogs(prefix string) ([]float64, error) {
+// in ms and when each transaction ended. Line format: client_id
+// transaction_no time_us script_no epoch us.
+func readPgbenchLogs(prefix string) ([]float64, []time.Time, error) {
 	files, err := filepath.Glob(prefix + ".*")
 	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no pgbench log files %s.*", prefix)
+		return nil, nil, fmt.Errorf("no pgbench log files %s.*", prefix)
 	}
 	var lat []float64
+	var ends []time.Time
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
-			return nil, fmt.Errorf("reading pgbench log: %w", err)
+			return nil, nil, fmt.Errorf("reading pgbench log: %w", err)
 		}
 		sc := bufio.NewScanner(fh)
 		for sc.Scan() {
@@ -322,11 +346,18 @@ func readPgbenchLogs(prefix string) ([]float64, error) {
 				continue
 			}
 			lat = append(lat, us/1000)
+			if len(fields) >= 6 {
+				sec, err1 := strconv.ParseInt(fields[4], 10, 64)
+				usec, err2 := strconv.ParseInt(fields[5], 10, 64)
+				if err1 == nil && err2 == nil {
+					ends = append(ends, time.Unix(sec, usec*1000))
+				}
+			}
 		}
 		fh.Close()
 		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("reading pgbench log %s: %w", f, err)
+			return nil, nil, fmt.Errorf("reading pgbench log %s: %w", f, err)
 		}
 	}
-	return lat, nil
+	return lat, ends, nil
 }

@@ -233,9 +233,10 @@ func (in *Installer) applyCapture(ctx context.Context, conn *pgxpool.Conn, p Cap
 		case "capture_wal_drain":
 			err = in.drain(ctx, conn, s, target)
 		default:
-			// ALTER TABLE ... REPLICA IDENTITY (prepare, teardown) takes
-			// ACCESS EXCLUSIVE: readers block it too.
-			readers := strings.Contains(s.m.Name, "teardown") || s.m.Name == "capture_wal_prepare"
+			// ALTER TABLE ... REPLICA IDENTITY (teardown, restoring what
+			// a meshtop before 2026-12-08 changed) takes ACCESS
+			// EXCLUSIVE: readers block it too.
+			readers := strings.Contains(s.m.Name, "teardown")
 			err = in.retryLocks(ctx, conn, s.what(), readers, func() error {
 				return in.retryBusy(ctx, s.what(), func() error { return in.runStep(ctx, conn, s) })
 			})

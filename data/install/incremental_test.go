@@ -507,6 +507,18 @@ WHERE id = (SELECT id FROM public.workflow_runs WHERE status = 'running' ORDER B
 		kind = "resume"
 		_, err = tx.Exec(ctx, `UPDATE public.workflow_runs SET status = 'running'
 WHERE id = (SELECT id FROM public.workflow_runs WHERE status = 'paused' ORDER BY random() LIMIT 1)`)
+	case p < 54:
+		kind = "move"
+		// A correction of where a run belongs: its start (up to a day
+		// earlier: its events stay after it, as MeshHook writes them) or
+		// its workflow. Both buckets change.
+		if rnd.Intn(2) == 0 {
+			_, err = tx.Exec(ctx, `UPDATE public.workflow_runs SET started_at = started_at - $1::int * interval '1 second'
+WHERE id = (SELECT id FROM public.workflow_runs ORDER BY random() LIMIT 1)`, 1+rnd.Intn(86400))
+		} else {
+			_, err = tx.Exec(ctx, `UPDATE public.workflow_runs SET workflow_id = (SELECT id FROM public.workflow_definitions ORDER BY random() LIMIT 1)
+WHERE id = (SELECT id FROM public.workflow_runs ORDER BY random() LIMIT 1)`)
+		}
 	case p < 58:
 		kind = "correct"
 		_, err = tx.Exec(ctx, `UPDATE public.workflow_runs SET status = CASE status WHEN 'failed' THEN 'succeeded' ELSE 'failed' END

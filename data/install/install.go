@@ -713,10 +713,9 @@ func (in *Installer) Objects() []Object {
 		{"function", s + ".tenant_failed_runs(uuid, text, int), tenant_slowest_runs(uuid, text, int), tenant_run(uuid), tenant_run_steps(uuid) (the drill-down of the caller's own projects)"},
 		{"index", "public." + IndexName + " on public.workflow_runs (started_at), built concurrently"},
 		{"index", "public." + DrillIndexName + " on public.workflow_runs (workflow_id, status, started_at) INCLUDE (finished_at, id), built concurrently"},
-		{"trigger", "change capture on public.workflow_runs and public.workflow_events (into " + s + ".dirty_keys, dirty_runs; in the wal capture mode only the statement-level ones, for deletes, event updates and TRUNCATE)"},
-		{"publication", "two, on public.workflow_runs and public.workflow_events (run_id, step events only) — only in the wal capture mode (--capture wal, or auto where possible)"},
+		{"trigger", "change capture on public.workflow_runs and public.workflow_events (into " + s + ".dirty_keys, dirty_runs; in the wal capture mode only those for moved runs, deletes, event updates and TRUNCATE)"},
+		{"publication", "two, on public.workflow_runs (inserts, updates) and public.workflow_events (run_id, step events only) — only in the wal capture mode (--capture wal, or auto where possible)"},
 		{"replication slot", "one logical slot (pgoutput) that every refresh reads — only in the wal capture mode; dropped past capture_wal_max_bytes/capture_wal_max_age"},
-		{"replica identity", "FULL on public.workflow_runs — only in the wal capture mode; the previous identity is restored when it ends"},
 	}
 	for _, r := range Roles {
 		out = append(out, Object{"role", r + " (NOLOGIN, if missing)"})

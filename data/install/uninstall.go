@@ -46,10 +46,11 @@ func (in *Installer) Uninstall(ctx context.Context) error {
 		if exists && !ours {
 			return fmt.Errorf("schema %s was not created by meshtop (it has no meshtop_migrations table); refusing to drop it", in.schema)
 		}
-		// WAL capture's slot and publications live outside the schema, and
-		// it set workflow_runs' replica identity: undo all three first
-		// (mode 'triggers', then what capture_wal_teardown removes). The
-		// slot may be in use by a refresh for a moment: tried again.
+		// WAL capture's slot and publications live outside the schema (and
+		// a meshtop before 2026-12-08 set workflow_runs' replica identity):
+		// undo them first (mode 'triggers', then what capture_wal_teardown
+		// removes). The slot may be in use by a refresh for a moment:
+		// tried again.
 		var walState bool
 		if err := conn.QueryRow(ctx, bookkeeping+`SELECT pg_catalog.to_regprocedure($1) IS NOT NULL`,
 			quoted+".capture_wal_teardown()").Scan(&walState); err != nil {

@@ -422,11 +422,15 @@ func TestWALSlotBound(t *testing.T) {
 	}, true, "invalidated")
 	exec(`ALTER SYSTEM RESET max_slot_wal_keep_size`)
 	exec(`SELECT pg_reload_conf()`)
-	// An operator who drops the publication or changes the replica identity
-	// breaks WAL capture too: the next refresh falls back.
-	fallBack("replica identity changed", func() {
-		exec(`ALTER TABLE public.workflow_runs REPLICA IDENTITY DEFAULT`)
-	}, false, "replica identity")
+	// An operator who drops the publication, or a trigger WAL capture
+	// relies on (a moved run's old key), breaks WAL capture too: the next
+	// refresh falls back.
+	fallBack("move trigger dropped", func() {
+		exec(`DO $$ BEGIN EXECUTE format('DROP TRIGGER %I ON public.workflow_runs', metrics.capture_tag() || '_runs_move'); END $$`)
+	}, false, "_runs_move are missing")
+	fallBack("publication dropped", func() {
+		exec(`DO $$ BEGIN EXECUTE format('DROP PUBLICATION %I', (metrics.wal_publications())[1]); END $$`)
+	}, false, "was dropped")
 }
 
 // TestWALNeverFailsMeshHookWrites: with WAL capture installed, every

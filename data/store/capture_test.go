@@ -113,7 +113,7 @@ SELECT project_id, id, 'running', $1::timestamptz - interval '5 minutes' FROM pu
 	}
 	w := c.Capture
 	if w == nil || w.Mode != "wal" || w.Desired != "wal" || !w.SlotExists || w.Slot == "" || w.RetainedBytes <= 0 ||
-		w.MaxBytes != 1<<30 || w.MaxAge != 3*time.Hour || w.ConsumedAt == nil || w.ReplicaIdentity != "full" || !w.Unavailable.IsEmpty() {
+		w.MaxBytes != 1<<30 || w.MaxAge != 3*time.Hour || w.ConsumedAt == nil || w.ReplicaIdentity != "default" || !w.Unavailable.IsEmpty() {
 		t.Fatalf("WAL capture as a reader sees it: %+v", w)
 	}
 	before := w.Transactions

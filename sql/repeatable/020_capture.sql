@@ -257,6 +257,7 @@ BEGIN
     END IF;
     RETURN;
   END IF;
+  PERFORM @schema@.capture_statement_triggers(false);
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON public.workflow_runs FOR EACH ROW EXECUTE FUNCTION %s.capture_run_insert(%s)',
     tag || '_runs_ins', s, g);
   EXECUTE pg_catalog.format($q$CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON public.workflow_runs FOR EACH ROW
@@ -304,17 +305,54 @@ AS $meshtop$
                                   ('public.workflow_events'::regclass, @schema@.capture_tag() || '_events_ins'))
 $meshtop$;
 
-DO $meshtop$
+-- Whether the triggers WAL capture relies on exist (and are enabled): a
+-- moved run's old key, deleted runs' keys, TRUNCATE, and events updated or
+-- deleted.
+CREATE OR REPLACE FUNCTION @schema@.capture_wal_triggers_missing() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+  SELECT string_agg(w.name, ', ' ORDER BY w.name)
+  FROM (VALUES ('public.workflow_runs'::regclass, @schema@.capture_tag() || '_runs_move'),
+               ('public.workflow_runs'::regclass, @schema@.capture_tag() || '_runs_del'),
+               ('public.workflow_runs'::regclass, @schema@.capture_tag() || '_runs_trunc'),
+               ('public.workflow_events'::regclass, @schema@.capture_tag() || '_events_upd'),
+               ('public.workflow_events'::regclass, @schema@.capture_tag() || '_events_del'),
+               ('public.workflow_events'::regclass, @schema@.capture_tag() || '_events_trunc')) w(rel, name)
+  WHERE NOT EXISTS (SELECT FROM pg_trigger t
+                    WHERE t.tgrelid = w.rel AND t.tgname = w.name AND t.tgparentid = 0 AND t.tgenabled <> 'D')
+$meshtop$;
+
+-- The triggers of every mode (CREATE OR REPLACE: SHARE ROW EXCLUSIVE on
+-- the two tables for a moment; callers run it under a short lock_timeout):
+-- deletes, TRUNCATE, events updated or deleted, statement-level; and a
+-- moved run (workflow_id or started_at changed: a correction), row-level.
+-- WAL capture reads which runs changed from the WAL and where they are now
+-- from the table, so the bucket a moved run left comes from the
+-- '_runs_move' trigger. Its WHEN clause is false for every update
+-- MeshHook's workers make (status, finished_at): it is then never called
+-- and queues nothing. With the row-level triggers too (triggers mode) a
+-- move is logged twice: harmless. Run by this file, by the switch to WAL
+-- capture (capture_wal_prepare) and with the row-level triggers
+-- (capture_row_triggers(true)), so that a trigger dropped by hand comes back.
+-- p_replace: replace them even if they all exist (an install: a trigger an
+-- older meshtop defined differently is replaced).
+CREATE OR REPLACE FUNCTION @schema@.capture_statement_triggers(p_replace boolean) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
 DECLARE
   tag text := @schema@.capture_tag();
   s text := pg_catalog.quote_ident(@schema@.schema_name());
   -- The argument of every capture function: capture_until's OID.
   g text := pg_catalog.quote_literal(((s || '.capture_until')::pg_catalog.regclass::pg_catalog.oid)::pg_catalog.text);
 BEGIN
-  -- The row-level triggers, unless the WAL captures (capture_state, 015).
-  IF (SELECT c.mode FROM @schema@.capture_state c) <> 'wal' THEN
-    PERFORM @schema@.capture_row_triggers(true);
+  IF NOT p_replace AND @schema@.capture_wal_triggers_missing() IS NULL THEN
+    RETURN; -- all there: no lock taken
   END IF;
+  EXECUTE pg_catalog.format($q$CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON public.workflow_runs FOR EACH ROW
+    WHEN (OLD.started_at IS DISTINCT FROM NEW.started_at OR OLD.workflow_id IS DISTINCT FROM NEW.workflow_id)
+    EXECUTE FUNCTION %s.capture_run_update(%s)$q$, tag || '_runs_move', s, g);
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER DELETE ON public.workflow_runs REFERENCING OLD TABLE AS meshtop_old FOR EACH STATEMENT EXECUTE FUNCTION %s.capture_runs_bulk(%s)',
     tag || '_runs_del', s, g);
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER TRUNCATE ON public.workflow_runs FOR EACH STATEMENT EXECUTE FUNCTION %s.capture_runs_bulk(%s)',
@@ -325,5 +363,15 @@ BEGIN
     tag || '_events_del', s, g);
   EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER TRUNCATE ON public.workflow_events FOR EACH STATEMENT EXECUTE FUNCTION %s.capture_events_bulk(%s)',
     tag || '_events_trunc', s, g);
+END
+$meshtop$;
+
+DO $meshtop$
+BEGIN
+  -- The row-level triggers, unless the WAL captures (capture_state, 015).
+  IF (SELECT c.mode FROM @schema@.capture_state c) <> 'wal' THEN
+    PERFORM @schema@.capture_row_triggers(true);
+  END IF;
+  PERFORM @schema@.capture_statement_triggers(true);
 END
 $meshtop$;

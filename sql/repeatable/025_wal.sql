@@ -3,20 +3,30 @@
 -- Where the database allows it (wal_level = logical, an owner with
 -- REPLICATION), MeshHook's writers pay no trigger: a logical replication
 -- slot (pgoutput) reads what they write to the WAL anyway, through two
--- publications limited to what the metrics read:
---   <tag>_runs    public.workflow_runs, INSERT, UPDATE, DELETE, every column
---                 (REPLICA IDENTITY FULL, so an UPDATE carries the old row:
---                 a moved run's old key). No column list: with identity FULL
---                 a column list must name every column, and one MeshHook
---                 adds later would make its UPDATEs fail.
+-- publications limited to what the metrics need to know:
+--   <tag>_runs    public.workflow_runs, INSERT and UPDATE: which runs
+--                 changed (the consumer reads only their id). Where a run
+--                 is now (its workflow and hour) is read from the table by
+--                 id when the change is consumed; where a moved run was
+--                 comes from the '_runs_move' trigger of 020_capture.sql
+--                 (its WHEN clause is false for every update MeshHook's
+--                 workers make), and deleted runs' keys from the
+--                 statement-level DELETE trigger. So the replica identity
+--                 stays as it is (the primary key: an UPDATE carries no old
+--                 row). No column list: one narrower than the replica
+--                 identity makes UPDATEs fail, and anyone may set the
+--                 identity to FULL later (Supabase Realtime users do).
 --   <tag>_events  public.workflow_events (run_id) WHERE type IN the step
 --                 types, INSERT only, published as the partitioned parent.
 --                 INSERT only: a publication of UPDATE/DELETE would need a
 --                 column list covering the replica identity (id, ts), and
 --                 MeshHook's cascaded deletes would fail without one.
--- Updates and deletes of events and TRUNCATE stay with the statement-level
--- triggers of 020_capture.sql (MeshHook's writes never fire them), and so do
--- deletes of runs (the WAL has them too: both are harmless).
+-- Updates and deletes of events, deletes of runs and TRUNCATE stay with the
+-- statement-level triggers of 020_capture.sql (MeshHook's writes never fire
+-- them). Until 2026-12-08 the runs publication had every column and
+-- workflow_runs REPLICA IDENTITY FULL (the old row in every update's WAL):
+-- an install armed then keeps both until capture is switched or removed
+-- (the identity it replaced is restored then), and is consumed the same way.
 --
 -- Consumption (docs/REFRESH.md, "Change capture from the WAL"): every apply
 -- (rollup_apply, under its advisory lock) calls wal_consume(), which peeks
@@ -85,6 +95,23 @@ EXCEPTION WHEN OTHERS THEN
 END
 $meshtop$;
 
+-- Why public.workflow_runs has no replica identity a publication of its
+-- UPDATEs can use (PostgreSQL would then refuse MeshHook's updates), or
+-- NULL.
+CREATE OR REPLACE FUNCTION @schema@.wal_identity_problem() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $meshtop$
+  SELECT CASE
+    WHEN c.relreplident = 'n' THEN 'the replica identity of public.workflow_runs is NOTHING (a publication of its updates would make them fail)'
+    WHEN c.relreplident = 'd' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+      THEN 'public.workflow_runs has no primary key (a publication of its updates needs a replica identity)'
+    WHEN c.relreplident = 'i' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+      THEN 'the replica identity index of public.workflow_runs is gone (a publication of its updates would make them fail)'
+  END
+  FROM pg_class c WHERE c.oid = 'public.workflow_runs'::regclass
+$meshtop$;
+
 -- Why WAL capture is impossible here for the current role, in one line, or
 -- NULL when it is possible.
 CREATE OR REPLACE FUNCTION @schema@.wal_unavailable() RETURNS text
@@ -110,9 +137,12 @@ BEGIN
   END IF;
   FOREACH t IN ARRAY ARRAY['public.workflow_runs', 'public.workflow_events'] LOOP
     IF NOT v_role.rolsuper AND NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = t::regclass), 'USAGE') THEN
-      RETURN format('role %s does not own %s (publishing it and setting its replica identity need ownership)', v_role.rolname, t);
+      RETURN format('role %s does not own %s (publishing it needs ownership)', v_role.rolname, t);
     END IF;
   END LOOP;
+  IF @schema@.wal_identity_problem() IS NOT NULL THEN
+    RETURN @schema@.wal_identity_problem();
+  END IF;
   IF NOT v_role.rolsuper AND NOT has_database_privilege(current_database(), 'CREATE') THEN
     RETURN format('role %s lacks CREATE on database %s (needed to create a publication)', v_role.rolname, current_database());
   END IF;
@@ -140,8 +170,11 @@ $meshtop$;
 
 -- pgoutput's TupleData at p_off (its Int16 column count): the text of
 -- columns p_a and p_b (1-based; NULL for a null, an unchanged TOASTed value,
--- or 0) and the offset just after the tuple.
-CREATE OR REPLACE FUNCTION @schema@.pgoutput_tuple(p bytea, p_off int, p_a int, p_b int,
+-- or 0) and, with p_end, the offset just after the tuple (without it the
+-- walk stops after the last column asked for and next_off is NULL: an
+-- update's old tuple needs its end, to find the new one after it).
+DROP FUNCTION IF EXISTS @schema@.pgoutput_tuple(bytea, int, int, int);
+CREATE OR REPLACE FUNCTION @schema@.pgoutput_tuple(p bytea, p_off int, p_a int, p_b int, p_end boolean,
   OUT a text, OUT b text, OUT next_off int)
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 AS $meshtop$
@@ -151,6 +184,9 @@ DECLARE
   k int;
   len int;
 BEGIN
+  IF NOT p_end THEN
+    n := least(n, greatest(p_a, p_b));
+  END IF;
   FOR i IN 1..n LOOP
     k := get_byte(p, o);
     IF k = 116 OR k = 98 THEN -- 't', 'b': Int32 length, then the value
@@ -165,7 +201,9 @@ BEGIN
       o := o + 1;
     END IF;
   END LOOP;
-  next_off := o;
+  IF p_end THEN
+    next_off := o;
+  END IF;
 END
 $meshtop$;
 
@@ -251,8 +289,13 @@ BEGIN
     RETURN format('the replication slot %s was not consumed for %s, longer than capture_wal_max_age (%s)',
       v_slot.slot_name, date_trunc('second', clock_timestamp() - p_state.wal_consumed_at), @schema@.wal_max_age());
   END IF;
-  IF (SELECT c.relreplident FROM pg_class c WHERE c.oid = 'public.workflow_runs'::regclass) <> 'f' THEN
-    RETURN 'the replica identity of public.workflow_runs is no longer FULL (updates would lose a moved run''s old key)';
+  p := @schema@.wal_identity_problem();
+  IF p IS NOT NULL THEN
+    RETURN p;
+  END IF;
+  p := @schema@.capture_wal_triggers_missing();
+  IF p IS NOT NULL THEN
+    RETURN format('the capture triggers %s are missing (moved, deleted or truncated rows would be lost)', p);
   END IF;
   FOREACH p IN ARRAY @schema@.wal_publications() LOOP
     IF NOT EXISTS (SELECT FROM pg_publication x WHERE x.pubname = p) THEN
@@ -317,7 +360,7 @@ DECLARE
   v_state @schema@.capture_state;
   v_slot record;
   v_upto pg_lsn;
-  v_stop pg_lsn;
+  v_stopped boolean;
   v_last pg_lsn;
 BEGIN
   SELECT s.* INTO v_state FROM @schema@.capture_state s;
@@ -328,86 +371,103 @@ BEGIN
     PERFORM pg_replication_slot_advance(v_slot.slot_name, v_state.wal_lsn);
   END IF;
   v_upto := pg_current_wal_flush_lsn();
+  -- Every message is looked at once or twice, so each step is plain SQL on
+  -- bytes, without a function call per message (the tuple walker only
+  -- where the id is not a tuple's first column): at saturated writes a
+  -- consume reads some 300,000 messages every 10 s (docs/REFRESH.md, "What
+  -- it costs").
   WITH m AS MATERIALIZED (
-    SELECT c.o, c.lsn, c.xid::text::bigint AS xid, c.data, get_byte(c.data, 0) AS t
+    SELECT c.o, c.lsn, c.xid, c.data, get_byte(c.data, 0) AS t
     FROM pg_logical_slot_peek_binary_changes(v_slot.slot_name, v_upto, NULL,
            'proto_version', '1',
            'publication_names', array_to_string(@schema@.wal_publications(), ',')) WITH ORDINALITY AS c(lsn, xid, data, o)
   ),
-  n AS MATERIALIZED ( -- each message's transaction (pgoutput sends them whole, in commit order) and
-                      -- the ordinal of the latest Relation message of its relation
-    SELECT x.*, max(CASE WHEN x.t = 82 THEN x.o END) OVER (PARTITION BY x.relid ORDER BY x.o) AS rel_o
-    FROM (SELECT m.*, sum((m.t = 66)::int) OVER (ORDER BY m.o) AS tx,
-                 CASE WHEN m.t IN (82, 73, 85, 68) THEN @schema@.pgoutput_int(m.data, 1, 4)::oid END AS relid
-          FROM m) x
+  snap AS MATERIALIZED (
+    SELECT x.s, age((pg_snapshot_xmin(x.s)::text::bigint & 4294967295)::text::xid) AS xmin_age
+    FROM (SELECT pg_current_snapshot() AS s) x
   ),
-  tx AS (
-    SELECT n.tx, min(n.xid) AS xid,
-           max(@schema@.pgoutput_lsn(n.data, 1)) FILTER (WHERE n.t = 66) AS final_lsn, -- B: its commit record's start
-           max(n.lsn) FILTER (WHERE n.t = 67) AS end_lsn,                            -- C: the row's lsn is its end
-           count(*) FILTER (WHERE n.t IN (73, 85, 68)) AS changes                     -- I, U, D
-    FROM n GROUP BY n.tx
+  -- Each transaction's Commit ('C'), in commit order (pgoutput sends
+  -- transactions whole, one after another): the row's lsn is the end of its
+  -- commit record. Those that end at or before wal_lsn were applied (the
+  -- slot had not been advanced yet).
+  com AS MATERIALIZED (
+    SELECT m.o, m.xid, m.lsn FROM m WHERE m.t = 67
   ),
-  snap AS (SELECT pg_current_snapshot() AS s),
   fresh AS MATERIALIZED (
-    SELECT tx.*, pg_visible_in_snapshot(@schema@.xid_widen(tx.xid, pg_snapshot_xmax(snap.s)), snap.s) AS visible
-    FROM tx, snap
-    WHERE tx.final_lsn >= v_state.wal_lsn -- older ones were applied (the slot had not been advanced yet)
+    SELECT com.o, com.lsn,
+           -- A decoded transaction committed; one whose XID precedes the
+           -- snapshot's xmin (older by age(), which counts modulo 2^32)
+           -- had finished before it, so is visible. Only the newest need
+           -- the snapshot's word.
+           CASE WHEN age(com.xid) > snap.xmin_age THEN true
+                ELSE pg_visible_in_snapshot(@schema@.xid_widen(com.xid::text::bigint, pg_snapshot_xmax(snap.s)), snap.s) END AS visible
+    FROM com, snap
+    WHERE com.lsn > v_state.wal_lsn
   ),
-  -- Transactions are numbered in commit order: those taken are the fresh
-  -- ones before the first invisible one (scalars, so that no join of the
-  -- messages with the transactions depends on the planner's estimates).
-  cut AS (SELECT min(f.tx) AS lo, min(f.tx) FILTER (WHERE NOT f.visible) AS stop_tx,
-                 min(f.final_lsn) FILTER (WHERE NOT f.visible) AS stop FROM fresh f),
-  taken AS MATERIALIZED (
-    SELECT f.* FROM fresh f, cut WHERE cut.stop IS NULL OR f.final_lsn < cut.stop
+  -- Those taken are the fresh ones before the first invisible one: the
+  -- messages after the last applied Commit up to the last taken one
+  -- (scalars, so that no join of the messages with the transactions
+  -- depends on the planner's estimates).
+  cut AS MATERIALIZED (
+    SELECT c.lo, coalesce(c.hi, c.lo) AS hi, c.txns, c.last, c.inv < 9223372036854775807 AS stopped
+    FROM (SELECT coalesce((SELECT max(com.o) FROM com WHERE com.lsn <= v_state.wal_lsn), 0) AS lo,
+                 max(f.o) FILTER (WHERE f.o < i.inv) AS hi, count(*) FILTER (WHERE f.o < i.inv) AS txns,
+                 max(f.lsn) FILTER (WHERE f.o < i.inv) AS last, min(i.inv) AS inv
+          FROM (SELECT coalesce(min(f.o) FILTER (WHERE NOT f.visible), 9223372036854775807) AS inv FROM fresh f) i
+               LEFT JOIN fresh f ON true) c
   ),
-  rel AS MATERIALIZED ( -- Relation messages, from every transaction (a skipped one may hold them)
-    SELECT n.o, r.cols FROM n CROSS JOIN LATERAL @schema@.pgoutput_relation(n.data) r WHERE n.t = 82
+  rel AS MATERIALIZED ( -- Relation messages, from every transaction (a skipped one may hold them), with the
+                        -- position of the column read and the ordinal of the next one of the same relation
+    SELECT r.relid, m.o, coalesce(lead(m.o) OVER (PARTITION BY r.relid ORDER BY m.o), 9223372036854775807) AS next_o,
+           array_position(r.cols, CASE WHEN r.relid = 'public.workflow_runs'::regclass THEN 'id' ELSE 'run_id' END) AS i_id
+    FROM m CROSS JOIN LATERAL @schema@.pgoutput_relation(m.data) r WHERE m.t = 82
   ),
-  cc AS ( -- the changes taken, with the column positions their relation message gives
-    SELECT n.o, n.t, n.data, n.relid,
-           (SELECT array_position(rel.cols, 'workflow_id') FROM rel WHERE rel.o = n.rel_o) AS i_wf,
-           (SELECT array_position(rel.cols, 'started_at') FROM rel WHERE rel.o = n.rel_o) AS i_st,
-           (SELECT array_position(rel.cols, 'run_id') FROM rel WHERE rel.o = n.rel_o) AS i_run
-    FROM n
-    WHERE n.t IN (73, 85, 68)
-      AND n.tx >= (SELECT cut.lo FROM cut) AND n.tx < coalesce((SELECT cut.stop_tx FROM cut), 9223372036854775807)
+  -- The run id of each change taken ('I', 'U', 'D'): a run's id, or a step
+  -- event's run_id, from the first tuple (an update's or delete's old one,
+  -- if the table's replica identity sends one: the same run). Read in place
+  -- when it is the tuple's first column as text ('t', its length, its
+  -- text), else by the walker.
+  ids AS MATERIALIZED (
+    SELECT r.relid,
+           CASE WHEN r.i_id = 1 AND get_byte(m.data, 8) = 116
+                THEN convert_from(substring(m.data FROM 14 FOR (get_byte(m.data, 9) << 24) | (get_byte(m.data, 10) << 16)
+                                                                | (get_byte(m.data, 11) << 8) | get_byte(m.data, 12)),
+                                  getdatabaseencoding())
+                ELSE (@schema@.pgoutput_tuple(m.data, 6, r.i_id, 0, false)).a END AS id
+    FROM m, cut, rel r
+    WHERE m.t IN (73, 85, 68) AND m.o > cut.lo AND m.o < cut.hi
+      AND r.relid = ((get_byte(m.data, 1)::bigint << 24) | (get_byte(m.data, 2) << 16) | (get_byte(m.data, 3) << 8) | get_byte(m.data, 4))::oid
+      AND m.o > r.o AND m.o < r.next_o
   ),
-  first AS ( -- the old tuple of an update or delete ('K' key, 'O' old), the new one of an insert
-    SELECT cc.*, get_byte(cc.data, 5) AS kind,
-           @schema@.pgoutput_tuple(cc.data, 6, coalesce(cc.i_wf, cc.i_run), coalesce(cc.i_st, 0)) AS t1
-    FROM cc
-  ),
-  tuples AS (
-    SELECT f.relid, f.i_run, (f.t1).a AS a, (f.t1).b AS b FROM first f
-    UNION ALL -- an update's new tuple, after its old one and 'N'
-    SELECT f.relid, f.i_run, (t2).a, (t2).b
-    FROM first f CROSS JOIN LATERAL @schema@.pgoutput_tuple(f.data, (f.t1).next_off + 1, f.i_wf, f.i_st) t2
-    WHERE f.t = 85 AND f.kind IN (75, 79)
-  ),
+  -- Where the runs that changed are now, in this statement's snapshot,
+  -- which sees every transaction taken (and perhaps later ones: they are
+  -- consumed again next time, which is harmless). A run deleted since is
+  -- not found: the DELETE trigger logged its key. A moved run's old key was
+  -- logged by the '_runs_move' trigger, in the move's transaction.
   keys AS (
     INSERT INTO @schema@.dirty_keys (workflow_id, hour)
-    SELECT DISTINCT x.a::uuid, date_trunc('hour', x.b::timestamptz, 'UTC')
-    FROM tuples x
-    WHERE x.relid = 'public.workflow_runs'::regclass AND x.a IS NOT NULL AND x.b IS NOT NULL
+    SELECT DISTINCT r.workflow_id, date_trunc('hour', r.started_at, 'UTC')
+    FROM public.workflow_runs r
+    WHERE r.id = ANY ((SELECT array_agg(DISTINCT x.id::uuid) FROM ids x
+                       WHERE x.relid = 'public.workflow_runs'::regclass AND x.id IS NOT NULL)::uuid[])
     RETURNING 1
   ),
   runs AS (
     INSERT INTO @schema@.dirty_runs (run_id)
-    SELECT DISTINCT x.a::uuid FROM tuples x
-    WHERE x.relid = 'public.workflow_events'::regclass AND x.a IS NOT NULL
+    SELECT DISTINCT x.id::uuid FROM ids x
+    WHERE x.relid = 'public.workflow_events'::regclass AND x.id IS NOT NULL
     RETURNING 1
   )
   -- (keys and runs run to completion whether read or not.)
-  SELECT (SELECT count(*) FROM taken), (SELECT coalesce(sum(taken.changes), 0) FROM taken),
-         (SELECT cut.stop FROM cut), (SELECT max(taken.end_lsn) FROM taken)
-  INTO txns, changes, v_stop, v_last;
+  SELECT cut.txns, (SELECT count(*) FROM ids), cut.last, cut.stopped
+  INTO txns, changes, v_last, v_stopped
+  FROM cut;
   -- All decoded transactions up to v_upto were consumed, or all before the
-  -- first this snapshot cannot see (its commit record's start: it is read
-  -- again next time).
-  lsn := CASE WHEN v_stop IS NOT NULL THEN v_stop ELSE greatest(v_upto, v_last) END;
+  -- first this snapshot cannot see (it is read again next time: its commit
+  -- record starts after the last one taken ends).
+  lsn := CASE WHEN v_stopped THEN coalesce(v_last, v_state.wal_lsn) ELSE greatest(v_upto, v_last) END;
   lsn := greatest(lsn, v_state.wal_lsn);
+  txns := coalesce(txns, 0);
   UPDATE @schema@.capture_state s
      SET wal_lsn = lsn, wal_consumed_at = clock_timestamp(),
          wal_txns = s.wal_txns + txns, wal_changes = s.wal_changes + changes;
@@ -465,29 +525,24 @@ BEGIN
 END
 $meshtop$;
 
--- Creates the publications and sets public.workflow_runs' replica identity
--- to FULL (remembering what it was), and marks capture 'arming': the first
--- step of switching to WAL capture. ALTER TABLE ... REPLICA IDENTITY takes
--- ACCESS EXCLUSIVE on workflow_runs for a moment: the installer runs this
--- under its short lock_timeout and tries again (docs/OPERATIONS.md).
+-- Creates the publications and marks capture 'arming': the first step of
+-- switching to WAL capture. CREATE PUBLICATION takes SHARE UPDATE
+-- EXCLUSIVE on the tables, which no writer waits for (VACUUM or an index
+-- build would hold it up); a trigger re-created takes SHARE ROW EXCLUSIVE
+-- for a moment: the installer runs this under its short lock_timeout and
+-- tries again.
 CREATE OR REPLACE FUNCTION @schema@.capture_wal_prepare() RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $meshtop$
 DECLARE
-  v_ident "char";
   v_pubs text[] := @schema@.wal_publications();
 BEGIN
-  SELECT c.relreplident INTO v_ident FROM pg_class c WHERE c.oid = 'public.workflow_runs'::regclass;
-  IF v_ident <> 'f' THEN
-    UPDATE @schema@.capture_state s SET replident_before = coalesce(s.replident_before,
-      CASE v_ident WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING'
-                   ELSE 'USING INDEX ' || (SELECT quote_ident(ci.relname) FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
-                                           WHERE i.indrelid = 'public.workflow_runs'::regclass AND i.indisreplident) END);
-    ALTER TABLE public.workflow_runs REPLICA IDENTITY FULL;
-  END IF;
+  -- The triggers WAL capture relies on (a moved run's old key, deletes),
+  -- in case one was dropped by hand.
+  PERFORM @schema@.capture_statement_triggers(false);
   IF NOT EXISTS (SELECT FROM pg_publication p WHERE p.pubname = v_pubs[1]) THEN
-    EXECUTE format($q$CREATE PUBLICATION %I FOR TABLE public.workflow_runs WITH (publish = 'insert, update, delete')$q$, v_pubs[1]);
+    EXECUTE format($q$CREATE PUBLICATION %I FOR TABLE public.workflow_runs WITH (publish = 'insert, update')$q$, v_pubs[1]);
   END IF;
   IF NOT EXISTS (SELECT FROM pg_publication p WHERE p.pubname = v_pubs[2]) THEN
     EXECUTE format($q$CREATE PUBLICATION %I FOR TABLE public.workflow_events (run_id)
