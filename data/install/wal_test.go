@@ -71,8 +71,17 @@ func TestWALSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("capture note: %s", note)
-	if !strings.HasPrefix(note, "wal: ") {
+	if !strings.HasPrefix(note, "wal: ") || !strings.Contains(note, " transactions, ") {
 		t.Errorf("the refresh log's capture note: %q", note)
+	}
+	// CALL refresh() read the slot once, with its first view's apply.
+	for _, v := range []string{"mv_workflow_metrics", "mv_step_metrics"} {
+		if err := db.Pool.QueryRow(ctx, `SELECT coalesce(capture, '') FROM metrics.refresh_log WHERE view_name = $1 ORDER BY id DESC LIMIT 1`, v).Scan(&note); err != nil {
+			t.Fatal(err)
+		}
+		if note != "wal: consumed by this refresh's first view" {
+			t.Errorf("%s's capture note: %q; want the slot read once per CALL refresh()", v, note)
+		}
 	}
 
 	// Uninstall removes the slot and the publications and restores the

@@ -128,4 +128,27 @@ SELECT project_id, id, 'running', $1::timestamptz - interval '5 minutes' FROM pu
 	if c.Capture.Transactions <= before {
 		t.Errorf("the refresh consumed nothing from the slot: %+v", c.Capture)
 	}
+	// The slot is read once per refresh of every view: by the first view's
+	// apply, not again by the others'.
+	rows, err := e.db.Pool.Query(ctx, `SELECT view_name, coalesce(capture, '') FROM `+schema+`.refresh_log ORDER BY id DESC LIMIT 3`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	notes := map[string]string{}
+	for rows.Next() {
+		var v, note string
+		if err := rows.Scan(&v, &note); err != nil {
+			t.Fatal(err)
+		}
+		notes[v] = note
+	}
+	if n := notes[store.ViewHourly]; !strings.HasPrefix(n, "wal: ") || !strings.Contains(n, " transactions, ") {
+		t.Errorf("%s's capture note: %q; want the slot consumed", store.ViewHourly, n)
+	}
+	for _, v := range []string{store.ViewMetrics, store.ViewSteps} {
+		if notes[v] != "wal: consumed by this refresh's first view" {
+			t.Errorf("%s's capture note: %q; want the slot read once per refresh", v, notes[v])
+		}
+	}
 }

@@ -48,11 +48,14 @@ func (s *Store) Refresh(ctx context.Context, view string, wait bool) ([]RefreshR
 		views = []string{view}
 	}
 	var out []RefreshResult
-	for _, v := range views {
+	for i, v := range views {
 		if err := ctx.Err(); err != nil {
 			return out, fmt.Errorf("refreshing %s: %w", v, err)
 		}
-		res, err := s.refreshOne(ctx, v, wait)
+		// WAL capture: every view's apply would read the slot, each
+		// decoding again from its restart position; of all views, the
+		// first one's apply reads it (as CALL refresh() does).
+		res, err := s.refreshOne(ctx, v, wait, view != "" || i == 0)
 		if res != nil {
 			out = append(out, *res)
 		}
@@ -68,7 +71,9 @@ func (s *Store) Refresh(ctx context.Context, view string, wait bool) ([]RefreshR
 	return out, nil
 }
 
-func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *RefreshResult, err error) {
+// refreshOne refreshes view; consume says whether its apply reads WAL
+// capture's slot (meshtop.wal_consume, 025_wal.sql's capture_for_apply).
+func (s *Store) refreshOne(ctx context.Context, view string, wait, consume bool) (res *RefreshResult, err error) {
 	action := "refreshing " + view
 	actor := actorFrom(ctx)
 	actx, cancel := s.timeout(ctx)
@@ -84,7 +89,7 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.QueryTimeout)
 		defer cancel()
 		if healthy {
-			for _, reset := range []string{"reset statement_timeout", "reset default_transaction_isolation"} {
+			for _, reset := range []string{"reset statement_timeout", "reset default_transaction_isolation", "reset meshtop.wal_consume"} {
 				if _, rerr := conn.Exec(cctx, reset); rerr != nil {
 					healthy = false
 					break
@@ -108,8 +113,8 @@ func (s *Store) refreshOne(ctx context.Context, view string, wait bool) (res *Re
 	// and rebuilds from statements that see what they committed
 	// (docs/REFRESH.md, "The capture log's bound").
 	actx, cancel = s.timeout(ctx)
-	_, err = conn.Exec(actx, "select set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false)",
-		strconv.FormatInt(s.opts.RefreshTimeout.Milliseconds(), 10))
+	_, err = conn.Exec(actx, "select set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false), set_config('meshtop.wal_consume', $2, false)",
+		strconv.FormatInt(s.opts.RefreshTimeout.Milliseconds(), 10), map[bool]string{true: "on", false: "off"}[consume])
 	cancel()
 	if err != nil {
 		return nil, wrap(err, action, RoleRefresher)

@@ -475,7 +475,11 @@ END
 $meshtop$;
 
 -- WAL capture for an apply (rollup_apply): in mode 'wal', consume the slot
--- or, if it is unusable, fall back; in modes 'triggers'/'arming', check
+-- or, if it is unusable, fall back — unless the caller set meshtop.wal_consume
+-- to 'off' for this transaction: a refresh of every view (CALL refresh(),
+-- data/store's Refresh) consumes with its first view's apply only, as every
+-- peek decodes again from the slot's restart position (docs/REFRESH.md,
+-- "What it costs"); in modes 'triggers'/'arming', check
 -- that the row-level triggers exist. Returns whether capture was complete
 -- since the last apply (if not, the caller rebuilds and counts no lapse as
 -- settled) and a note for the refresh log.
@@ -493,7 +497,9 @@ BEGIN
   complete := true;
   IF v_state.mode = 'wal' THEN
     v_why := @schema@.wal_problem(v_state, true);
-    IF v_why IS NULL THEN
+    IF v_why IS NULL AND current_setting('meshtop.wal_consume', true) = 'off' THEN
+      note := 'wal: consumed by this refresh''s first view';
+    ELSIF v_why IS NULL THEN
       BEGIN
         SELECT c.* INTO v FROM @schema@.wal_consume() c;
         note := format('wal: %s transactions, %s changes, up to %s', v.txns, v.changes, v.lsn);

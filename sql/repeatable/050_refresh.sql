@@ -393,6 +393,10 @@ BEGIN
     SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
     SELECT g.status INTO v_status FROM @schema@.refresh_log g WHERE g.id OPERATOR(pg_catalog.=) v_id;
     IF v_status OPERATOR(pg_catalog.=) 'running' THEN
+      -- WAL capture: the slot is read once per CALL, by the first view's
+      -- apply (025_wal.sql, capture_for_apply).
+      PERFORM pg_catalog.set_config('meshtop.wal_consume',
+        CASE WHEN p_view IS NULL AND v OPERATOR(pg_catalog.<>) (@schema@.view_names())[1] THEN 'off' ELSE 'on' END, true);
       PERFORM @schema@.refresh_run(v_id);
       COMMIT;
     END IF;
