@@ -26,6 +26,19 @@ type Figure struct {
 	Goal  string
 	Met   *bool // nil: no goal
 	Note  string
+	// Value, when set, is a figure that is not a ratio (the freshness
+	// percentiles): shown instead of the ratio, with no numerator or
+	// denominator.
+	Value string
+}
+
+// cells are the ratio (or Value) and the two sides, as the tables show them.
+func (f Figure) cells() (ratio, num1, num2 string) {
+	if f.Value != "" {
+		return f.Value, "—", "—"
+	}
+	return fmt.Sprintf("**%s×** (%s–%s×, n=%d)", num(f.Ratio.Median), num(f.Ratio.Min), num(f.Ratio.Max), f.Ratio.N),
+		num(f.Ratio.MedianB) + " " + f.Unit, num(f.Ratio.MedianA) + " " + f.Unit
 }
 
 // Report collects the figures and the facts of the run.
@@ -132,8 +145,9 @@ func (r *Report) Text() string {
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "GROUP\tFIGURE\tRATIO\tMEDIAN RATIO (MIN–MAX, N)\tNUMERATOR\tDENOMINATOR\tGOAL\tRESULT")
 	for _, f := range r.Figures {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s %s\t%s %s\t%s\t%s\n", f.Group, f.Name, f.Pair, f.Ratio,
-			num(f.Ratio.MedianB), f.Unit, num(f.Ratio.MedianA), f.Unit, f.Goal, metString(f.Met))
+		ratio, a, c := f.cells()
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Group, f.Name, f.Pair, strings.ReplaceAll(ratio, "**", ""),
+			a, c, f.Goal, metString(f.Met))
 	}
 	w.Flush()
 	for _, s := range r.RenderBench {
@@ -189,9 +203,8 @@ func (r *Report) Markdown() string {
 			p("| Figure | Ratio | Median ratio (min–max, n) | Numerator (median) | Denominator (median) | Goal | Result |")
 			p("|---|---|---|---|---|---|---|")
 		}
-		p("| %s | %s | **%s×** (%s–%s×, n=%d) | %s %s | %s %s | %s | %s |", f.Name, f.Pair,
-			num(f.Ratio.Median), num(f.Ratio.Min), num(f.Ratio.Max), f.Ratio.N,
-			num(f.Ratio.MedianB), f.Unit, num(f.Ratio.MedianA), f.Unit, f.Goal, metString(f.Met))
+		ratio, a, c := f.cells()
+		p("| %s | %s | %s | %s | %s | %s | %s |", f.Name, f.Pair, ratio, a, c, f.Goal, metString(f.Met))
 		next := ""
 		if i+1 < len(r.Figures) {
 			next = r.Figures[i+1].Group
@@ -229,8 +242,12 @@ func (r *Report) Markdown() string {
 	for _, f := range r.Figures {
 		if f.Met != nil && !*f.Met {
 			missed = true
-			p("- **%s / %s**: %s measured %s (numerator %s %s, denominator %s %s); goal %s.", f.Group, f.Name, f.Pair,
-				f.Ratio, num(f.Ratio.MedianB), f.Unit, num(f.Ratio.MedianA), f.Unit, f.Goal)
+			if ratio, _, _ := f.cells(); f.Value != "" {
+				p("- **%s / %s**: %s measured %s; goal %s.", f.Group, f.Name, f.Pair, ratio, f.Goal)
+			} else {
+				p("- **%s / %s**: %s measured %s (numerator %s %s, denominator %s %s); goal %s.", f.Group, f.Name, f.Pair,
+					f.Ratio, num(f.Ratio.MedianB), f.Unit, num(f.Ratio.MedianA), f.Unit, f.Goal)
+			}
 			if why := whyMissed(f); why != "" {
 				p("  %s", why)
 			}
