@@ -27,9 +27,9 @@ tables, is not a standby, and that the role may create what is needed.
 
 --capture chooses how MeshHook's changes reach the refresh (docs/REFRESH.md):
   triggers  row-level triggers log each change in the writer's transaction
-  wal       a logical replication slot every refresh reads; no trigger on
-            MeshHook's hot path (needs wal_level = logical and a role with
-            REPLICATION; install says in one line why not)
+  wal       a logical replication slot every refresh reads; no trigger
+            runs on MeshHook's hot path (needs wal_level = logical and a
+            role with REPLICATION; install says in one line why not)
   auto      wal where possible and a schedule consumes the slot (meshtop's
             pg_cron job; refresh --every and serve --refresh-every ask for
             it themselves), else triggers
